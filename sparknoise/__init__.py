@@ -1,0 +1,22 @@
+"""sparknoise: Confident Learning on Spark. Finds mislabeled rows exactly as cleanlab 2.9.0 does.
+
+>>> import sparknoise as sn
+>>> res = sn.find_label_issues(df, label_col="label", probs_col="pred_probs", id_col="id")
+>>> res.issues().show()
+"""
+
+from sparknoise.errors import ConfigError, InputError, SparkNoiseError
+from sparknoise.label_issues import find_label_issues, label_quality_scores
+from sparknoise.result import LabelIssuesResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "InputError",
+    "LabelIssuesResult",
+    "SparkNoiseError",
+    "__version__",
+    "find_label_issues",
+    "label_quality_scores",
+]

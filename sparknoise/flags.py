@@ -1,0 +1,90 @@
+"""The final row map: label quality, predicted label and the is_label_issue flag of every row.
+
+Everything N-sized was reduced to broadcast state (thresholds, cutoffs) before this step, so the
+flags are a pure map over Arrow batches with no shuffle (reference note section 8, step 5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql.functions import arrow_udf
+
+from sparknoise import kernels
+from sparknoise.constants import CONFIDENT_SLACK
+from sparknoise.selection import Cutoffs, SelectionProblem, candidates_of
+
+FILTERS = (
+    "prune_by_noise_rate",
+    "prune_by_class",
+    "both",
+    "confident_learning",
+    "predicted_neq_given",
+    "low_normalized_margin",
+    "low_self_confidence",
+)
+PRUNE_FILTERS = ("prune_by_noise_rate", "prune_by_class", "both")
+LOW_SCORE_FILTERS = ("low_normalized_margin", "low_self_confidence")
+
+
+@dataclass(frozen=True)
+class FlagRule:
+    """What the row map needs to decide each row's flag, for one ``filter_by`` method."""
+
+    filter_by: str
+    num_classes: int
+    thresholds: np.ndarray
+    selections: list[tuple[SelectionProblem, Cutoffs]] = field(default_factory=list)
+
+    def flags(self, labels: np.ndarray, P: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """The boolean is_label_issue of a batch."""
+        n = len(labels)
+        if self.filter_by == "confident_learning":
+            guess = kernels.guessed_true_labels(P, self.thresholds - CONFIDENT_SLACK)
+            flagged = (guess >= 0) & (guess != labels)
+        elif self.filter_by == "predicted_neq_given":
+            flagged = kernels.argmax_first(P) != labels
+        else:
+            flagged = np.ones(n, dtype=bool)
+            for problem, cutoffs in self.selections:  # 'both' intersects two selections
+                rows, cells, keys = candidates_of(problem, labels, P)
+                chosen = cutoffs.selected(cells, keys, ids[rows]) if rows.size else np.zeros(0, dtype=bool)
+                hit = np.zeros(n, dtype=bool)
+                hit[rows[chosen]] = True
+                flagged &= hit
+        if self.filter_by not in LOW_SCORE_FILTERS:
+            flagged &= ~kernels.keep_out(P, labels)
+        return flagged
+
+
+def annotate_udf(rule: FlagRule, quality_method: str):
+    """Arrow UDF (label index, probs, id) -> struct(label_quality, predicted_index, is_label_issue)."""
+    K = rule.num_classes
+
+    @arrow_udf("label_quality double, predicted_index int, is_label_issue boolean")
+    def annotate(labels: pa.Array, probs: pa.Array, ids: pa.Array) -> pa.Array:
+        y = kernels.int_column(labels)
+        P = kernels.probs_matrix(probs, K)
+        return pa.StructArray.from_arrays(
+            [
+                pa.array(kernels.quality_scores(P, y, quality_method), pa.float64()),
+                pa.array(kernels.argmax_first(P), pa.int32()),
+                pa.array(rule.flags(y, P, kernels.id_column(ids))),
+            ],
+            names=["label_quality", "predicted_index", "is_label_issue"],
+        )
+
+    return annotate
+
+
+def quality_udf(num_classes: int, method: str):
+    """Arrow UDF (label index, probs) -> label quality score."""
+
+    @arrow_udf("double")
+    def quality(labels: pa.Array, probs: pa.Array) -> pa.Array:
+        y = kernels.int_column(labels)
+        return pa.array(kernels.quality_scores(kernels.probs_matrix(probs, num_classes), y, method), pa.float64())
+
+    return quality

@@ -1,0 +1,295 @@
+"""find_label_issues and label_quality_scores: the pipeline of DESIGN.md section 2 on a DataFrame.
+
+validate + pass 1 (class counts, thresholds) -> pass 2 (confident joint) -> driver KxK maths
+-> selection (per-cell cutoffs) -> lazy row map (flags, quality, predicted label, weight, rank).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Sequence
+
+import numpy as np
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from sparknoise import selection
+from sparknoise.confident_joint import (
+    calibrate_confident_joint,
+    check_row_sums,
+    clip_diagonal,
+    count_confident_joint,
+)
+from sparknoise.errors import ConfigError
+from sparknoise.flags import FILTERS, LOW_SCORE_FILTERS, PRUNE_FILTERS, FlagRule, annotate_udf, quality_udf
+from sparknoise.inputs import LABEL_INDEX, PROBS, PreparedInput, drop_working_columns, prepare_input
+from sparknoise.kernels import QUALITY_METHODS
+from sparknoise.latent import estimate_latent
+from sparknoise.prune_counts import prune_count_matrix
+from sparknoise.ranking import RANK_BUCKETS, bucket_offsets, rank_bucket, with_issue_rank
+from sparknoise.result import LabelIssuesResult
+from sparknoise.thresholds import confident_thresholds
+from sparknoise.validation import InputProfile, profile_input
+from sparknoise.weights import POLICIES, sample_weight
+
+log = logging.getLogger("sparknoise")
+
+_ANNOTATION = "__sn_annotation"
+
+
+def _check_options(
+    filter_by: str,
+    rank_by: str,
+    frac_noise: float,
+    num_to_remove_per_class: Any,
+    min_examples_per_class: int,
+    weights: str,
+) -> None:
+    if filter_by not in FILTERS:
+        raise ConfigError(f"filter_by={filter_by!r} is unknown; use one of {list(FILTERS)}.")
+    if rank_by not in QUALITY_METHODS:
+        raise ConfigError(f"rank_by={rank_by!r} is unknown; use one of {list(QUALITY_METHODS)}.")
+    if weights not in POLICIES:
+        raise ConfigError(f"weights={weights!r} is unknown; use one of {list(POLICIES)}.")
+    if not 0.0 <= float(frac_noise) <= 1.0:
+        raise ConfigError(f"frac_noise={frac_noise!r} must be within [0, 1].")
+    if int(min_examples_per_class) < 0:
+        raise ConfigError(f"min_examples_per_class={min_examples_per_class!r} must be >= 0.")
+    if num_to_remove_per_class is not None and filter_by not in PRUNE_FILTERS:
+        raise ConfigError(
+            f"num_to_remove_per_class is only supported with filter_by in {list(PRUNE_FILTERS)}, "
+            f"not {filter_by!r} (as in cleanlab)."
+        )
+    if frac_noise != 1.0 and filter_by not in PRUNE_FILTERS:
+        log.warning("frac_noise is ignored by filter_by=%r (only the prune methods use it)", filter_by)
+
+
+def _selections(
+    filter_by: str,
+    profile: InputProfile,
+    calibrated: np.ndarray,
+    num_label_issues: int,
+    *,
+    min_examples_per_class: int,
+    frac_noise: float,
+    num_to_remove_per_class: Any,
+) -> list[selection.SelectionProblem]:
+    counts = profile.label_counts
+    if filter_by in LOW_SCORE_FILTERS:
+        method = filter_by[len("low_") :]
+        return [selection.global_score_problem(num_label_issues, profile.n_rows, method)]
+    if filter_by not in PRUNE_FILTERS:
+        return []
+    pcm = prune_count_matrix(
+        calibrated,
+        counts,
+        min_examples_per_class=min_examples_per_class,
+        frac_noise=frac_noise,
+        num_to_remove_per_class=num_to_remove_per_class,
+    )
+    # cleanlab skips a class with c_k <= min_examples_per_class, and never writes back the mask of
+    # a one-row class.
+    eligible = (counts > min_examples_per_class) & (counts > 1)
+    skipped = np.flatnonzero((counts > 0) & ~eligible)
+    if skipped.size:
+        log.warning(
+            "classes %s have too few rows (<= min_examples_per_class=%d) and are never flagged by %s",
+            [profile.classes[k] for k in skipped[:20]],
+            min_examples_per_class,
+            filter_by,
+        )
+    problems = []
+    if filter_by in ("prune_by_class", "both"):
+        quotas = np.where(eligible, np.maximum(counts - np.diagonal(pcm), 0), 0)
+        problems.append(selection.class_problem(quotas, counts))
+    if filter_by in ("prune_by_noise_rate", "both"):
+        problems.append(selection.noise_rate_problem(pcm, counts, eligible))
+    return problems
+
+
+def find_label_issues(
+    df: DataFrame,
+    label_col: str = "label",
+    probs_col: str = "pred_probs",
+    id_col: str = "id",
+    classes: Sequence[Any] | None = None,
+    filter_by: str = "prune_by_noise_rate",
+    rank_by: str = "self_confidence",
+    frac_noise: float = 1.0,
+    num_to_remove_per_class: int | Sequence[int] | None = None,
+    min_examples_per_class: int = 1,
+    weights: str = "cleanlab",
+    *,
+    downweight: float = 0.1,
+    check_unique_ids: bool = True,
+) -> LabelIssuesResult:
+    """Find the rows whose given label is most likely wrong, exactly as cleanlab 2.9.0 does.
+
+    Args:
+        df: one row per example, with a label, out-of-fold predicted probabilities and a unique id.
+        label_col: the given (possibly noisy) label.
+        probs_col: out-of-fold probabilities: ``array<double>``, ``array<float>`` or an ML vector.
+        id_col: unique integer or string id; breaks exact ties (cleanlab's are arbitrary).
+        classes: the label value of each probability index; None means labels are ints 0..K-1.
+        filter_by: prune_by_noise_rate | prune_by_class | both | confident_learning |
+            predicted_neq_given | low_normalized_margin | low_self_confidence.
+        rank_by: the ``label_quality`` score and issue order: self_confidence |
+            normalized_margin | confidence_weighted_entropy.
+        frac_noise, num_to_remove_per_class, min_examples_per_class: as in cleanlab (prune methods).
+        weights: sample_weight policy: prune | downweight | quality | cleanlab.
+        downweight: the weight of a flagged row under ``weights="downweight"``.
+        check_unique_ids: verify ids are unique (one extra aggregation over the ids).
+
+    Returns:
+        a :class:`LabelIssuesResult`; the KxK estimates are computed now (a few scans of ``df``),
+        ``rows`` is a lazy DataFrame with every input row plus ``label_quality``,
+        ``predicted_label``, ``is_label_issue``, ``issue_rank`` and ``sample_weight``.
+
+    Raises:
+        InputError: bad input (DESIGN.md section 6); ConfigError: bad options.
+    """
+    _check_options(filter_by, rank_by, frac_noise, num_to_remove_per_class, min_examples_per_class, weights)
+    started = time.perf_counter()
+    prepared = prepare_input(df, label_col=label_col, probs_col=probs_col, id_col=id_col, classes=classes)
+    profile = profile_input(prepared, check_unique_ids=check_unique_ids)
+    K = profile.num_classes
+    thresholds = confident_thresholds(profile.label_counts, profile.self_confidence_sums)
+
+    counts = count_confident_joint(prepared, thresholds, K)
+    check_row_sums(counts, probs_col)
+    calibrated = calibrate_confident_joint(clip_diagonal(counts.confident_joint), profile.label_counts)
+    latent = estimate_latent(calibrated, profile.label_counts)
+
+    source = prepared.df.select(LABEL_INDEX, PROBS, id_col)
+    problems = _selections(
+        filter_by,
+        profile,
+        calibrated,
+        counts.num_label_issues,
+        min_examples_per_class=int(min_examples_per_class),
+        frac_noise=float(frac_noise),
+        num_to_remove_per_class=num_to_remove_per_class,
+    )
+    chosen = [
+        (p, selection.find_cutoffs(source, p, num_classes=K, id_type=prepared.id_type)) for p in problems
+    ]
+    rule = FlagRule(filter_by=filter_by, num_classes=K, thresholds=thresholds, selections=chosen)
+    annotated = _annotate(prepared, rule, rank_by, profile, latent.noise_matrix, weights, downweight)
+
+    bucket_counts = (
+        annotated.filter(F.col("is_label_issue"))
+        .groupBy(rank_bucket(F.col("label_quality")).alias("b"), F.col(LABEL_INDEX).alias("y"))
+        .count()
+        .collect()
+    )  # <= RANK_BUCKETS x K summary rows
+    per_bucket: dict[int, int] = {}
+    per_class = np.zeros(K, dtype=np.int64)
+    for r in bucket_counts:
+        per_bucket[r["b"]] = per_bucket.get(r["b"], 0) + r["count"]
+        per_class[r["y"]] += r["count"]
+    rows = with_issue_rank(
+        annotated,
+        flag_col="is_label_issue",
+        score_col="label_quality",
+        id_col=id_col,
+        offsets=bucket_offsets(per_bucket, RANK_BUCKETS),
+    )
+    result = LabelIssuesResult(
+        rows=drop_working_columns(rows),
+        classes=profile.classes,
+        label_counts=profile.label_counts,
+        thresholds=thresholds,
+        confident_joint=calibrated,
+        joint=latent.joint,
+        noise_matrix=latent.noise_matrix,
+        inverse_noise_matrix=latent.inverse_noise_matrix,
+        prior=latent.prior,
+        num_label_issues=counts.num_label_issues,
+        num_flagged=int(per_class.sum()),
+        flagged_per_class=per_class,
+        n_rows=profile.n_rows,
+        filter_by=filter_by,
+        rank_by=rank_by,
+        options={
+            "frac_noise": frac_noise,
+            "num_to_remove_per_class": num_to_remove_per_class,
+            "min_examples_per_class": min_examples_per_class,
+            "weights": weights,
+        },
+    )
+    log.info(
+        "find_label_issues(%s): %d of %d rows flagged, %d classes, in %.1fs",
+        filter_by,
+        result.num_flagged,
+        profile.n_rows,
+        K,
+        time.perf_counter() - started,
+    )
+    return result
+
+
+def _predicted_label(prepared: PreparedInput, classes: tuple, index_col: str) -> Any:
+    if prepared.classes is None:
+        return F.col(index_col).cast(prepared.label_type)
+    values = F.array(*[F.lit(c).cast(prepared.label_type) for c in classes])
+    return F.element_at(values, F.col(index_col) + 1)
+
+
+def _annotate(
+    prepared: PreparedInput,
+    rule: FlagRule,
+    rank_by: str,
+    profile: InputProfile,
+    noise_matrix: np.ndarray,
+    weights: str,
+    downweight: float,
+) -> DataFrame:
+    udf = annotate_udf(rule, rank_by)
+    a = F.col(_ANNOTATION)
+    out = (
+        prepared.df.withColumn(_ANNOTATION, udf(F.col(LABEL_INDEX), F.col(PROBS), F.col(prepared.id_col)))
+        .withColumn("label_quality", a["label_quality"])
+        .withColumn("predicted_label", _predicted_label(prepared, profile.classes, f"{_ANNOTATION}.predicted_index"))
+        .withColumn("is_label_issue", a["is_label_issue"])
+    )
+    return out.withColumn(
+        "sample_weight",
+        sample_weight(
+            weights,
+            flag=F.col("is_label_issue"),
+            label_index=F.col(LABEL_INDEX),
+            label_quality=F.col("label_quality"),
+            noise_matrix=noise_matrix,
+            downweight=downweight,
+        ),
+    ).drop(_ANNOTATION)
+
+
+def label_quality_scores(
+    df: DataFrame,
+    label_col: str = "label",
+    probs_col: str = "pred_probs",
+    method: str = "self_confidence",
+    classes: Sequence[Any] | None = None,
+    id_col: str | None = None,
+) -> DataFrame:
+    """Add ``label_quality`` (cleanlab's ``get_label_quality_scores``; lower = more suspicious).
+
+    Runs one validation pass (labels, probabilities) and returns a lazy DataFrame with every input
+    column plus ``label_quality``.
+    """
+    if method not in QUALITY_METHODS:
+        raise ConfigError(f"method={method!r} is unknown; use one of {list(QUALITY_METHODS)}.")
+    tmp_id = None
+    if id_col is None:
+        tmp_id = "__sn_tmp_id"
+        df = df.withColumn(tmp_id, F.lit(0).cast("long"))
+    prepared = prepare_input(
+        df, label_col=label_col, probs_col=probs_col, id_col=id_col or tmp_id, classes=classes
+    )
+    profile = profile_input(prepared, check_unique_ids=False)
+    out = prepared.df.withColumn(
+        "label_quality", quality_udf(profile.num_classes, method)(F.col(LABEL_INDEX), F.col(PROBS))
+    )
+    return drop_working_columns(out)

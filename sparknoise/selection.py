@@ -1,0 +1,266 @@
+"""Exact distributed top-q selection: one cutoff per group ("cell") instead of a sort per group.
+
+cleanlab flags, per group, the first ``q`` rows under an order (for prune_by_noise_rate: rows of
+given class k by margin p_j - p_k descending, for each true class j). Here every such group is a
+*cell*; each candidate row has a float *key* in a cell, larger = selected first, ties broken by
+the row id ascending. Instead of sorting, sparknoise finds each cell's cutoff ``(key*, id*)``, the
+q-th element, so that the final row map flags a row iff ``key > key*`` or ``key == key*`` and
+``id <= id*``. Only K(K-1)-sized state reaches the driver.
+
+How the cutoffs are found, in two scans and no N-sized shuffle:
+
+1. histogram scan: per cell, counts of candidate keys in ``B`` equal-width buckets over the key
+   range (``mapInArrow``, dense per task, emitted sparse), summed by a small aggregation; a
+   window over the buckets of each cell gives the bucket holding the q-th key and how many keys
+   lie above it;
+2. boundary scan: only candidates that fall in their cell's boundary bucket are emitted; a
+   ``row_number`` window over those few rows, per cell, by (key desc, id asc), picks the exact
+   q-th element.
+
+Cells whose quota covers every candidate select everything without a scan.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from sparknoise import kernels
+
+log = logging.getLogger("sparknoise")
+
+KEY_LOW = -1.0001  # every key is a difference of probabilities or a negated score: within [-1, 1]
+KEY_HIGH = 1.0001
+HISTOGRAM_BUDGET = 1 << 19  # cells x buckets held per task in the histogram scan
+MAX_BUCKETS = 1 << 14
+MIN_BUCKETS = 64
+
+# A candidate function maps a batch (label indices, P) to three aligned arrays:
+# row positions in the batch, cell ids, keys.
+CandidateFn = Callable[[np.ndarray, np.ndarray], "tuple[np.ndarray, np.ndarray, np.ndarray]"]
+
+
+@dataclass(frozen=True)
+class Cutoffs:
+    """Per-cell selection rule: a row is selected iff key > key_star or (== and id <= id_star)."""
+
+    key_star: np.ndarray  # (n_cells,) float64; -inf selects every candidate, +inf none
+    id_star: list  # (n_cells,) the tie-breaking id at the cutoff, None when not needed
+
+    def selected(self, cells: np.ndarray, keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Which candidates (cell, key, id) are selected."""
+        star = self.key_star[cells]
+        chosen = keys > star
+        ties = np.flatnonzero(keys == star)
+        for t in ties:  # exact ties at a cutoff are rare; compare ids one by one
+            ident = self.id_star[cells[t]]
+            chosen[t] = ident is not None and ids[t] <= ident
+        return chosen
+
+
+@dataclass(frozen=True)
+class SelectionProblem:
+    """Cells, their quotas and candidate counts, and how to enumerate candidates in a batch."""
+
+    n_cells: int
+    quotas: np.ndarray  # (n_cells,) int64: how many to select in each cell
+    candidates_per_cell: np.ndarray  # (n_cells,) int64: how many candidates each cell has
+    candidates: CandidateFn
+
+
+def candidates_of(problem: SelectionProblem, labels: np.ndarray, P: np.ndarray):
+    """The problem's candidates in a batch, with -0.0 keys normalised to 0.0 (Spark sorts them apart)."""
+    rows, cells, keys = problem.candidates(labels, P)
+    return rows, cells, keys + 0.0
+
+
+def _buckets(keys: np.ndarray, n_buckets: int) -> np.ndarray:
+    scaled = (keys - KEY_LOW) * (n_buckets / (KEY_HIGH - KEY_LOW))
+    return np.clip(np.floor(scaled), 0, n_buckets - 1).astype(np.int64)
+
+
+def _batches_as_arrays(batch: pa.RecordBatch, num_classes: int):
+    labels = kernels.int_column(batch.column(0))
+    P = kernels.probs_matrix(batch.column(1), num_classes)
+    return labels, P
+
+
+def _histogram_fn(problem: SelectionProblem, num_classes: int, n_buckets: int, active: np.ndarray):
+    def histogram(batches):
+        counts = np.zeros(problem.n_cells * n_buckets, dtype=np.int64)
+        for batch in batches:
+            labels, P = _batches_as_arrays(batch, num_classes)
+            _, cells, keys = candidates_of(problem, labels, P)
+            keep = active[cells]
+            flat = cells[keep] * n_buckets + _buckets(keys[keep], n_buckets)
+            counts += np.bincount(flat, minlength=counts.size)
+        nz = np.flatnonzero(counts)
+        if nz.size:
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(nz // n_buckets, pa.int32()), pa.array(nz % n_buckets, pa.int32()), pa.array(counts[nz])],
+                names=["cell", "bucket", "n"],
+            )
+
+    return histogram
+
+
+def _boundary_fn(problem: SelectionProblem, num_classes: int, n_buckets: int, boundary: np.ndarray):
+    def boundary_rows(batches):
+        for batch in batches:
+            labels, P = _batches_as_arrays(batch, num_classes)
+            rows, cells, keys = candidates_of(problem, labels, P)
+            hit = boundary[cells] == _buckets(keys, n_buckets)
+            if not hit.any():
+                continue
+            ids = batch.column(2).take(pa.array(rows[hit]))
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(cells[hit], pa.int32()), pa.array(keys[hit], pa.float64()), ids],
+                names=["cell", "key", "id"],
+            )
+
+    return boundary_rows
+
+
+def find_cutoffs(
+    source: DataFrame,
+    problem: SelectionProblem,
+    *,
+    num_classes: int,
+    id_type: T.DataType,
+) -> Cutoffs:
+    """Exact cutoffs for every cell of ``problem``; ``source`` has columns (label index, probs, id)."""
+    started = time.perf_counter()
+    quotas = np.asarray(problem.quotas, dtype=np.int64)
+    available = np.asarray(problem.candidates_per_cell, dtype=np.int64)
+    key_star = np.full(problem.n_cells, np.inf)
+    id_star: list = [None] * problem.n_cells
+    everything = (quotas > 0) & (quotas >= available)
+    key_star[everything] = -np.inf
+    active = (quotas > 0) & (quotas < available)
+    n_active = int(active.sum())
+    if n_active == 0:
+        return Cutoffs(key_star=key_star, id_star=id_star)
+
+    spark: SparkSession = source.sparkSession
+    n_buckets = int(np.clip(HISTOGRAM_BUDGET // max(problem.n_cells, 1), MIN_BUCKETS, MAX_BUCKETS))
+    hist = source.mapInArrow(
+        _histogram_fn(problem, num_classes, n_buckets, active), "cell int, bucket int, n long"
+    )
+    cells = np.flatnonzero(active)
+    quota_df = spark.createDataFrame(
+        [(int(c), int(quotas[c])) for c in cells], "cell int, q long"
+    )  # K(K-1)-sized
+    per_bucket = hist.groupBy("cell", "bucket").agg(F.sum("n").alias("n"))
+    down = Window.partitionBy("cell").orderBy(F.desc("bucket")).rowsBetween(Window.unboundedPreceding, 0)
+    located = (
+        per_bucket.withColumn("through", F.sum("n").over(down))
+        .join(F.broadcast(quota_df), "cell")
+        .filter((F.col("through") >= F.col("q")) & (F.col("through") - F.col("n") < F.col("q")))
+        .select("cell", "bucket", (F.col("q") - (F.col("through") - F.col("n"))).alias("need"))
+        .collect()
+    )  # one row per active cell
+    boundary = np.full(problem.n_cells, -1, dtype=np.int64)
+    need = {}
+    for r in located:
+        boundary[r["cell"]] = r["bucket"]
+        need[r["cell"]] = r["need"]
+
+    schema = T.StructType(
+        [T.StructField("cell", T.IntegerType()), T.StructField("key", T.DoubleType()), T.StructField("id", id_type)]
+    )
+    need_df = spark.createDataFrame([(int(c), int(n)) for c, n in need.items()], "cell int, need long")
+    order = Window.partitionBy("cell").orderBy(F.desc("key"), F.asc("id"))
+    picked = (
+        source.mapInArrow(_boundary_fn(problem, num_classes, n_buckets, boundary), schema)
+        .withColumn("rn", F.row_number().over(order))
+        .join(F.broadcast(need_df), "cell")
+        .filter(F.col("rn") == F.col("need"))
+        .select("cell", "key", "id")
+        .collect()
+    )  # one row per active cell
+    for r in picked:
+        key_star[r["cell"]] = r["key"]
+        id_star[r["cell"]] = r["id"]
+    missing = set(int(c) for c in cells) - {r["cell"] for r in picked}
+    if missing:  # cannot happen unless the input changed between scans
+        raise RuntimeError(f"selection found no cutoff for cells {sorted(missing)[:10]}; did the input change?")
+    log.info(
+        "selection: %d cells, %d buckets each, cutoffs in %.1fs", n_active, n_buckets, time.perf_counter() - started
+    )
+    return Cutoffs(key_star=key_star, id_star=id_star)
+
+
+# ---------------------------------------------------------------------------------------------
+# The three kinds of selection problem cleanlab uses.
+
+
+def noise_rate_problem(pcm: np.ndarray, label_counts: np.ndarray, eligible: np.ndarray) -> SelectionProblem:
+    """prune_by_noise_rate: cell k*K + j holds the rows of given class k keyed by p_j - p_k."""
+    K = len(label_counts)
+    quotas = np.zeros(K * K, dtype=np.int64)
+    for k in range(K):
+        if not eligible[k]:
+            continue
+        for j in range(K):
+            if j != k and pcm[j][k] > 0:
+                quotas[k * K + j] = int(pcm[j][k])
+    available = np.repeat(np.asarray(label_counts, dtype=np.int64), K)
+    pairs = [(k, np.flatnonzero(quotas[k * K : (k + 1) * K])) for k in range(K)]
+    pairs = [(k, js) for k, js in pairs if js.size]
+
+    def candidates(labels: np.ndarray, P: np.ndarray):
+        rows, cells, keys = [], [], []
+        for k, js in pairs:
+            r = np.flatnonzero(labels == k)
+            if r.size == 0:
+                continue
+            sub = P[r]
+            margins = sub[:, js] - sub[:, [k]]  # (rows, len(js)), p_j - p_k exactly
+            rows.append(np.repeat(r, js.size))
+            cells.append(np.tile(k * K + js, r.size))
+            keys.append(margins.ravel())
+        if not rows:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, np.zeros(0)
+        return np.concatenate(rows), np.concatenate(cells), np.concatenate(keys)
+
+    return SelectionProblem(n_cells=K * K, quotas=quotas, candidates_per_cell=available, candidates=candidates)
+
+
+def class_problem(quotas_per_class: np.ndarray, label_counts: np.ndarray) -> SelectionProblem:
+    """prune_by_class: cell k holds the rows of given class k keyed by -p_k (lowest first)."""
+    K = len(label_counts)
+
+    def candidates(labels: np.ndarray, P: np.ndarray):
+        rows = np.arange(len(labels))
+        return rows, labels.astype(np.int64), -P[rows, labels]
+
+    return SelectionProblem(
+        n_cells=K,
+        quotas=np.asarray(quotas_per_class, dtype=np.int64),
+        candidates_per_cell=np.asarray(label_counts, dtype=np.int64),
+        candidates=candidates,
+    )
+
+
+def global_score_problem(quota: int, n_rows: int, method: str) -> SelectionProblem:
+    """low_self_confidence / low_normalized_margin: one cell of every row keyed by -score."""
+
+    def candidates(labels: np.ndarray, P: np.ndarray):
+        rows = np.arange(len(labels))
+        return rows, np.zeros(len(labels), dtype=np.int64), -kernels.quality_scores(P, labels, method)
+
+    return SelectionProblem(
+        n_cells=1,
+        quotas=np.array([quota], dtype=np.int64),
+        candidates_per_cell=np.array([n_rows], dtype=np.int64),
+        candidates=candidates,
+    )
