@@ -51,7 +51,7 @@ def profile_input(prepared: PreparedInput, *, check_unique_ids: bool = True) -> 
         prepared.df.groupBy(y.alias("y"))
         .agg(
             F.count(F.lit(1)).alias("n"),
-            F.sum(F.try_element_at(p, y + 1).cast(_EXACT_SUM)).alias("sc_sum"),
+            F.sum(F.when(y >= 0, F.try_element_at(p, y + 1)).cast(_EXACT_SUM)).alias("sc_sum"),
             F.sum(F.when(p.isNull(), 1).otherwise(0)).alias("null_probs"),
             F.sum(F.when(F.size(F.array_compact(p)) != size, 1).otherwise(0)).alias("null_elements"),
             F.min(size).alias("min_len"),

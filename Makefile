@@ -1,0 +1,39 @@
+# sparknoise developer commands. `make test` builds .venv from nothing and runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export SPARK_LOCAL_IP := 127.0.0.1
+export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
+
+.PHONY: venv test test-classic test-connect lint demo bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check sparknoise tests bench jobs
+
+# Classic and Spark Connect suites run in separate processes: a Python process can hold either a
+# classic session or a local Connect session, not both.
+test-classic: $(STAMP)
+	$(BIN)/pytest tests --ignore=tests/connect
+
+test-connect: $(STAMP)
+	$(BIN)/pytest tests/connect
+
+test: lint test-classic test-connect
+
+demo: $(STAMP)
+	$(BIN)/python -m sparknoise.demo
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_find_label_issues.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache demo-output spark-warehouse

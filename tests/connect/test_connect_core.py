@@ -1,0 +1,47 @@
+"""The core on a Spark Connect session: the same answers as cleanlab, hence as classic Spark."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from parity_cases import FILTERS, assert_parity, dataset, to_frame
+
+import sparknoise as sn
+from sparknoise.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def k10(spark):
+    d = dataset("k10")
+    return d, to_frame(spark, d)
+
+
+@pytest.mark.parametrize("filter_by", FILTERS)
+def test_filters_match_cleanlab_on_connect(k10, filter_by):
+    d, df = k10
+    assert_parity(sn.find_label_issues(df, filter_by=filter_by), d, filter_by)
+
+
+def test_string_labels_and_vectors_on_connect(spark):
+    from pyspark.ml.functions import array_to_vector
+    from pyspark.sql import functions as F
+
+    d = dataset("k3")
+    names = ["a", "b", "c"]
+    df = (
+        to_frame(spark, d)
+        .withColumn("label", F.element_at(F.array(*[F.lit(n) for n in names]), F.col("label").cast("int") + 1))
+        .withColumn("probability", array_to_vector("pred_probs"))
+    )
+    res = sn.find_label_issues(df, probs_col="probability", classes=names, min_examples_per_class=10)
+    import cleanlab.filter as cf
+
+    got = res.rows.select("id", "is_label_issue").toPandas().sort_values("id")
+    mask = cf.find_label_issues(d.labels, d.pred_probs, min_examples_per_class=10)
+    np.testing.assert_array_equal(got["is_label_issue"].to_numpy(), mask)
+
+
+def test_bad_input_on_connect(spark):
+    df = spark.createDataFrame([(0, 0, [0.9, 0.1]), (0, 1, [0.2, 0.8])], "id long, label long, pred_probs array<double>")
+    with pytest.raises(InputError, match="'id'"):
+        sn.find_label_issues(df)

@@ -1,0 +1,147 @@
+"""Every bad input of DESIGN.md section 6 that concerns find_label_issues raises a named error."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import sparknoise as sn
+from sparknoise.errors import ConfigError, InputError, SparkNoiseError
+
+SCHEMA = "id long, label long, pred_probs array<double>"
+GOOD = [(0, 0, [0.9, 0.1]), (1, 1, [0.2, 0.8]), (2, 0, [0.6, 0.4]), (3, 1, [0.3, 0.7])]
+
+
+def _run(spark, rows, schema=SCHEMA, **kwargs):
+    return sn.find_label_issues(spark.createDataFrame(rows, schema), **kwargs)
+
+
+def _raises(spark, rows, column, schema=SCHEMA, error=InputError, **kwargs):
+    with pytest.raises(error) as info:
+        _run(spark, rows, schema, **kwargs)
+    assert isinstance(info.value, SparkNoiseError)
+    assert f"'{column}'" in str(info.value), str(info.value)
+    return info.value
+
+
+def test_good_input_passes(spark):
+    assert _run(spark, GOOD).n_rows == 4
+
+
+def test_missing_column(spark):
+    _raises(spark, GOOD, "probs", probs_col="probs")
+
+
+def test_wrong_probability_type(spark):
+    _raises(spark, [(0, 0, "x"), (1, 1, "y")], "pred_probs", schema="id long, label long, pred_probs string")
+
+
+def test_wrong_label_type_without_classes(spark):
+    rows = [(0, "cat", [0.9, 0.1]), (1, "dog", [0.2, 0.8])]
+    _raises(spark, rows, "label", schema="id long, label string, pred_probs array<double>")
+
+
+def test_wrong_id_type(spark):
+    _raises(spark, [(0.5, 0, [0.9, 0.1]), (1.5, 1, [0.2, 0.8])], "id", schema="id double, label long, pred_probs array<double>")
+
+
+def test_null_label(spark):
+    _raises(spark, GOOD + [(4, None, [0.5, 0.5])], "label")
+
+
+def test_nan_label(spark):
+    rows = [(i, float(y), p) for i, y, p in GOOD] + [(4, math.nan, [0.5, 0.5])]
+    _raises(spark, rows, "label", schema="id long, label double, pred_probs array<double>")
+
+
+def test_null_probabilities(spark):
+    _raises(spark, GOOD + [(4, 0, None)], "pred_probs")
+
+
+def test_null_entry_in_probabilities(spark):
+    _raises(spark, GOOD + [(4, 0, [0.5, None])], "pred_probs")
+
+
+def test_nan_probabilities(spark):
+    _raises(spark, GOOD + [(4, 0, [math.nan, 0.5])], "pred_probs")
+
+
+def test_null_id(spark):
+    _raises(spark, GOOD + [(None, 0, [0.5, 0.5])], "id")
+
+
+def test_label_outside_range(spark):
+    err = _raises(spark, GOOD + [(4, 2, [0.5, 0.5])], "label")
+    assert "0..1" in str(err)
+
+
+def test_negative_label(spark):
+    _raises(spark, GOOD + [(4, -1, [0.5, 0.5])], "label")
+
+
+def test_label_not_in_classes(spark):
+    rows = [(0, "cat", [0.9, 0.1]), (1, "dog", [0.2, 0.8]), (2, "cow", [0.5, 0.5])]
+    _raises(spark, rows, "label", schema="id long, label string, pred_probs array<double>", classes=["cat", "dog"])
+
+
+def test_fewer_than_two_classes(spark):
+    rows = [(0, 0, [0.9, 0.1]), (1, 0, [0.8, 0.2])]
+    _raises(spark, rows, "label")
+
+
+def test_one_column_probabilities(spark):
+    rows = [(0, 0, [1.0]), (1, 0, [1.0])]
+    _raises(spark, rows, "pred_probs")
+
+
+def test_rows_of_wrong_length(spark):
+    _raises(spark, GOOD + [(4, 0, [0.5, 0.25, 0.25])], "pred_probs")
+
+
+def test_rows_of_wrong_length_for_classes(spark):
+    _raises(spark, GOOD, "pred_probs", classes=[0, 1, 2])
+
+
+def test_negative_probability(spark):
+    _raises(spark, GOOD + [(4, 0, [-0.1, 1.1])], "pred_probs")
+
+
+def test_probability_above_one(spark):
+    _raises(spark, GOOD + [(4, 0, [1.2, 0.0])], "pred_probs")
+
+
+def test_rows_not_summing_to_one(spark):
+    err = _raises(spark, GOOD + [(4, 0, [0.5, 0.4])], "pred_probs")
+    assert "sum to 1" in str(err)
+
+
+def test_duplicate_ids(spark):
+    err = _raises(spark, GOOD + [(3, 0, [0.5, 0.5])], "id")
+    assert "duplicate" in str(err)
+
+
+def test_empty_frame(spark):
+    _raises(spark, [], "label")
+
+
+def test_result_column_already_present(spark):
+    rows = [(i, y, p, 1.0) for i, y, p in GOOD]
+    _raises(spark, rows, "sample_weight", schema=SCHEMA + ", sample_weight double")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"filter_by": "prune_by_magic"},
+        {"rank_by": "vibes"},
+        {"weights": "heavy"},
+        {"frac_noise": 1.5},
+        {"filter_by": "confident_learning", "num_to_remove_per_class": 3},
+    ],
+)
+def test_bad_options_raise_config_error(spark, kwargs):
+    with pytest.raises(ConfigError) as info:
+        _run(spark, GOOD, **kwargs)
+    name = next(iter(kwargs)) if "num_to_remove_per_class" not in kwargs else "num_to_remove_per_class"
+    assert name in str(info.value)

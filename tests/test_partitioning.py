@@ -1,0 +1,21 @@
+"""The same answers whatever the partitioning (DESIGN.md section 2, rule 3)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from parity_cases import dataset, ours
+
+import sparknoise as sn
+
+
+@pytest.mark.parametrize("filter_by", ["prune_by_noise_rate", "both", "low_self_confidence"])
+def test_one_and_eight_partitions_give_identical_results(spark, filter_by):
+    d = dataset("k10")
+    base = spark.createDataFrame(d.to_pandas())
+    results = [sn.find_label_issues(base.repartition(n), filter_by=filter_by) for n in (1, 8)]
+    a, b = (ours(r) for r in results)
+    assert a.equals(b)
+    for name in ("thresholds", "confident_joint", "noise_matrix", "inverse_noise_matrix", "prior", "joint"):
+        np.testing.assert_array_equal(getattr(results[0], name), getattr(results[1], name))
+    assert results[0].num_flagged == results[1].num_flagged > 0
