@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check sparknoise tests bench jobs
+	$(BIN)/ruff check sparknoise tests bench
 
 # Classic and Spark Connect suites run in separate processes: a Python process can hold either a
 # classic session or a local Connect session, not both.
