@@ -15,12 +15,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from sparknoise import selection
-from sparknoise.confident_joint import (
-    calibrate_confident_joint,
-    check_row_sums,
-    clip_diagonal,
-    count_confident_joint,
-)
+from sparknoise.confident_joint import calibrate_confident_joint, clip_diagonal, count_confident_joint
 from sparknoise.errors import ConfigError
 from sparknoise.flags import FILTERS, LOW_SCORE_FILTERS, PRUNE_FILTERS, FlagRule, annotate_udf, quality_udf
 from sparknoise.inputs import LABEL_INDEX, PROBS, PreparedInput, drop_working_columns, prepare_input
@@ -30,7 +25,7 @@ from sparknoise.prune_counts import prune_count_matrix
 from sparknoise.ranking import RANK_BUCKETS, bucket_offsets, rank_bucket, with_issue_rank
 from sparknoise.result import LabelIssuesResult
 from sparknoise.thresholds import confident_thresholds
-from sparknoise.validation import InputProfile, profile_input
+from sparknoise.validation import InputProfile, num_classes_of, profile_input
 from sparknoise.weights import POLICIES, sample_weight
 
 log = logging.getLogger("sparknoise")
@@ -63,6 +58,31 @@ def _check_options(
         )
     if frac_noise != 1.0 and filter_by not in PRUNE_FILTERS:
         log.warning("frac_noise is ignored by filter_by=%r (only the prune methods use it)", filter_by)
+
+
+def _histogram_plan(filter_by: str, K: int) -> selection.HistogramPlan | None:
+    """Histogram every cell the filter could select from during pass 1, when there are few cells."""
+    if K < 2 or filter_by not in (*PRUNE_FILTERS, *LOW_SCORE_FILTERS):
+        return None
+    universe = _universe(filter_by, K)
+    if not selection.fusable(universe):
+        return None
+    return selection.HistogramPlan(
+        problems=tuple(universe), n_buckets=selection.buckets_for(sum(p.n_cells for p in universe))
+    )
+
+
+def _universe(filter_by: str, K: int) -> list[selection.SelectionProblem]:
+    """The filter's selection problems with every cell active (cell layout only; quotas unknown)."""
+    ones = np.ones(K, dtype=np.int64)
+    if filter_by in LOW_SCORE_FILTERS:
+        return [selection.global_score_problem(1, 2, filter_by[len("low_") :])]
+    problems = []
+    if filter_by in ("prune_by_class", "both"):
+        problems.append(selection.class_problem(ones, ones * 2))
+    if filter_by in ("prune_by_noise_rate", "both"):
+        problems.append(selection.noise_rate_problem(np.ones((K, K)), ones * 2, ones.astype(bool)))
+    return problems
 
 
 def _selections(
@@ -152,12 +172,12 @@ def find_label_issues(
     _check_options(filter_by, rank_by, frac_noise, num_to_remove_per_class, min_examples_per_class, weights)
     started = time.perf_counter()
     prepared = prepare_input(df, label_col=label_col, probs_col=probs_col, id_col=id_col, classes=classes)
-    profile = profile_input(prepared, check_unique_ids=check_unique_ids)
-    K = profile.num_classes
+    K = num_classes_of(prepared)
+    histogram = _histogram_plan(filter_by, K)
+    profile = profile_input(prepared, check_unique_ids=check_unique_ids, histogram=histogram, num_classes=K)
     thresholds = confident_thresholds(profile.label_counts, profile.self_confidence_sums)
 
     counts = count_confident_joint(prepared, thresholds, K)
-    check_row_sums(counts, probs_col)
     calibrated = calibrate_confident_joint(clip_diagonal(counts.confident_joint), profile.label_counts)
     latent = estimate_latent(calibrated, profile.label_counts)
 
@@ -171,8 +191,10 @@ def find_label_issues(
         frac_noise=float(frac_noise),
         num_to_remove_per_class=num_to_remove_per_class,
     )
+    histograms = histogram.split(profile.histogram_entries) if histogram is not None else [None] * len(problems)
     chosen = [
-        (p, selection.find_cutoffs(source, p, num_classes=K, id_type=prepared.id_type)) for p in problems
+        (p, selection.find_cutoffs(source, p, num_classes=K, id_type=prepared.id_type, histogram=h))
+        for p, h in zip(problems, histograms)
     ]
     rule = FlagRule(filter_by=filter_by, num_classes=K, thresholds=thresholds, selections=chosen)
     annotated = _annotate(prepared, rule, rank_by, profile, latent.noise_matrix, weights, downweight)

@@ -7,12 +7,14 @@ the row id ascending. Instead of sorting, sparknoise finds each cell's cutoff ``
 q-th element, so that the final row map flags a row iff ``key > key*`` or ``key == key*`` and
 ``id <= id*``. Only K(K-1)-sized state reaches the driver.
 
-How the cutoffs are found, in two scans and no N-sized shuffle:
+How the cutoffs are found, with no N-sized shuffle and nothing N-sized on the driver:
 
-1. histogram scan: per cell, counts of candidate keys in ``B`` equal-width buckets over the key
-   range (``mapInArrow``, dense per task, emitted sparse), summed by a small aggregation; a
-   window over the buckets of each cell gives the bucket holding the q-th key and how many keys
-   lie above it;
+1. histogram: per cell, counts of candidate keys in ``B`` equal-width buckets over the key range
+   (dense per task, emitted sparse, merged by a small aggregation; at most HISTOGRAM_BUDGET
+   entries reach the driver). When the cells are few, pass 1 computes it while it reads the
+   table for the thresholds (``HistogramPlan``), so it costs no scan of its own; otherwise one
+   ``mapInArrow`` scan over the active cells does. The driver finds, per cell, the bucket holding
+   the q-th key and how many keys lie above it;
 2. boundary scan: only candidates that fall in their cell's boundary bucket are emitted; a
    ``row_number`` window over those few rows, per cell, by (key desc, id asc), picks the exact
    q-th element.
@@ -39,7 +41,8 @@ log = logging.getLogger("sparknoise")
 
 KEY_LOW = -1.0001  # every key is a difference of probabilities or a negated score: within [-1, 1]
 KEY_HIGH = 1.0001
-HISTOGRAM_BUDGET = 1 << 19  # cells x buckets held per task in the histogram scan
+HISTOGRAM_BUDGET = 1 << 19  # cells x buckets held per task (and collected) by a histogram
+FUSED_MIN_BUCKETS = 256  # fuse the histogram into pass 1 only at this resolution or better
 MAX_BUCKETS = 1 << 14
 MIN_BUCKETS = 64
 
@@ -129,14 +132,94 @@ def _boundary_fn(problem: SelectionProblem, num_classes: int, n_buckets: int, bo
     return boundary_rows
 
 
+def buckets_for(n_cells: int) -> int:
+    """Histogram resolution for ``n_cells`` cells within the per-task budget."""
+    return int(np.clip(HISTOGRAM_BUDGET // max(n_cells, 1), MIN_BUCKETS, MAX_BUCKETS))
+
+
+@dataclass(frozen=True)
+class HistogramPlan:
+    """Histograms of several problems' keys in one flat array (cells of problem i start at offsets[i]).
+
+    Built before the quotas are known, over every cell a problem could use, so that pass 1 can
+    histogram the keys while it reads the table for the thresholds anyway.
+    """
+
+    problems: tuple[SelectionProblem, ...]
+    n_buckets: int
+
+    @property
+    def offsets(self) -> list[int]:
+        return list(np.cumsum([0] + [p.n_cells for p in self.problems])[:-1])
+
+    @property
+    def n_cells(self) -> int:
+        return int(sum(p.n_cells for p in self.problems))
+
+    def __call__(self, labels: np.ndarray, P: np.ndarray) -> np.ndarray:
+        flat = np.zeros(self.n_cells * self.n_buckets, dtype=np.int64)
+        for offset, problem in zip(self.offsets, self.problems):
+            _, cells, keys = candidates_of(problem, labels, P)
+            index = (cells + offset) * self.n_buckets + _buckets(keys, self.n_buckets)
+            flat += np.bincount(index, minlength=flat.size)
+        return flat
+
+    def split(self, entries: list[tuple[int, int, int]]) -> list[np.ndarray]:
+        """Dense (n_cells, n_buckets) histograms per problem from (flat cell, bucket, count) rows."""
+        dense = np.zeros((self.n_cells, self.n_buckets), dtype=np.int64)
+        for cell, bucket, n in entries:
+            dense[cell, bucket] += n
+        return [dense[o : o + p.n_cells] for o, p in zip(self.offsets, self.problems)]
+
+
+def fusable(problems: list[SelectionProblem]) -> bool:
+    """Whether the problems' histograms fit the per-task budget at a useful resolution."""
+    return sum(p.n_cells for p in problems) * FUSED_MIN_BUCKETS <= HISTOGRAM_BUDGET
+
+
+def _histogram_scan(source: DataFrame, problem: SelectionProblem, num_classes: int, n_buckets: int,
+                    active: np.ndarray) -> np.ndarray:
+    rows = (
+        source.mapInArrow(_histogram_fn(problem, num_classes, n_buckets, active), "cell int, bucket int, n long")
+        .groupBy("cell", "bucket")
+        .agg(F.sum("n").alias("n"))
+        .collect()
+    )  # <= HISTOGRAM_BUDGET rows, whatever N
+    dense = np.zeros((problem.n_cells, n_buckets), dtype=np.int64)
+    for r in rows:
+        dense[r["cell"], r["bucket"]] = r["n"]
+    return dense
+
+
+def _locate(histogram: np.ndarray, quotas: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, dict[int, int]]:
+    """Per cell, the bucket holding the q-th largest key and its rank within that bucket."""
+    boundary = np.full(histogram.shape[0], -1, dtype=np.int64)
+    need: dict[int, int] = {}
+    n_buckets = histogram.shape[1]
+    for c in cells:
+        from_top = np.cumsum(histogram[c][::-1])
+        i = int(np.searchsorted(from_top, quotas[c]))  # first position with cumulative >= q
+        if i >= n_buckets:
+            raise RuntimeError(f"selection cell {c} has {from_top[-1]} candidates for a quota of {quotas[c]}")
+        bucket = n_buckets - 1 - i
+        above = int(from_top[i] - histogram[c][bucket])
+        boundary[c] = bucket
+        need[int(c)] = int(quotas[c] - above)
+    return boundary, need
+
+
 def find_cutoffs(
     source: DataFrame,
     problem: SelectionProblem,
     *,
     num_classes: int,
     id_type: T.DataType,
+    histogram: np.ndarray | None = None,
 ) -> Cutoffs:
-    """Exact cutoffs for every cell of ``problem``; ``source`` has columns (label index, probs, id)."""
+    """Exact cutoffs for every cell of ``problem``; ``source`` has columns (label index, probs, id).
+
+    ``histogram`` (n_cells, n_buckets), when pass 1 already counted the keys, saves one scan.
+    """
     started = time.perf_counter()
     quotas = np.asarray(problem.quotas, dtype=np.int64)
     available = np.asarray(problem.candidates_per_cell, dtype=np.int64)
@@ -145,38 +228,21 @@ def find_cutoffs(
     everything = (quotas > 0) & (quotas >= available)
     key_star[everything] = -np.inf
     active = (quotas > 0) & (quotas < available)
-    n_active = int(active.sum())
-    if n_active == 0:
+    cells = np.flatnonzero(active)
+    if cells.size == 0:
         return Cutoffs(key_star=key_star, id_star=id_star)
 
-    spark: SparkSession = source.sparkSession
-    n_buckets = int(np.clip(HISTOGRAM_BUDGET // max(problem.n_cells, 1), MIN_BUCKETS, MAX_BUCKETS))
-    hist = source.mapInArrow(
-        _histogram_fn(problem, num_classes, n_buckets, active), "cell int, bucket int, n long"
-    )
-    cells = np.flatnonzero(active)
-    quota_df = spark.createDataFrame(
-        [(int(c), int(quotas[c])) for c in cells], "cell int, q long"
-    )  # K(K-1)-sized
-    per_bucket = hist.groupBy("cell", "bucket").agg(F.sum("n").alias("n"))
-    down = Window.partitionBy("cell").orderBy(F.desc("bucket")).rowsBetween(Window.unboundedPreceding, 0)
-    located = (
-        per_bucket.withColumn("through", F.sum("n").over(down))
-        .join(F.broadcast(quota_df), "cell")
-        .filter((F.col("through") >= F.col("q")) & (F.col("through") - F.col("n") < F.col("q")))
-        .select("cell", "bucket", (F.col("q") - (F.col("through") - F.col("n"))).alias("need"))
-        .collect()
-    )  # one row per active cell
-    boundary = np.full(problem.n_cells, -1, dtype=np.int64)
-    need = {}
-    for r in located:
-        boundary[r["cell"]] = r["bucket"]
-        need[r["cell"]] = r["need"]
+    if histogram is None:
+        n_buckets = buckets_for(cells.size)
+        histogram = _histogram_scan(source, problem, num_classes, n_buckets, active)
+    n_buckets = histogram.shape[1]
+    boundary, need = _locate(histogram, quotas, cells)
 
+    spark: SparkSession = source.sparkSession
     schema = T.StructType(
         [T.StructField("cell", T.IntegerType()), T.StructField("key", T.DoubleType()), T.StructField("id", id_type)]
     )
-    need_df = spark.createDataFrame([(int(c), int(n)) for c, n in need.items()], "cell int, need long")
+    need_df = spark.createDataFrame([(c, n) for c, n in need.items()], "cell int, need long")  # K(K-1)-sized
     order = Window.partitionBy("cell").orderBy(F.desc("key"), F.asc("id"))
     picked = (
         source.mapInArrow(_boundary_fn(problem, num_classes, n_buckets, boundary), schema)
@@ -193,7 +259,7 @@ def find_cutoffs(
     if missing:  # cannot happen unless the input changed between scans
         raise RuntimeError(f"selection found no cutoff for cells {sorted(missing)[:10]}; did the input change?")
     log.info(
-        "selection: %d cells, %d buckets each, cutoffs in %.1fs", n_active, n_buckets, time.perf_counter() - started
+        "selection: %d cells, %d buckets each, cutoffs in %.1fs", cells.size, n_buckets, time.perf_counter() - started
     )
     return Cutoffs(key_star=key_star, id_star=id_star)
 

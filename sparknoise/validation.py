@@ -1,29 +1,26 @@
-"""The validation pass, which is also pass 1 of Confident Learning (one aggregation, K rows out).
+"""The validation pass, which is also pass 1 of Confident Learning (one scan, K-sized result).
 
-One ``groupBy(label index)`` over the input checks every row-level rule of DESIGN.md section 6
-that native expressions can check, and returns the per-class counts and exact sums of
-self-confidence that the thresholds need. Duplicate ids need their own (shuffle) aggregation.
+One ``mapInArrow`` scan (class_stats.py) checks every row-level rule of DESIGN.md section 6 and
+returns the per-class counts and exact sums of self-confidence that the thresholds need, plus,
+optionally, the histograms of the selection keys. Ids need their own aggregation (duplicates).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from pyspark.sql import functions as F
 
-from sparknoise.constants import PROBABILITY_RANGE_SLACK
+from sparknoise import class_stats
+from sparknoise.constants import ROW_SUM_TOLERANCE
 from sparknoise.errors import InputError
 from sparknoise.inputs import LABEL_INDEX, NAN_LABEL, NOT_A_CLASS, NOT_INTEGRAL, PROBS, PreparedInput
+from sparknoise.selection import HistogramPlan
 
 log = logging.getLogger("sparknoise")
-
-# Self-confidence is summed as DECIMAL(38, 28): exact and so independent of partitioning and
-# summation order (a double sum differs by an ulp between partitionings). 10 integer digits.
-_EXACT_SUM = "decimal(38,28)"
 
 
 @dataclass(frozen=True)
@@ -35,134 +32,150 @@ class InputProfile:
     classes: tuple
     label_counts: np.ndarray  # (K,) int64
     self_confidence_sums: np.ndarray  # (K,) float64, each the correctly rounded exact sum
+    histogram_entries: list = field(default_factory=list)  # (cell, bucket, count) when asked for
 
 
 def _fail(message: str, column: str) -> None:
     raise InputError(message, column=column)
 
 
-def profile_input(prepared: PreparedInput, *, check_unique_ids: bool = True) -> InputProfile:
-    """Run the validation pass; raise :class:`InputError` naming the column on the first problem."""
+def num_classes_of(prepared: PreparedInput) -> int:
+    """K: len(classes), else the length of the first non-null probability row (reads one row)."""
+    if prepared.classes is not None:
+        return len(prepared.classes)
+    first = prepared.df.filter(F.col(PROBS).isNotNull()).select(F.size(PROBS).alias("k")).limit(1).collect()
+    if first:
+        return int(first[0]["k"])
+    if not prepared.df.limit(1).collect():
+        _fail(f"the input is empty: no rows to check (label column '{prepared.label_col}'). Check input filters.",
+              prepared.label_col)
+    _fail(f"probability column '{prepared.probs_col}' is null in every row; compute the probabilities first.",
+          prepared.probs_col)
+    raise AssertionError("unreachable")
+
+
+def profile_input(
+    prepared: PreparedInput,
+    *,
+    check_unique_ids: bool = True,
+    histogram: HistogramPlan | None = None,
+    num_classes: int | None = None,
+    row_sum_tolerance: float = ROW_SUM_TOLERANCE,
+) -> InputProfile:
+    """Run the validation pass (pass 1); raise :class:`InputError` naming the column on the first problem.
+
+    ``histogram`` also counts the selection keys in the same scan (see selection.HistogramPlan).
+    """
     started = time.perf_counter()
-    p = F.col(PROBS)
-    y = F.col(LABEL_INDEX)
-    size = F.size(p)
-    stats = (
-        prepared.df.groupBy(y.alias("y"))
-        .agg(
-            F.count(F.lit(1)).alias("n"),
-            F.sum(F.when(y >= 0, F.try_element_at(p, y + 1)).cast(_EXACT_SUM)).alias("sc_sum"),
-            F.sum(F.when(p.isNull(), 1).otherwise(0)).alias("null_probs"),
-            F.sum(F.when(F.size(F.array_compact(p)) != size, 1).otherwise(0)).alias("null_elements"),
-            F.min(size).alias("min_len"),
-            F.max(size).alias("max_len"),
-            F.min(F.array_min(p)).alias("p_min"),
-            F.max(F.array_max(p)).alias("p_max"),
-            F.sum(F.when(F.col(prepared.id_col).isNull(), 1).otherwise(0)).alias("null_ids"),
-        )
-        .collect()  # one row per label index: K rows plus at most four error codes
+    K = num_classes if num_classes is not None else num_classes_of(prepared)
+    fn = class_stats.class_stats_fn(
+        K,
+        histogram=histogram,
+        n_cells=histogram.n_cells if histogram else 0,
+        n_buckets=histogram.n_buckets if histogram else 1,
+        row_sum_tolerance=row_sum_tolerance,
     )
-    label, probs, ident = prepared.label_col, prepared.probs_col, prepared.id_col
-    if not stats:
-        _fail(f"the input is empty: no rows to check (label column '{label}'). Check input filters.", label)
-    by_code = {r["y"]: r for r in stats}
-    n_rows = sum(r["n"] for r in stats)
-    if None in by_code and by_code[None]["n"] > 0:
-        _fail(
-            f"label column '{label}' has {by_code[None]['n']} null value(s); drop or fix those rows "
-            "(or label them) before finding label issues.",
-            label,
-        )
-    if NAN_LABEL in by_code:
-        _fail(f"label column '{label}' has {by_code[NAN_LABEL]['n']} NaN value(s); drop or fix those rows.", label)
-    if NOT_INTEGRAL in by_code:
-        _fail(
-            f"label column '{label}' has {by_code[NOT_INTEGRAL]['n']} non-integral value(s); without "
-            "`classes`, labels must be the integers 0..K-1. Pass classes=[...] to map other values.",
-            label,
-        )
-    if NOT_A_CLASS in by_code:
-        where = (
-            f"not in classes {list(prepared.classes)}"
-            if prepared.classes is not None
-            else "negative or too large to be a class index"
-        )
-        _fail(
-            f"label column '{label}' has {by_code[NOT_A_CLASS]['n']} value(s) {where}; fix those labels "
-            "or pass the full list of label values as classes=[...].",
-            label,
-        )
-    null_ids = sum(r["null_ids"] for r in stats)
-    if null_ids:
-        _fail(f"id column '{ident}' has {null_ids} null value(s); every row needs a unique non-null id.", ident)
-    null_probs = sum(r["null_probs"] for r in stats)
-    if null_probs:
-        _fail(f"probability column '{probs}' is null in {null_probs} row(s); drop or recompute those rows.", probs)
-    null_elements = sum(r["null_elements"] or 0 for r in stats)
-    if null_elements:
-        _fail(
-            f"probability column '{probs}' has null entries inside {null_elements} row(s); every "
-            "entry must be a number.",
-            probs,
-        )
-    min_len = min(r["min_len"] for r in stats)
-    max_len = max(r["max_len"] for r in stats)
-    expected = len(prepared.classes) if prepared.classes is not None else None
-    if min_len != max_len or (expected is not None and min_len != expected):
-        want = f"{expected} (one per class)" if expected is not None else "the same length in every row"
-        _fail(
-            f"probability column '{probs}' has rows of length {min_len}..{max_len}; expected {want}. "
-            "Recompute the probabilities with one entry per class.",
-            probs,
-        )
-    num_classes = max_len
-    p_min = min(r["p_min"] for r in stats)
-    p_max = max(r["p_max"] for r in stats)
-    if math.isnan(p_max) or math.isnan(p_min):
-        _fail(f"probability column '{probs}' contains NaN; drop or recompute those rows.", probs)
-    if p_min < -PROBABILITY_RANGE_SLACK:
-        _fail(f"probability column '{probs}' has negative values (min {p_min!r}); probabilities must be in [0, 1].", probs)
-    if p_max > 1 + PROBABILITY_RANGE_SLACK:
-        _fail(f"probability column '{probs}' has values above 1 (max {p_max!r}); probabilities must be in [0, 1].", probs)
-    if num_classes < 2:
-        _fail(f"probability column '{probs}' has {num_classes} entry per row; at least 2 classes are needed.", probs)
-    too_big = [code for code in by_code if code is not None and code >= num_classes]
-    if too_big:
-        _fail(
-            f"label column '{label}' has values up to {max(too_big)} but the probability rows have "
-            f"{num_classes} entries; labels must be 0..{num_classes - 1}, or pass classes=[...].",
-            label,
-        )
-    counts = np.zeros(num_classes, dtype=np.int64)
-    sums = np.zeros(num_classes, dtype=np.float64)
-    for code, r in by_code.items():
-        counts[code] = r["n"]
-        sums[code] = float(r["sc_sum"])
+    merged = (
+        prepared.df.select(LABEL_INDEX, PROBS)
+        .mapInArrow(fn, class_stats.SCHEMA)
+        .groupBy("kind", "a", "b")
+        .agg(F.sum("v").alias("v"))
+        .collect()
+    )  # 3K class sums + a few problem counts + a bounded histogram; never N-sized
+    counts = np.zeros(K, dtype=np.int64)
+    hi = np.zeros(K, dtype=object)
+    lo = np.zeros(K, dtype=object)
+    problems: dict[int, int] = {}
+    entries = []
+    for r in merged:
+        kind, a, b, v = r["kind"], r["a"], r["b"], int(r["v"])
+        if kind == class_stats.CLASS:
+            (counts, hi, lo)[b][a] += v
+        elif kind == class_stats.PROBLEM:
+            problems[a] = problems.get(a, 0) + v
+        else:
+            entries.append((a, b, v))
+    _raise_for_problems(prepared, problems, K)
+    if int(counts.sum()) == 0:
+        _fail(f"the input is empty: no rows to check (label column '{prepared.label_col}'). Check input filters.",
+              prepared.label_col)
+    if K < 2:
+        _fail(f"probability column '{prepared.probs_col}' has {K} entry per row; at least 2 classes are needed.",
+              prepared.probs_col)
     if np.count_nonzero(counts) < 2:
         _fail(
-            f"label column '{label}' has a single distinct value; Confident Learning needs rows "
+            f"label column '{prepared.label_col}' has a single distinct value; Confident Learning needs rows "
             "of at least 2 classes.",
-            label,
+            prepared.label_col,
         )
     if check_unique_ids:
-        dupes = (
-            prepared.df.groupBy(F.col(ident)).count().filter(F.col("count") > 1).limit(5).collect()
-        )  # at most 5 example ids
-        if dupes:
-            examples = [r[ident] for r in dupes]
-            _fail(
-                f"id column '{ident}' has duplicate values (for example {examples}); ids must be "
-                "unique per row. Deduplicate the input or build a unique id.",
-                ident,
-            )
-    classes = prepared.classes if prepared.classes is not None else tuple(range(num_classes))
-    log.info(
-        "validated input: %d rows, %d classes, in %.1fs", n_rows, num_classes, time.perf_counter() - started
-    )
+        _check_ids(prepared)
+    sums = np.array([class_stats.exact_sum_to_float(h, l_) for h, l_ in zip(hi, lo)], dtype=np.float64)
+    classes = prepared.classes if prepared.classes is not None else tuple(range(K))
+    log.info("validated input: %d rows, %d classes, in %.1fs", int(counts.sum()), K, time.perf_counter() - started)
     return InputProfile(
-        n_rows=n_rows,
-        num_classes=num_classes,
+        n_rows=int(counts.sum()),
+        num_classes=K,
         classes=classes,
         label_counts=counts,
         self_confidence_sums=sums,
+        histogram_entries=entries,
     )
+
+
+def _raise_for_problems(prepared: PreparedInput, problems: dict[int, int], K: int) -> None:
+    label, probs = prepared.label_col, prepared.probs_col
+    n = problems.get
+    if n(class_stats.NULL_LABEL):
+        _fail(f"label column '{label}' has {n(class_stats.NULL_LABEL)} null value(s); drop or fix those rows "
+              "(or label them) before finding label issues.", label)
+    if n(NAN_LABEL):
+        _fail(f"label column '{label}' has {n(NAN_LABEL)} NaN value(s); drop or fix those rows.", label)
+    if n(NOT_INTEGRAL):
+        _fail(f"label column '{label}' has {n(NOT_INTEGRAL)} non-integral value(s); without `classes`, labels "
+              "must be the integers 0..K-1. Pass classes=[...] to map other values.", label)
+    if n(NOT_A_CLASS):
+        where = (f"not in classes {list(prepared.classes)}" if prepared.classes is not None
+                 else "negative or too large to be a class index")
+        _fail(f"label column '{label}' has {n(NOT_A_CLASS)} value(s) {where}; fix those labels or pass the "
+              "full list of label values as classes=[...].", label)
+    if n(class_stats.NULL_PROBS):
+        _fail(f"probability column '{probs}' is null in {n(class_stats.NULL_PROBS)} row(s); drop or recompute "
+              "those rows.", probs)
+    if n(class_stats.WRONG_LENGTH):
+        want = f"{K} (one per class)" if prepared.classes is not None else f"{K}, the length of the first row"
+        _fail(f"probability column '{probs}' has {n(class_stats.WRONG_LENGTH)} row(s) whose length is not "
+              f"{want}. Recompute the probabilities with one entry per class.", probs)
+    if n(class_stats.LABEL_TOO_LARGE):
+        _fail(f"label column '{label}' has {n(class_stats.LABEL_TOO_LARGE)} value(s) outside 0..{K - 1} (the "
+              f"probability rows have {K} entries); fix those labels or pass classes=[...].", label)
+    if n(class_stats.NULL_ENTRY):
+        _fail(f"probability column '{probs}' has null entries inside {n(class_stats.NULL_ENTRY)} row(s); every "
+              "entry must be a number.", probs)
+    if n(class_stats.NAN_PROB):
+        _fail(f"probability column '{probs}' contains NaN in {n(class_stats.NAN_PROB)} row(s); drop or "
+              "recompute those rows.", probs)
+    if n(class_stats.NEGATIVE_PROB):
+        _fail(f"probability column '{probs}' has negative values in {n(class_stats.NEGATIVE_PROB)} row(s); "
+              "probabilities must be in [0, 1].", probs)
+    if n(class_stats.PROB_ABOVE_ONE):
+        _fail(f"probability column '{probs}' has values above 1 in {n(class_stats.PROB_ABOVE_ONE)} row(s); "
+              "probabilities must be in [0, 1].", probs)
+    if n(class_stats.ROW_SUM_OFF):
+        _fail(f"probability column '{probs}' has {n(class_stats.ROW_SUM_OFF)} row(s) whose entries do not sum "
+              f"to 1 (tolerance {ROW_SUM_TOLERANCE}); pass normalised probabilities (softmax output).", probs)
+
+
+def _check_ids(prepared: PreparedInput) -> None:
+    ident = prepared.id_col
+    bad = (
+        prepared.df.groupBy(F.col(ident)).count().filter((F.col("count") > 1) | F.col(ident).isNull()).limit(5).collect()
+    )  # at most 5 example ids
+    if any(r[ident] is None for r in bad):
+        _fail(f"id column '{ident}' has null values; every row needs a unique non-null id.", ident)
+    if bad:
+        _fail(
+            f"id column '{ident}' has duplicate values (for example {[r[ident] for r in bad]}); ids must be "
+            "unique per row. Deduplicate the input or build a unique id.",
+            ident,
+        )
