@@ -171,13 +171,22 @@ def find_label_issues(
     """
     _check_options(filter_by, rank_by, frac_noise, num_to_remove_per_class, min_examples_per_class, weights)
     started = time.perf_counter()
+    timings: dict[str, float] = {}
+    clock = [started]
+
+    def lap(stage: str) -> None:
+        now = time.perf_counter()
+        timings[stage] = round(now - clock[0], 3)
+        clock[0] = now
     prepared = prepare_input(df, label_col=label_col, probs_col=probs_col, id_col=id_col, classes=classes)
     K = num_classes_of(prepared)
     histogram = _histogram_plan(filter_by, K)
     profile = profile_input(prepared, check_unique_ids=check_unique_ids, histogram=histogram, num_classes=K)
+    lap("validate_and_class_stats")
     thresholds = confident_thresholds(profile.label_counts, profile.self_confidence_sums)
 
     counts = count_confident_joint(prepared, thresholds, K)
+    lap("confident_joint")
     calibrated = calibrate_confident_joint(clip_diagonal(counts.confident_joint), profile.label_counts)
     latent = estimate_latent(calibrated, profile.label_counts)
 
@@ -196,6 +205,7 @@ def find_label_issues(
         (p, selection.find_cutoffs(source, p, num_classes=K, id_type=prepared.id_type, histogram=h))
         for p, h in zip(problems, histograms)
     ]
+    lap("selection")
     rule = FlagRule(filter_by=filter_by, num_classes=K, thresholds=thresholds, selections=chosen)
     annotated = _annotate(prepared, rule, rank_by, profile, latent.noise_matrix, weights, downweight)
 
@@ -210,6 +220,7 @@ def find_label_issues(
     for r in bucket_counts:
         per_bucket[r["b"]] = per_bucket.get(r["b"], 0) + r["count"]
         per_class[r["y"]] += r["count"]
+    lap("flag_counts")
     rows = with_issue_rank(
         annotated,
         flag_col="is_label_issue",
@@ -239,6 +250,7 @@ def find_label_issues(
             "min_examples_per_class": min_examples_per_class,
             "weights": weights,
         },
+        timings=timings,
     )
     log.info(
         "find_label_issues(%s): %d of %d rows flagged, %d classes, in %.1fs",

@@ -38,6 +38,7 @@ class LabelIssuesResult:
     filter_by: str
     rank_by: str
     options: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per eager stage
 
     @property
     def num_classes(self) -> int:

@@ -109,7 +109,9 @@ def profile_input(
             prepared.label_col,
         )
     if check_unique_ids:
+        checked = time.perf_counter()
         _check_ids(prepared)
+        log.info("ids checked for nulls and duplicates in %.1fs", time.perf_counter() - checked)
     sums = np.array([class_stats.exact_sum_to_float(h, l_) for h, l_ in zip(hi, lo)], dtype=np.float64)
     classes = prepared.classes if prepared.classes is not None else tuple(range(K))
     log.info("validated input: %d rows, %d classes, in %.1fs", int(counts.sum()), K, time.perf_counter() - started)
