@@ -5,6 +5,8 @@
 >>> res.issues().show()
 """
 
+from sparknoise.clean_learning import CleanLearning, CleanLearningModel
+from sparknoise.cross_validation import cross_val_predict_proba
 from sparknoise.errors import ConfigError, InputError, SparkNoiseError
 from sparknoise.label_issues import find_label_issues, label_quality_scores
 from sparknoise.result import LabelIssuesResult
@@ -12,6 +14,9 @@ from sparknoise.result import LabelIssuesResult
 __version__ = "0.1.0"
 
 __all__ = [
+    "CleanLearning",
+    "CleanLearningModel",
+    "cross_val_predict_proba",
     "ConfigError",
     "InputError",
     "LabelIssuesResult",

@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 
 from sparknoise import selection
 from sparknoise.confident_joint import calibrate_confident_joint, clip_diagonal, count_confident_joint
+from sparknoise.cross_validation import classes_from_metadata
 from sparknoise.errors import ConfigError
 from sparknoise.flags import FILTERS, LOW_SCORE_FILTERS, PRUNE_FILTERS, FlagRule, annotate_udf, quality_udf
 from sparknoise.inputs import LABEL_INDEX, PROBS, PreparedInput, drop_working_columns, prepare_input
@@ -151,7 +152,8 @@ def find_label_issues(
         label_col: the given (possibly noisy) label.
         probs_col: out-of-fold probabilities: ``array<double>``, ``array<float>`` or an ML vector.
         id_col: unique integer or string id; breaks exact ties (cleanlab's are arbitrary).
-        classes: the label value of each probability index; None means labels are ints 0..K-1.
+        classes: the label value of each probability index; None: the classes recorded by
+            :func:`cross_val_predict_proba` on ``probs_col``, else labels are ints 0..K-1.
         filter_by: prune_by_noise_rate | prune_by_class | both | confident_learning |
             predicted_neq_given | low_normalized_margin | low_self_confidence.
         rank_by: the ``label_quality`` score and issue order: self_confidence |
@@ -170,6 +172,8 @@ def find_label_issues(
         InputError: bad input (DESIGN.md section 6); ConfigError: bad options.
     """
     _check_options(filter_by, rank_by, frac_noise, num_to_remove_per_class, min_examples_per_class, weights)
+    if classes is None and probs_col in df.columns:
+        classes = classes_from_metadata(df, probs_col)  # recorded by cross_val_predict_proba
     started = time.perf_counter()
     timings: dict[str, float] = {}
     clock = [started]
