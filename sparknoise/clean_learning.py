@@ -198,6 +198,12 @@ class _CleanLearningModelWriter(MLWriter):
         super().__init__()
         self.instance = instance
 
+    def save(self, path: str) -> None:
+        """Save to ``path`` (any Hadoop path); works on classic and Spark Connect sessions."""
+        if not self.shouldOverwrite and _exists(f"{path}/metadata"):
+            raise OSError(f"path {path} already exists; use write().overwrite().save(path).")
+        self.saveImpl(path)
+
     def saveImpl(self, path: str) -> None:
         m = self.instance
         params = {p: m.getOrDefault(p) for p in _SIMPLE_PARAMS if m.isDefined(p)}
@@ -219,6 +225,14 @@ class _CleanLearningModelWriter(MLWriter):
             f"{path}/metadata"
         )
         m.finalModel.write().overwrite().save(f"{path}/finalModel")
+
+
+def _exists(path: str) -> bool:
+    try:
+        SparkSession.active().read.text(path).limit(1).collect()
+        return True
+    except Exception:  # noqa: BLE001 - any failure to read means there is nothing usable there
+        return False
 
 
 class _CleanLearningModelReader(MLReader):

@@ -93,6 +93,13 @@ def configured(estimator: Estimator) -> Estimator:
     return estimator.copy(params)
 
 
+def _activate(session) -> None:
+    """Make ``session`` active in this thread (Spark Connect keeps the active session per thread)."""
+    setter = getattr(type(session), "_set_default_and_active_session", None)
+    if setter is not None and type(session).getActiveSession() is None:
+        setter(session)
+
+
 def _validated_folds(df: DataFrame, fold_col: str, n_folds: int) -> None:
     sizes = {r[0]: r[1] for r in df.groupBy(fold_col).count().collect()}  # n_folds rows
     bad = [f for f in sizes if f is None or not 0 <= f < n_folds]
@@ -158,15 +165,20 @@ def cross_val_predict_proba(
         _validated_folds(data, fold_col, n_folds)
         data = data.withColumn("fold", F.col(fold_col).cast("int"))
     est = configured(estimator)
+    session = df.sparkSession
 
     def fit(fold: int):
+        _activate(session)  # Spark Connect's active session is per thread
         t = time.perf_counter()
         model = est.fit(data.filter(F.col("fold") != fold))
         log.info("fold %d/%d fitted in %.1fs", fold + 1, n_folds, time.perf_counter() - t)
         return model
 
-    with ThreadPoolExecutor(max_workers=max(1, int(parallelism))) as pool:
-        models = list(pool.map(fit, range(n_folds)))
+    if parallelism <= 1:
+        models = [fit(fold) for fold in range(n_folds)]
+    else:
+        with ThreadPoolExecutor(max_workers=int(parallelism)) as pool:
+            models = list(pool.map(fit, range(n_folds)))
     meta = {METADATA_KEY: {"classes": list(classes), "n_folds": n_folds, "seed": seed}}
     parts = [
         model.transform(data.filter(F.col("fold") == fold)).withColumn(

@@ -45,6 +45,8 @@ def test_model_exposes_estimates_and_round_trips(spark, tmp_path):
     path = str(tmp_path / "model")
     model.write().overwrite().save(path)
     model.write().overwrite().save(path)  # overwrite works
+    with pytest.raises(OSError, match="already exists"):
+        model.write().save(path)
     loaded = CleanLearningModel.load(path)
     np.testing.assert_array_equal(loaded.confidentJoint, model.confidentJoint)
     np.testing.assert_array_equal(loaded.noiseMatrix, model.noiseMatrix)
