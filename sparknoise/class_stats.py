@@ -68,8 +68,9 @@ def class_stats_fn(
 ):
     """The mapInArrow function of pass 1.
 
-    ``histogram(labels, P)`` (optional) returns flat candidate counts over ``n_cells x n_buckets``
-    for the selection step, so that the selection needs no histogram scan of its own.
+    ``histogram(labels, P)`` (optional) returns the flat histogram index (cell x n_buckets +
+    bucket) of every selection candidate of a batch; pass 1 counts them so that the selection
+    needs no histogram scan of its own.
     """
     K = num_classes
     histogram_size = n_cells * n_buckets if histogram is not None else 0
@@ -80,6 +81,8 @@ def class_stats_fn(
         lo_sums = np.zeros(K, dtype=np.int64)
         problems: dict[int, int] = {}
         hist = np.zeros(histogram_size, dtype=np.int64) if histogram is not None else None
+        pending: list[np.ndarray] = []  # histogram indices, counted in chunks of ~4M
+        pending_size = 0
 
         def note(code: int, n: int) -> None:
             if n:
@@ -127,8 +130,14 @@ def class_stats_fn(
             hi_sums += _bincount_int(y, hi, K)
             lo_sums += _bincount_int(y, lo, K)
             if hist is not None:
-                hist += histogram(y, P)
+                pending.append(histogram(y, P))
+                pending_size += len(pending[-1])
+                if pending_size > 1 << 22:
+                    hist += np.bincount(np.concatenate(pending), minlength=histogram_size)
+                    pending, pending_size = [], 0
 
+        if hist is not None and pending:
+            hist += np.bincount(np.concatenate(pending), minlength=histogram_size)
         yield _rows(CLASS, np.repeat(np.arange(K), 3), np.tile(np.arange(3), K),
                     np.stack([counts, hi_sums, lo_sums], axis=1).ravel())
         if problems:

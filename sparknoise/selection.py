@@ -156,13 +156,13 @@ class HistogramPlan:
     def n_cells(self) -> int:
         return int(sum(p.n_cells for p in self.problems))
 
-    def __call__(self, labels: np.ndarray, P: np.ndarray) -> np.ndarray:
-        flat = np.zeros(self.n_cells * self.n_buckets, dtype=np.int64)
+    def indices(self, labels: np.ndarray, P: np.ndarray) -> np.ndarray:
+        """Flat histogram index (cell * n_buckets + bucket) of every candidate in a batch."""
+        parts = []
         for offset, problem in zip(self.offsets, self.problems):
             _, cells, keys = candidates_of(problem, labels, P)
-            index = (cells + offset) * self.n_buckets + _buckets(keys, self.n_buckets)
-            flat += np.bincount(index, minlength=flat.size)
-        return flat
+            parts.append((cells + offset) * self.n_buckets + _buckets(keys, self.n_buckets))
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
     def split(self, entries: list[tuple[int, int, int]]) -> list[np.ndarray]:
         """Dense (n_cells, n_buckets) histograms per problem from (flat cell, bucket, count) rows."""

@@ -70,7 +70,7 @@ def profile_input(
     K = num_classes if num_classes is not None else num_classes_of(prepared)
     fn = class_stats.class_stats_fn(
         K,
-        histogram=histogram,
+        histogram=histogram.indices if histogram else None,
         n_cells=histogram.n_cells if histogram else 0,
         n_buckets=histogram.n_buckets if histogram else 1,
         row_sum_tolerance=row_sum_tolerance,

@@ -56,8 +56,9 @@ def test_out_of_fold_predictions_never_saw_their_row(spark):
 def test_same_folds_and_probabilities_for_any_partitioning_and_rerun(spark):
     frame, _ = classification(900, 3, seed=2)
     runs = [
-        _collect(sn.cross_val_predict_proba(to_spark(spark, frame, partitions=p), LogisticRegression(maxIter=30)))
-        for p in (1, 7, 7)
+        _collect(sn.cross_val_predict_proba(to_spark(spark, frame, partitions=p), LogisticRegression(maxIter=30),
+                                            parallelism=par))
+        for p, par in ((1, 1), (7, 1), (7, 2))  # the last: a second run, folds fitted two at a time
     ]
     for other in runs[1:]:
         assert (runs[0]["fold"] == other["fold"]).all()
