@@ -17,12 +17,12 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check sparknoise tests bench
+	$(BIN)/ruff check sparknoise tests bench jobs
 
 # Classic and Spark Connect suites run in separate processes: a Python process can hold either a
 # classic session or a local Connect session, not both.
 test-classic: $(STAMP)
-	$(BIN)/pytest tests --ignore=tests/connect
+	$(BIN)/pytest tests --ignore=tests/connect --durations=15
 
 test-connect: $(STAMP)
 	$(BIN)/pytest tests/connect
@@ -30,7 +30,7 @@ test-connect: $(STAMP)
 test: lint test-classic test-connect
 
 demo: $(STAMP)
-	$(BIN)/python -m sparknoise.demo
+	$(BIN)/sparknoise demo
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_find_label_issues.py

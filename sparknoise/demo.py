@@ -1,68 +1,68 @@
-"""`python -m sparknoise.demo`: the whole flow on a generated noisy dataset, local Spark + Delta.
+"""`sparknoise demo` (`make demo`): the detect job on a generated noisy dataset, local Spark + Delta.
 
-Generates N rows of K-class out-of-fold-like probabilities with 15% of labels flipped, writes them
-as a local Delta table, reads the table back, finds the label issues, writes the scored rows and
-the flagged rows as Delta tables, and prints what it found against the known flips.
+Generates a labelled feature table with 15% of labels flipped (the true label kept beside it),
+writes it as a local Delta table, runs the detect job with the default config (5-fold logistic
+regression, prune_by_noise_rate) and prints what it found against the known flips.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import time
 
 from pyspark.sql import functions as F
 
-import sparknoise as sn
-from sparknoise.local_spark import local_spark
-from sparknoise.synthetic import probabilities_table
+log = logging.getLogger("sparknoise")
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run the demo; see ``--help``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--classes", type=int, default=5)
-    parser.add_argument("--noise", type=float, default=0.15)
-    parser.add_argument("--out", default="demo-output", help="folder for the local Delta tables")
-    args = parser.parse_args(argv)
+def run_demo(rows: int = 200_000, classes: int = 5, noise: float = 0.15, out: str = "demo-output") -> dict:
+    """Generate the data, run detect, print a summary; returns the run record."""
+    from sparknoise.cli import job_session
+    from sparknoise.config import load_config
+    from sparknoise.detect_job import run_detect
+    from sparknoise.synthetic import features_table
+    from sparknoise.tables import read_table
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("py4j").setLevel(logging.WARNING)
-    out = os.path.abspath(args.out)
-    spark = local_spark("sparknoise-demo", shuffle_partitions=8)
+    out = os.path.abspath(out)
+    spark = job_session("sparknoise-demo")
     started = time.perf_counter()
-
     input_path = f"{out}/input"
-    probabilities_table(
-        spark, args.rows, args.classes, noise_rate=args.noise, seed=42, rows_per_partition=50_000
-    ).write.format("delta").mode("overwrite").save(input_path)
-    table = spark.read.format("delta").load(input_path)
-
-    res = sn.find_label_issues(table, label_col="label", probs_col="pred_probs", id_col="id")
-    res.rows.write.format("delta").mode("overwrite").save(f"{out}/scored")
-    scored = spark.read.format("delta").load(f"{out}/scored")
-    scored.filter("is_label_issue").select(
-        "id", F.col("label").alias("given_label"), F.col("predicted_label").alias("suggested_label"),
-        "label_quality", "issue_rank",
-    ).write.format("delta").mode("overwrite").save(f"{out}/issues")
-
+    features = [f"x{j}" for j in range(10)]
+    features_table(spark, rows, classes, n_features=10, noise_rate=noise, seed=42).write.format("delta").mode(
+        "overwrite").save(input_path)
+    cfg = load_config(None, [
+        f"input.path={input_path}", f"input.features={features}", "input.passthrough=[true_label]",
+        f"output.scored={out}/scored", f"output.issues={out}/issues", f"output.runs={out}/runs",
+        "run.id=demo",
+    ])
+    record = run_detect(spark, cfg)
+    scored = read_table(spark, f"{out}/scored").filter(F.col("run_id") == "demo")
     truth = scored.groupBy().agg(
-        F.sum(F.when(F.col("is_label_issue") & (F.col("label") != F.col("true_label")), 1).otherwise(0)).alias("tp"),
-        F.sum(F.when(F.col("label") != F.col("true_label"), 1).otherwise(0)).alias("flips"),
+        F.sum((F.col("is_label_issue") & (F.col("label") != F.col("true_label"))).cast("long")).alias("tp"),
+        F.sum((F.col("label") != F.col("true_label")).cast("long")).alias("flips"),
     ).first()
-    precision = truth["tp"] / max(res.num_flagged, 1)
+    flagged = record["num_flagged"]
+    precision = truth["tp"] / max(flagged, 1)
     recall = truth["tp"] / max(truth["flips"], 1)
-    table_view = res.class_table()
+    noise_per_class = [1 - row[k] for k, row in enumerate(record["noise_matrix"])]
     print()
-    print(f"sparknoise demo: {res.n_rows:,} rows, {res.num_classes} classes, {truth['flips']:,} labels flipped")
-    print(f"flagged {res.num_flagged:,} rows ({res.num_flagged / res.n_rows:.1%}); "
-          f"precision {precision:.3f}, recall {recall:.3f} against the known flips")
-    print(table_view.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"tables: {input_path}, {out}/scored, {out}/issues")
+    print(f"sparknoise demo: {record['n_rows']:,} rows, {record['n_classes']} classes, "
+          f"{truth['flips']:,} labels flipped ({noise:.0%})")
+    print(f"flagged {flagged:,} rows ({flagged / record['n_rows']:.1%}); precision {precision:.3f}, "
+          f"recall {recall:.3f} against the known flips")
+    print("estimated noise per class (1 - P(given=k | true=k)): "
+          + ", ".join(f"{k}: {v:.3f}" for k, v in enumerate(noise_per_class)))
+    print(f"tables (Delta): {input_path}  {out}/scored  {out}/issues  {out}/runs")
     print(f"total {time.perf_counter() - started:.1f}s")
-    spark.stop()
+    return record
+
+
+def main() -> None:
+    """python -m sparknoise.demo"""
+    from sparknoise.cli import main as cli_main
+
+    raise SystemExit(cli_main(["demo"]))
 
 
 if __name__ == "__main__":

@@ -106,3 +106,35 @@ def probabilities_table(spark, n: int, num_classes: int, *, noise_rate: float = 
 
     starts = spark.range(0, n, rows_per_partition, numPartitions=parts).toDF("start")
     return starts.mapInArrow(gen, f"id long, label long, true_label long, pred_probs array<{probs_type}>")
+
+
+def features_table(spark, n: int, num_classes: int, *, n_features: int = 10, noise_rate: float = 0.15,
+                   seed: int = 0, rows_per_partition: int = 50_000, separation: float = 1.5):
+    """A Spark DataFrame (id, label, true_label, x0..x{d-1}) of Gaussian classes with flipped labels.
+
+    Class means come from a generator seeded by ``seed`` (the same on every executor); each
+    partition draws its rows from a generator seeded by (seed, partition). ``label`` is
+    ``true_label`` flipped to another class, uniformly, with probability ``noise_rate``.
+    """
+    import pyarrow as pa
+
+    parts = max(1, -(-n // rows_per_partition))
+    K, D = num_classes, n_features
+    means = np.random.default_rng(seed).normal(scale=separation, size=(K, D))
+
+    def gen(batches):
+        for batch in batches:
+            for start in batch.column(0).to_numpy():
+                start = int(start)
+                m = min(rows_per_partition, n - start)
+                rng = np.random.default_rng([seed, start // rows_per_partition])
+                true = rng.integers(0, K, m)
+                X = means[true] + rng.normal(size=(m, D))
+                flip = rng.random(m) < noise_rate
+                given = np.where(flip, (true + rng.integers(1, K, m)) % K, true)
+                cols = [pa.array(np.arange(start, start + m, dtype=np.int64)), pa.array(given.astype(np.int64)),
+                        pa.array(true.astype(np.int64))] + [pa.array(X[:, j]) for j in range(D)]
+                yield pa.RecordBatch.from_arrays(cols, names=["id", "label", "true_label"] + [f"x{j}" for j in range(D)])
+
+    schema = "id long, label long, true_label long, " + ", ".join(f"x{j} double" for j in range(D))
+    return spark.range(0, n, rows_per_partition, numPartitions=parts).toDF("start").mapInArrow(gen, schema)

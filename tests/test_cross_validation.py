@@ -125,3 +125,14 @@ def test_string_labels_flow_into_find_label_issues(spark):
     assert res.classes == ("ant", "bee", "cat")
     assert res.num_flagged > 0
     assert set(r[0] for r in res.issues().select("predicted_label").distinct().collect()) <= {"ant", "bee", "cat"}
+
+
+def test_probabilities_have_k_entries_when_a_training_fold_lacks_a_class(spark):
+    # all rows of class 2 sit in fold 0, so the model for fold 0 never sees class 2
+    frame, _ = classification(600, 3, seed=10)
+    frame["my_fold"] = np.where(frame["label"] == 2, 0, frame["id"] % 3)
+    df = to_spark(spark, frame)
+    got = _collect(sn.cross_val_predict_proba(df, LogisticRegression(maxIter=20), n_folds=3, fold_col="my_fold"))
+    P = np.stack(got["pred_probs"])
+    assert P.shape == (600, 3)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, atol=1e-9)

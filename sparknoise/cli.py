@@ -1,0 +1,135 @@
+"""The ``sparknoise`` command: detect | demo | inject | evaluate | report.
+
+Options: ``--config FILE`` (YAML), repeatable ``--set key.path=value`` and, for Databricks
+``python_wheel_task`` named parameters, ``--key.path=value``. Exit code 0 on success, 2 on a
+configuration or input error (one line on stderr naming the key or column), 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from sparknoise.errors import SparkNoiseError
+
+log = logging.getLogger("sparknoise")
+
+
+def job_session(app_name: str = "sparknoise"):
+    """The job's session: the active one, else ``getOrCreate()`` with Delta enabled (never sets master).
+
+    On Databricks (DATABRICKS_RUNTIME_VERSION set) Delta is built in and nothing is added. Elsewhere
+    the Delta extension and catalog are configured, and the Delta jars are requested from Maven
+    Central (effective when this process launches the JVM; with spark-submit pass --packages).
+    """
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app_name)
+    if "DATABRICKS_RUNTIME_VERSION" not in os.environ:
+        from sparknoise.local_spark import DELTA_CONF, DELTA_PACKAGE, IVY_CACHE
+
+        for key, value in DELTA_CONF.items():
+            builder = builder.config(key, value)
+        builder = builder.config("spark.jars.packages", DELTA_PACKAGE).config("spark.jars.ivy", IVY_CACHE)
+        builder = builder.config("spark.sql.session.timeZone", "UTC").config("spark.ui.showConsoleProgress", "false")
+    return builder.getOrCreate()
+
+
+def _config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="YAML config (see conf/detect.yaml for every key)")
+    parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
+                        help="override one key, value parsed as YAML (repeatable), e.g. --set input.path=/data/t")
+    parser.add_argument("--log-level", default="INFO", help="sparknoise log level (default INFO)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="sparknoise",
+        description="Find mislabeled rows with Confident Learning on Spark. Keys may also be given as "
+        "--key.path=value (e.g. --input.path=/data/t).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    detect = sub.add_parser("detect", help="find label issues in a table and write scored/issues/runs Delta tables",
+                            description="Keys: input.path|input.table, input.version, input.id_col, input.label_col, "
+                            "input.features|input.features_col|input.probs_col, input.where, input.classes, "
+                            "input.passthrough, model.estimator, model.params, model.n_folds, model.seed, "
+                            "model.parallelism, detection.filter_by, detection.rank_by, detection.frac_noise, "
+                            "detection.num_to_remove_per_class, detection.min_examples_per_class, "
+                            "detection.weights, detection.downweight, detection.iterations, "
+                            "detection.min_new_issues, output.scored, output.issues, output.runs, output.mode, "
+                            "run.id.")
+    _config_args(detect)
+    demo = sub.add_parser("demo", help="generate a noisy dataset as a local Delta table and run detect on it")
+    demo.add_argument("--rows", type=int, default=200_000)
+    demo.add_argument("--classes", type=int, default=5)
+    demo.add_argument("--noise", type=float, default=0.15)
+    demo.add_argument("--out", default="demo-output", help="folder for the local Delta tables")
+    demo.add_argument("--log-level", default="INFO")
+    for name, what in (("inject", "write a copy of a table with injected label noise"),
+                       ("evaluate", "measure detection and the impact of cleaning"),
+                       ("report", "write the HTML label-health report of a run")):
+        p = sub.add_parser(name, help=f"{what} (not yet available)")
+        _config_args(p)
+    return parser
+
+
+def split_dotted(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Turn ``--key.path=value`` / ``--key.path value`` into overrides; return (rest, overrides)."""
+    rest, overrides = [], []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("--") and "." in arg.split("=", 1)[0]:
+            key = arg[2:]
+            if "=" in key:
+                overrides.append(key)
+            elif i + 1 < len(argv):
+                overrides.append(f"{key}={argv[i + 1]}")
+                i += 1
+            else:
+                overrides.append(f"{key}=")
+        else:
+            rest.append(arg)
+        i += 1
+    return rest, overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``sparknoise`` console script and of jobs/*.py."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    rest, dotted = split_dotted(argv)
+    args = build_parser().parse_args(rest)
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    try:
+        if args.command == "demo":
+            from sparknoise.demo import run_demo
+
+            run_demo(rows=args.rows, classes=args.classes, noise=args.noise, out=args.out)
+            return 0
+        if args.command != "detect":
+            print(f"sparknoise {args.command}: not yet available", file=sys.stderr)
+            return 3
+        from sparknoise.config import load_config
+        from sparknoise.detect_job import run_detect, summary_lines
+
+        cfg = load_config(args.config, [*args.overrides, *dotted])
+        record = run_detect(job_session("sparknoise-detect"), cfg)
+        for line in summary_lines(record):
+            print(line)
+        return 0
+    except SparkNoiseError as e:
+        print(f"sparknoise: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
