@@ -37,7 +37,7 @@ def job_session(app_name: str = "sparknoise"):
         for key, value in DELTA_CONF.items():
             builder = builder.config(key, value)
         builder = builder.config("spark.jars.packages", DELTA_PACKAGE).config("spark.jars.ivy", IVY_CACHE)
-        builder = builder.config("spark.sql.session.timeZone", "UTC").config("spark.ui.showConsoleProgress", "false")
+        builder = builder.config("spark.sql.session.timeZone", "UTC")
     return builder.getOrCreate()
 
 

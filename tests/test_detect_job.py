@@ -133,10 +133,12 @@ def test_bad_config_fails_fast_and_writes_nothing(spark, probs_table, tmp_path, 
         assert not os.path.exists(cfg["output"][name])
 
 
-def test_iterative_cleaning_records_rounds(spark, features_table, tmp_path):
-    path, _ = features_table
+def test_iterative_cleaning_records_rounds(spark, tmp_path):
+    frame, _ = classification(900, 3, seed=33, noise_rate=0.25)
+    path = str(tmp_path / "small")
+    spark.createDataFrame(frame).coalesce(1).write.format("delta").save(path)
     conf = _conf(tmp_path, input={"path": path, "features": FEATURES},
-                 model={"params": {"maxIter": 30}, "n_folds": 3}, detection={"iterations": 3, "min_new_issues": 1})
+                 model={"params": {"maxIter": 20}, "n_folds": 3}, detection={"iterations": 3, "min_new_issues": 1})
     assert cli_main(["detect", "--config", conf, "--set", "run.id=it"]) == 0
     scored, issues, runs = _tables(spark, conf)
     per_round = {r["round"]: r["count"] for r in issues.groupBy("round").count().collect()}
@@ -144,7 +146,7 @@ def test_iterative_cleaning_records_rounds(spark, features_table, tmp_path):
     assert set(per_round) == set(range(1, rounds + 1))
     counts = [per_round[r] for r in sorted(per_round)]
     assert counts == sorted(counts, reverse=True)  # non-increasing
-    assert scored.count() == 2000 and scored.filter("is_label_issue").count() == sum(counts)
+    assert scored.count() == 900 and scored.filter("is_label_issue").count() == sum(counts)
     assert scored.filter(F.col("is_label_issue") & (F.col("sample_weight") != 0)).count() == 0
 
 
@@ -156,3 +158,16 @@ def test_demo_command_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "sparknoise demo: 20,000 rows, 5 classes" in proc.stdout
     assert "precision" in proc.stdout and "recall" in proc.stdout
+
+
+def test_a_failure_mid_run_is_recorded_and_writes_no_rows(spark, tmp_path):
+    # NaN probabilities are found by detection's validation, after the run started
+    rows = [(i, i % 2, [0.9, 0.1] if i % 2 == 0 else [0.2, 0.8]) for i in range(40)] + [(40, 0, [float("nan"), 0.5])]
+    path = str(tmp_path / "bad")
+    spark.createDataFrame(rows, "id long, label long, pred_probs array<double>").write.format("delta").save(path)
+    conf = _conf(tmp_path, input={"path": path, "probs_col": "pred_probs"})
+    assert cli_main(["detect", "--config", conf, "--set", "run.id=f"]) == 2
+    cfg = yaml.safe_load(open(conf))
+    assert not os.path.exists(cfg["output"]["scored"]) and not os.path.exists(cfg["output"]["issues"])
+    run = spark.read.format("delta").load(cfg["output"]["runs"]).collect()
+    assert len(run) == 1 and run[0]["status"] == "failed" and "NaN" in run[0]["error"]
