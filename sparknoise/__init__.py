@@ -8,7 +8,10 @@
 from sparknoise.clean_learning import CleanLearning, CleanLearningModel
 from sparknoise.cross_validation import cross_val_predict_proba
 from sparknoise.errors import ConfigError, InputError, SparkNoiseError
+from sparknoise.evaluation import EvaluationResult, evaluate_label_noise
 from sparknoise.label_issues import find_label_issues, label_quality_scores
+from sparknoise.noise_injection import inject_label_noise
+from sparknoise.noise_matrix import noise_matrix_from_trace, noise_matrix_is_valid
 from sparknoise.result import LabelIssuesResult
 
 __version__ = "0.1.0"
@@ -18,6 +21,11 @@ __all__ = [
     "CleanLearningModel",
     "cross_val_predict_proba",
     "ConfigError",
+    "EvaluationResult",
+    "evaluate_label_noise",
+    "inject_label_noise",
+    "noise_matrix_from_trace",
+    "noise_matrix_is_valid",
     "InputError",
     "LabelIssuesResult",
     "SparkNoiseError",

@@ -72,11 +72,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--noise", type=float, default=0.15)
     demo.add_argument("--out", default="demo-output", help="folder for the local Delta tables")
     demo.add_argument("--log-level", default="INFO")
-    for name, what in (("inject", "write a copy of a table with injected label noise"),
-                       ("evaluate", "measure detection and the impact of cleaning"),
-                       ("report", "write the HTML label-health report of a run")):
-        p = sub.add_parser(name, help=f"{what} (not yet available)")
-        _config_args(p)
+    inject = sub.add_parser(
+        "inject", help="write a noisy copy of a table (known flips in true_label / is_noisy)",
+        description="Keys: input.path|input.table, input.version, input.where, input.id_col, input.label_col, "
+        "input.classes, input.features|input.features_col|input.probs_col (instance_dependent only), "
+        "inject.mode (uniform|class_conditional|instance_dependent), inject.noise_rate, inject.noise_matrix, "
+        "inject.frac_zero_noise_rates, inject.seed, output.noisy, output.runs, run.id. See conf/inject.yaml.")
+    _config_args(inject)
+    evaluate = sub.add_parser(
+        "evaluate", help="measure detection quality and what cleaning recovers, on injected noise",
+        description="Keys: input.path|input.table, input.version, input.where, input.id_col, input.label_col, "
+        "input.features|input.features_col, input.classes, model.estimator, model.params, model.n_folds, "
+        "detection.filter_by, detection.downweight, evaluate.trusted_label_col, evaluate.test_where, "
+        "evaluate.test_fraction, evaluate.noise_rates, evaluate.noise_mode, evaluate.detection_noise_rate, "
+        "evaluate.loss_top_fraction, evaluate.self_confidence_threshold, evaluate.seed, output.detection, "
+        "output.impact, output.plots, output.runs, run.id. See conf/evaluate.yaml.")
+    _config_args(evaluate)
+    report = sub.add_parser("report", help="write the HTML label-health report of a run (not yet available)")
+    _config_args(report)
     return parser
 
 
@@ -115,14 +128,31 @@ def main(argv: list[str] | None = None) -> int:
 
             run_demo(rows=args.rows, classes=args.classes, noise=args.noise, out=args.out)
             return 0
-        if args.command != "detect":
+        if args.command == "report":
             print(f"sparknoise {args.command}: not yet available", file=sys.stderr)
             return 3
         from sparknoise.config import load_config
+
+        cfg = load_config(args.config, [*args.overrides, *dotted], job=args.command)
+        spark = job_session(f"sparknoise-{args.command}")
+        if args.command == "inject":
+            from sparknoise.inject_job import run_inject
+
+            record = run_inject(spark, cfg)
+            print(f"run {record['run_id']}: wrote {cfg['output']['noisy']}: {record['n_rows']} rows, "
+                  f"{record['num_flagged']} labels flipped ({cfg['inject']['mode']})")
+            return 0
+        if args.command == "evaluate":
+            from sparknoise.evaluate_job import format_tables, run_evaluate
+
+            record, result = run_evaluate(spark, cfg)
+            print(format_tables(result))
+            print(f"run {record['run_id']}: tables {cfg['output']['detection']} {cfg['output']['impact']}; "
+                  f"plots in {cfg['output']['plots']}")
+            return 0
         from sparknoise.detect_job import run_detect, summary_lines
 
-        cfg = load_config(args.config, [*args.overrides, *dotted])
-        record = run_detect(job_session("sparknoise-detect"), cfg)
+        record = run_detect(spark, cfg)
         for line in summary_lines(record):
             print(line)
         return 0

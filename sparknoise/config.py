@@ -54,9 +54,35 @@ DEFAULTS: dict[str, Any] = {
         "issues": "sparknoise-output/issues",
         "runs": "sparknoise-output/runs",
         "mode": "replace_run",  # rows of this run id are replaced; other runs are kept
+        "noisy": "sparknoise-output/noisy",  # inject: the noisy copy of the input
+        "detection": "sparknoise-output/evaluation_detection",  # evaluate: detector precision/recall
+        "impact": "sparknoise-output/evaluation_impact",  # evaluate: test accuracy per noise rate
+        "plots": "sparknoise-output/plots",  # evaluate: a local folder for the PNG charts
+    },
+    "inject": {
+        "mode": "uniform",  # uniform | class_conditional | instance_dependent
+        "noise_rate": 0.2,
+        "noise_matrix": None,  # class_conditional: K x K, P(given=j | true=k) at [j][k]
+        "frac_zero_noise_rates": 0.0,  # class_conditional without a matrix: zero off-diagonal rates
+        "seed": 0,
+    },
+    "evaluate": {
+        "trusted_label_col": None,  # the trusted label; default: input.label_col
+        "test_where": None,  # SQL condition selecting the test split; default: a hash split by id
+        "test_fraction": 0.2,
+        "noise_rates": [0.0, 0.05, 0.1, 0.2, 0.3],
+        "noise_mode": "uniform",  # uniform | class_conditional | instance_dependent
+        "detection_noise_rate": 0.2,  # every detector is scored at this rate
+        "loss_top_fraction": None,  # top-p% log-loss detector; default: CL's estimated noise fraction
+        "self_confidence_threshold": 0.1,
+        "frac_zero_noise_rates": 0.0,  # class_conditional: fraction of zero off-diagonal noise rates
+        "seed": 0,
+        "scratch": None,  # Delta location for intermediate tables; default: _sparknoise_scratch beside output.detection
     },
     "run": {"id": None},
 }
+
+JOBS = ("detect", "inject", "evaluate")
 
 
 def _set_path(cfg: dict, dotted: str, value: Any, *, source: str) -> None:
@@ -101,8 +127,8 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def load_config(path: str | None = None, overrides: Iterable[str] = ()) -> dict:
-    """Defaults, then the YAML file, then the overrides; validated."""
+def load_config(path: str | None = None, overrides: Iterable[str] = (), job: str = "detect") -> dict:
+    """Defaults, then the YAML file, then the overrides; validated for ``job`` (detect | inject | evaluate)."""
     cfg = copy.deepcopy(DEFAULTS)
     if path:
         try:
@@ -116,20 +142,86 @@ def load_config(path: str | None = None, overrides: Iterable[str] = ()) -> dict:
     for text in overrides:
         key, value = parse_override(text)
         _set_path(cfg, key, value, source="command line")
-    validate(cfg)
+    validate(cfg, job)
     return cfg
 
 
-def validate(cfg: dict) -> None:
-    """Raise ConfigError on impossible or missing settings."""
+def validate(cfg: dict, job: str = "detect") -> None:
+    """Raise ConfigError on impossible or missing settings for ``job``."""
+    if job not in JOBS:
+        raise ConfigError(f"unknown job {job!r}; one of {list(JOBS)}")
+    inp = cfg["input"]
+    if bool(inp["path"]) == bool(inp["table"]):
+        raise ConfigError("set exactly one of 'input.path' and 'input.table'")
+    if inp["format"] not in ("delta", "parquet"):
+        raise ConfigError(f"'input.format' must be delta or parquet, not {inp['format']!r}")
+    if job == "inject":
+        _validate_inject(cfg)
+    elif job == "evaluate":
+        _validate_evaluate(cfg)
+    else:
+        _validate_detect(cfg)
+
+
+def _check_outputs(cfg: dict, names: tuple[str, ...]) -> None:
+    out = cfg["output"]
+    here = cfg["input"]["path"] or cfg["input"]["table"]
+    for name in names:
+        if not out[name] or not isinstance(out[name], str):
+            raise ConfigError(f"'output.{name}' must be a path or a table name")
+        if _same_location(out[name], here):
+            raise ConfigError(f"'output.{name}' is the input location {here!r}; the input is never written")
+    if len({_normal(out[n]) for n in names}) != len(names):
+        raise ConfigError(f"{', '.join(repr('output.' + n) for n in names)} must be different locations")
+
+
+def _validate_inject(cfg: dict) -> None:
+    from sparknoise.noise_injection import MODES
+
+    inj = cfg["inject"]
+    if inj["mode"] not in MODES:
+        raise ConfigError(f"'inject.mode' {inj['mode']!r} is unknown; use one of {list(MODES)}")
+    if inj["mode"] == "instance_dependent" and not (cfg["input"]["features"] or cfg["input"]["features_col"]
+                                                    or cfg["input"]["probs_col"]):
+        raise ConfigError("'inject.mode' instance_dependent needs 'input.features', 'input.features_col' or "
+                          "'input.probs_col' (how confusable each row is)")
+    _check_outputs(cfg, ("noisy", "runs"))
+
+
+def _validate_evaluate(cfg: dict) -> None:
+    from sparknoise.estimators import ESTIMATORS
+    from sparknoise.noise_injection import MODES
+
+    inp, ev = cfg["input"], cfg["evaluate"]
+    if inp["probs_col"] or not (inp["features"] or inp["features_col"]):
+        raise ConfigError("evaluate trains models: set 'input.features' (numeric columns) or 'input.features_col' "
+                          "(a vector column), not 'input.probs_col'")
+    if cfg["model"]["estimator"] not in ESTIMATORS:
+        raise ConfigError(f"'model.estimator' {cfg['model']['estimator']!r} is unknown; use one of {sorted(ESTIMATORS)}")
+    rates = ev["noise_rates"]
+    if not isinstance(rates, list) or not rates or not all(
+            isinstance(r, (int, float)) and not isinstance(r, bool) and 0 <= r < 1 for r in rates):
+        raise ConfigError("'evaluate.noise_rates' must be a non-empty list of rates in [0, 1)")
+    rate = ev["detection_noise_rate"]
+    if not isinstance(rate, (int, float)) or not 0 < rate < 1:
+        raise ConfigError("'evaluate.detection_noise_rate' must be a rate in (0, 1)")
+    if ev["noise_mode"] not in MODES:
+        raise ConfigError(f"'evaluate.noise_mode' {ev['noise_mode']!r} is unknown; use one of {list(MODES)}")
+    if ev["test_where"] is None and not 0 < ev["test_fraction"] < 1:
+        raise ConfigError("'evaluate.test_fraction' must be in (0, 1) (or set 'evaluate.test_where')")
+    top = ev["loss_top_fraction"]
+    if top is not None and not 0 < top < 1:
+        raise ConfigError("'evaluate.loss_top_fraction' must be in (0, 1) or null")
+    _check_outputs(cfg, ("detection", "impact", "runs"))
+
+
+def _validate_detect(cfg: dict) -> None:
     from sparknoise.estimators import ESTIMATORS
     from sparknoise.flags import FILTERS
     from sparknoise.kernels import QUALITY_METHODS
     from sparknoise.weights import POLICIES
 
     inp, model, det, out = cfg["input"], cfg["model"], cfg["detection"], cfg["output"]
-    if bool(inp["path"]) == bool(inp["table"]):
-        raise ConfigError("set exactly one of 'input.path' and 'input.table'")
     sources = [k for k in ("features", "features_col", "probs_col") if inp[k]]
     if len(sources) != 1:
         raise ConfigError(
@@ -138,8 +230,6 @@ def validate(cfg: dict) -> None:
         )
     if inp["features"] is not None and not (isinstance(inp["features"], list) and inp["features"]):
         raise ConfigError("'input.features' must be a non-empty list of column names")
-    if inp["format"] not in ("delta", "parquet"):
-        raise ConfigError(f"'input.format' must be delta or parquet, not {inp['format']!r}")
     if not inp["probs_col"] and model["estimator"] not in ESTIMATORS:
         raise ConfigError(f"'model.estimator' {model['estimator']!r} is unknown; use one of {sorted(ESTIMATORS)}")
     if not isinstance(model["params"], dict):
@@ -159,14 +249,7 @@ def validate(cfg: dict) -> None:
         raise ConfigError("'detection.iterations' > 1 needs a model (input.features or input.features_col)")
     if out["mode"] != "replace_run":
         raise ConfigError("'output.mode' supports 'replace_run' (rows of the same run id are replaced)")
-    here = inp["path"] or inp["table"]
-    for name in ("scored", "issues", "runs"):
-        if not out[name]:
-            raise ConfigError(f"'output.{name}' must be a path or a table name")
-        if _same_location(out[name], here):
-            raise ConfigError(f"'output.{name}' is the input location {here!r}; the input is never written")
-    if len({_normal(out[n]) for n in ("scored", "issues", "runs")}) != 3:
-        raise ConfigError("'output.scored', 'output.issues' and 'output.runs' must be three different locations")
+    _check_outputs(cfg, ("scored", "issues", "runs"))
 
 
 def _normal(location: str) -> str:

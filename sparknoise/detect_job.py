@@ -21,7 +21,6 @@ import json
 import logging
 import time
 import traceback
-import uuid
 from typing import Any
 
 import numpy as np
@@ -35,23 +34,10 @@ from sparknoise.errors import InputError
 from sparknoise.estimators import make_estimator
 from sparknoise.label_issues import find_label_issues
 from sparknoise.result import LabelIssuesResult
+from sparknoise.run_log import new_run_id, write_run_record
 from sparknoise.tables import read_input, write_run_rows
 
 log = logging.getLogger("sparknoise")
-
-RUNS_SCHEMA = (
-    "run_id string, status string, error string, started_at timestamp, finished_at timestamp, "
-    "input_location string, input_version long, config string, config_sha256 string, sparknoise_version string, "
-    "n_rows long, n_classes int, classes string, num_flagged long, num_label_issues long, rounds int, "
-    "thresholds array<double>, confident_joint array<array<long>>, noise_matrix array<array<double>>, "
-    "inverse_noise_matrix array<array<double>>, prior array<double>, timings string"
-)
-
-
-def new_run_id() -> str:
-    """A fresh run id: UTC time plus a random suffix, sortable."""
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
-
 
 def _reason(filter_by: str) -> Any:
     text = {
@@ -101,7 +87,7 @@ def run_detect(spark: SparkSession, cfg: dict) -> dict:
     record: dict[str, Any] = {
         "run_id": run_id, "status": "running", "error": None, "started_at": started,
         "config": canonical_json(cfg), "config_sha256": meta["config_sha256"],
-        "sparknoise_version": sparknoise.__version__,
+        "sparknoise_version": sparknoise.__version__, "job": "detect",
     }
     timings: dict[str, float] = {}
     # Problems found before any work (unreadable input, missing columns) write nothing at all.
@@ -132,9 +118,9 @@ def run_detect(spark: SparkSession, cfg: dict) -> dict:
         record.update(status="failed", error=f"{type(e).__name__}: {e}"[:4000])
         log.error("run %s failed: %s", run_id, record["error"])
         log.debug("%s", traceback.format_exc())
-        _write_run_record(spark, cfg, record, timings, clock, meta)
+        write_run_record(spark, cfg["output"]["runs"], record, timings, clock, meta)
         raise
-    _write_run_record(spark, cfg, record, timings, clock, meta)
+    write_run_record(spark, cfg["output"]["runs"], record, timings, clock, meta)
     log.info("run %s succeeded: %s of %s rows flagged in %.1fs", run_id, record["num_flagged"], record["n_rows"],
              time.perf_counter() - clock)
     return record
@@ -206,18 +192,6 @@ def _issues_frame(cfg: dict, scored: DataFrame, filter_by: str, run_id: str) -> 
         F.col("round").cast("int").alias("round"),
     ] + [F.col(c) for c in inp["passthrough"] or []]
     return scored.filter(F.col("is_label_issue")).select(*cols)
-
-
-def _write_run_record(spark: SparkSession, cfg: dict, record: dict, timings: dict, clock: float,
-                      meta: dict) -> None:
-    record = dict(record)
-    record["finished_at"] = dt.datetime.now(dt.timezone.utc)
-    timings["total"] = round(time.perf_counter() - clock, 3)
-    record["timings"] = json.dumps(timings, sort_keys=True)
-    names = [f.split(" ")[0] for f in RUNS_SCHEMA.split(", ")]
-    row = tuple(record.get(n) for n in names)
-    write_run_rows(spark.createDataFrame([row], RUNS_SCHEMA), cfg["output"]["runs"], run_id=record["run_id"],
-                   metadata=meta)
 
 
 def summary_lines(record: dict) -> list[str]:

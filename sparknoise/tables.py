@@ -65,10 +65,16 @@ def table_exists(spark: SparkSession, location: str) -> bool:
         return False
 
 
-def write_run_rows(df: DataFrame, location: str, *, run_id: str, metadata: dict) -> None:
-    """Replace this run's rows at ``location`` (create the table if needed) in one Delta commit."""
+def write_run_rows(df: DataFrame, location: str, *, run_id: str, metadata: dict, merge_schema: bool = False) -> None:
+    """Replace this run's rows at ``location`` (create the table if needed) in one Delta commit.
+
+    ``merge_schema`` lets the commit add new columns to an existing table (the runs log gains
+    columns across versions; old rows read them as null).
+    """
     spark = df.sparkSession
     writer = df.write.format("delta").option("userMetadata", json.dumps(metadata, sort_keys=True))
+    if merge_schema:
+        writer = writer.option("mergeSchema", "true")
     if table_exists(spark, location):
         safe = run_id.replace("'", "''")
         writer = writer.mode("overwrite").option("replaceWhere", f"run_id = '{safe}'")
