@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export SPARK_LOCAL_IP := 127.0.0.1
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 
-.PHONY: venv test test-classic test-connect lint demo bench clean
+.PHONY: venv test test-classic test-connect lint demo evaluate bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ test: lint test-classic test-connect
 
 demo: $(STAMP)
 	$(BIN)/sparknoise demo
+
+# Is label noise hurting my model? Injected noise on the demo table (run `make demo` first).
+evaluate: $(STAMP)
+	$(BIN)/sparknoise evaluate --config conf/evaluate.yaml --set input.path=demo-output/input \
+		--set output.detection=demo-output/evaluation_detection --set output.impact=demo-output/evaluation_impact \
+		--set output.plots=demo-output/plots --set output.runs=demo-output/runs
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_find_label_issues.py

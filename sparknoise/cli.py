@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "input.passthrough, model.estimator, model.params, model.n_folds, model.seed, "
                             "model.parallelism, detection.filter_by, detection.rank_by, detection.frac_noise, "
                             "detection.num_to_remove_per_class, detection.min_examples_per_class, "
-                            "detection.weights, detection.downweight, detection.iterations, "
+                            "detection.weights, detection.downweight, detection.iterations, detection.scratch, "
                             "detection.min_new_issues, output.scored, output.issues, output.runs, output.mode, "
                             "run.id.")
     _config_args(detect)

@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
         "downweight": 0.1,
         "iterations": 1,
         "min_new_issues": 1,
+        "scratch": None,  # iterations > 1: Delta location for each round's rows; default beside output.scored
     },
     "output": {
         "scored": "sparknoise-output/scored",
@@ -77,6 +78,7 @@ DEFAULTS: dict[str, Any] = {
         "self_confidence_threshold": 0.1,
         "frac_zero_noise_rates": 0.0,  # class_conditional: fraction of zero off-diagonal noise rates
         "seed": 0,
+        "parallelism": 2,  # rates, detectors and fits evaluated concurrently
         "scratch": None,  # Delta location for intermediate tables; default: _sparknoise_scratch beside output.detection
     },
     "run": {"id": None},

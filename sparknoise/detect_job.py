@@ -35,7 +35,7 @@ from sparknoise.estimators import make_estimator
 from sparknoise.label_issues import find_label_issues
 from sparknoise.result import LabelIssuesResult
 from sparknoise.run_log import new_run_id, write_run_record
-from sparknoise.tables import read_input, write_run_rows
+from sparknoise.tables import materialised, read_input, remove_local_scratch, scratch_location, write_run_rows
 
 log = logging.getLogger("sparknoise")
 
@@ -120,6 +120,9 @@ def run_detect(spark: SparkSession, cfg: dict) -> dict:
         log.debug("%s", traceback.format_exc())
         write_run_record(spark, cfg["output"]["runs"], record, timings, clock, meta)
         raise
+    finally:
+        if cfg["detection"]["iterations"] > 1:
+            remove_local_scratch(scratch_location(cfg["detection"]["scratch"], cfg["output"]["scored"], run_id))
     write_run_record(spark, cfg["output"]["runs"], record, timings, clock, meta)
     log.info("run %s succeeded: %s of %s rows flagged in %.1fs", run_id, record["num_flagged"], record["n_rows"],
              time.perf_counter() - clock)
@@ -145,20 +148,25 @@ def _check_columns(cfg: dict, df: DataFrame) -> None:
 
 
 def _rounds(cfg: dict, df: DataFrame, timings: dict) -> tuple[LabelIssuesResult, DataFrame, int]:
-    """Detection, repeated on the rows not yet flagged for detection.iterations rounds."""
+    """Detection, repeated on the rows not yet flagged for detection.iterations rounds.
+
+    With more than one round, each round's rows are materialised in the run's scratch location
+    (a Delta write + read, DESIGN.md section 2), so a round never recomputes the ones before it.
+    """
     det, ident = cfg["detection"], cfg["input"]["id_col"]
     t = time.perf_counter()
     oof, probs = _probabilities(cfg, df)
     result = _detect(cfg, oof, probs)
     timings["round_1"] = round(time.perf_counter() - t, 3)
     scored = result.rows.withColumn("round", F.when(F.col("is_label_issue"), F.lit(1)))
+    if det["iterations"] == 1:
+        return result, scored, 1
+    scratch = scratch_location(det["scratch"], cfg["output"]["scored"], cfg["run"]["id"])
+    scored = materialised(scored, scratch, "round_1")
+    remaining = scored.filter(~F.col("is_label_issue")).select(*df.columns)
     rounds = 1
-    remaining = df
-    first = result
-    flagged_ids: DataFrame = result.rows.filter("is_label_issue").select(ident)
     for r in range(2, det["iterations"] + 1):
         t = time.perf_counter()
-        remaining = remaining.join(flagged_ids, ident, "left_anti")
         oof_r, probs_r = _probabilities(cfg, remaining)
         res_r = _detect(cfg, oof_r, probs_r)
         timings[f"round_{r}"] = round(time.perf_counter() - t, 3)
@@ -166,7 +174,8 @@ def _rounds(cfg: dict, df: DataFrame, timings: dict) -> tuple[LabelIssuesResult,
         if res_r.num_flagged < max(1, det["min_new_issues"]):
             break
         rounds = r
-        new = res_r.rows.filter("is_label_issue").select(ident, F.lit(r).alias("__sn_round"))
+        rows_r = materialised(res_r.rows, scratch, f"round_{r}")
+        new = rows_r.filter("is_label_issue").select(ident, F.lit(r).alias("__sn_round"))
         scored = (
             scored.join(new, ident, "left")
             .withColumn("round", F.coalesce(F.col("round"), F.col("__sn_round")))
@@ -175,8 +184,8 @@ def _rounds(cfg: dict, df: DataFrame, timings: dict) -> tuple[LabelIssuesResult,
                         .otherwise(F.col("sample_weight")))
             .drop("__sn_round")
         )
-        flagged_ids = new.select(ident)
-    return first, scored, rounds
+        remaining = rows_r.filter(~F.col("is_label_issue")).select(*df.columns)
+    return result, scored, rounds
 
 
 def _issues_frame(cfg: dict, scored: DataFrame, filter_by: str, run_id: str) -> DataFrame:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
-import shutil
 import time
 import traceback
 
@@ -21,6 +19,7 @@ import pandas as pd
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from sparknoise import tables
 from sparknoise.errors import InputError
 from sparknoise.estimators import make_estimator
 from sparknoise.evaluation import DETECTION_COLUMNS, IMPACT_COLUMNS, EvaluationResult, evaluate_label_noise
@@ -46,27 +45,7 @@ def _rows(frame: pd.DataFrame, columns: list[str], run_id: str, mode: str) -> li
 
 def scratch_location(cfg: dict) -> str:
     """Where this run materialises its intermediate Delta tables (one folder or prefix per run id)."""
-    from sparknoise.config import is_path
-
-    run_id = cfg["run"]["id"]
-    base = cfg["evaluate"]["scratch"]
-    detection = cfg["output"]["detection"]
-    if base is None:
-        base = (os.path.join(os.path.dirname(detection.rstrip("/")), "_sparknoise_scratch") if is_path(detection)
-                else f"{detection}_scratch")
-    if is_path(base):
-        return f"{base.rstrip('/')}/{run_id}"
-    return f"{base}_{re.sub(r'[^A-Za-z0-9_]', '_', run_id)}"
-
-
-def _remove_local(location: str) -> None:
-    """Delete a run's scratch folder when it is on the local file system (elsewhere it is left)."""
-    path = location[len("file:"):] if location.startswith("file:") else location
-    if "://" not in path and "/" in path and os.path.isdir(path):
-        shutil.rmtree(path, ignore_errors=True)
-        parent = os.path.dirname(path)
-        if os.path.isdir(parent) and not os.listdir(parent):
-            os.rmdir(parent)
+    return tables.scratch_location(cfg["evaluate"]["scratch"], cfg["output"]["detection"], cfg["run"]["id"])
 
 
 def write_plots(result: EvaluationResult, folder: str, detection_noise_rate: float) -> list[str]:
@@ -114,6 +93,7 @@ def run_evaluate(spark: SparkSession, cfg: dict) -> tuple[dict, EvaluationResult
             filter_by=cfg["detection"]["filter_by"], downweight=cfg["detection"]["downweight"],
             loss_top_fraction=ev["loss_top_fraction"], self_confidence_threshold=ev["self_confidence_threshold"],
             classes=inp["classes"], scratch=scratch, frac_zero_noise_rates=ev["frac_zero_noise_rates"],
+            parallelism=ev["parallelism"],
         )
         timings.update(result.timings)
         t = time.perf_counter()
@@ -139,7 +119,7 @@ def run_evaluate(spark: SparkSession, cfg: dict) -> tuple[dict, EvaluationResult
         write_run_record(spark, out["runs"], record, timings, clock, meta)
         raise
     finally:
-        _remove_local(scratch)
+        tables.remove_local_scratch(scratch)
     write_run_record(spark, out["runs"], record, timings, clock, meta)
     log.info("run %s: evaluation written to %s, %s and %s", run_id, out["detection"], out["impact"], out["plots"])
     return record, result

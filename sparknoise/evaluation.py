@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -33,6 +34,7 @@ from sparknoise.cross_validation import (
     _PRED,
     FEATURES_COL,
     LABEL_INDEX_COL,
+    _activate,
     configured,
     cross_val_predict_proba,
     features_vector,
@@ -44,6 +46,7 @@ from sparknoise.flags import FILTERS
 from sparknoise.label_issues import find_label_issues
 from sparknoise.noise_injection import IS_NOISY, TRUE_LABEL, inject_label_noise
 from sparknoise.rank_segments import SEGMENT, assign_segments, linear_bucket, uniform_hash
+from sparknoise.tables import materialised
 
 log = logging.getLogger("sparknoise")
 
@@ -71,30 +74,6 @@ class EvaluationResult:
                 + "<h4>Test accuracy</h4>" + self.impact.to_html(index=False))
 
 
-def materialised(df: DataFrame, scratch: str | None, name: str) -> DataFrame:
-    """``df`` written once to the Delta location ``scratch/name`` and read back (as is without scratch).
-
-    DESIGN.md section 2: optional materialisation goes through a table write and read, never a cache.
-    """
-    if scratch is None:
-        return df
-    from sparknoise.config import is_path
-
-    location = f"{scratch.rstrip('/')}/{name}" if is_path(scratch) else f"{scratch}_{name.replace('.', '_')}"
-    writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
-    if is_path(location):
-        writer.save(location)
-        out = df.sparkSession.read.format("delta").load(location)
-    else:
-        writer.saveAsTable(location)
-        out = df.sparkSession.read.table(location)
-    for column in df.columns:  # keep column metadata (the probabilities' classes)
-        meta = df.schema[column].metadata
-        if meta:
-            out = out.withColumn(column, F.col(column).alias(column, metadata=meta))
-    return out
-
-
 def split_train_test(df: DataFrame, id_col: str, *, test_where: str | None = None, test_fraction: float = 0.2,
                      seed: int = 0) -> tuple[DataFrame, DataFrame]:
     """(train, test): rows matching ``test_where``, or a hash of (id, seed) below ``test_fraction``."""
@@ -120,6 +99,85 @@ def _flag_metrics(rows: DataFrame, flags: dict[str, Any]) -> dict[str, dict[str,
     row = rows.agg(*aggs).first()
     return {name: _metrics(int(row[f"f{i}"] or 0), int(row[f"t{i}"] or 0), int(row["noisy"] or 0))
             for i, name in enumerate(flags)}
+
+
+def _parallel_map(fn, items: list, parallelism: int) -> list:
+    """``[fn(x) for x in items]``, on up to ``parallelism`` threads (Spark runs their jobs concurrently)."""
+    if parallelism <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=min(int(parallelism), len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+def _evaluate_rate(rate: float, *, train: DataFrame, test: DataFrame, estimator: Estimator, id_col: str,
+                   classes: tuple, label_type, n_train: int, n_test: int, noise_mode: str, seed: int, n_folds: int,
+                   frac_zero_noise_rates: float, scratch: str | None, methods: list[str], filter_by: str,
+                   downweight: float, loss_top_fraction: float | None, self_confidence_threshold: float,
+                   clean_acc: float, parallelism: int) -> tuple[list, list, dict]:
+    """Detection rows, impact rows and timings of one noise rate."""
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    if rate > 0:
+        noisy = inject_label_noise(train, LABEL, noise_rate=rate, mode=noise_mode, seed=seed, id_col=id_col,
+                                   classes=classes, features_col=FEATURES, frac_zero_noise_rates=frac_zero_noise_rates)
+    else:
+        noisy = train.withColumn(TRUE_LABEL, F.col(LABEL)).withColumn(IS_NOISY, F.lit(False))
+    oof = cross_val_predict_proba(noisy.withColumn(_VECTOR, array_to_vector(F.col(FEATURES))), estimator,
+                                  label_col=LABEL, features_col=_VECTOR, id_col=id_col, n_folds=n_folds,
+                                  seed=seed, probs_col="pred_probs", classes=classes)
+    oof = materialised(oof.drop(_VECTOR), scratch, f"oof_{rate:g}")
+    noisy = oof.drop("fold", "pred_probs")
+    session = train.sparkSession
+
+    def detect(method: str):
+        _activate(session)
+        res = find_label_issues(oof, label_col=LABEL, probs_col="pred_probs", id_col=id_col, classes=classes,
+                                filter_by=method, weights="downweight", downweight=downweight,
+                                check_unique_ids=False)
+        return res, _flag_metrics(res.rows, {method: F.col("is_label_issue")})[method]
+
+    results = dict(zip(methods, _parallel_map(detect, methods, parallelism)))
+    detection_rows = [{"noise_rate": rate, "detector": m, **scores} for m, (_, scores) in results.items()]
+    main = results[filter_by][0]
+    main_rows = materialised(main.rows, scratch, f"scored_{rate:g}")
+    fraction = loss_top_fraction if loss_top_fraction is not None else main.num_label_issues / n_train
+    n_loss = int(round(fraction * n_train))
+    ranked = assign_segments(main_rows, group=F.lit(0), score=F.col("label_quality"),
+                             bucket=linear_bucket(F.col("label_quality"), 4096), id_col=id_col,
+                             bounds=[[n_loss]], n_buckets=4096)
+    loss_flag = F.col(SEGMENT) == 0
+    simple = _flag_metrics(ranked, {
+        "log_loss_top_fraction": loss_flag,
+        f"self_confidence_below_{self_confidence_threshold:g}":
+            F.col("label_quality") < F.lit(float(self_confidence_threshold)),
+        f"consensus_{filter_by}_and_log_loss": loss_flag & F.col("is_label_issue"),
+    })
+    detection_rows += [{"noise_rate": rate, "detector": name, **scores} for name, scores in simple.items()]
+    timings[f"detect_{rate:g}"] = round(time.perf_counter() - t, 3)
+    t = time.perf_counter()
+    flagged = main.num_flagged
+    fits = {
+        "noisy": lambda: _accuracy(estimator, noisy, test, classes, label_type),
+        "pruned": lambda: _accuracy(estimator, main_rows.filter(~F.col("is_label_issue")), test, classes, label_type),
+    }
+    if estimator.hasParam("weightCol"):
+        fits["downweighted"] = lambda: _accuracy(estimator, main_rows, test, classes, label_type,
+                                                 weight_col="sample_weight")
+
+    def fit(name: str) -> float:
+        _activate(session)
+        return fits[name]()
+
+    accs = dict(zip(fits, _parallel_map(fit, list(fits), parallelism)))
+    accs["clean"] = clean_acc
+    train_rows = {"noisy": n_train, "pruned": n_train - flagged, "downweighted": n_train, "clean": n_train}
+    impact_rows = [{"noise_rate": rate, "variant": v, "train_rows": train_rows[v],
+                    "flagged": flagged if v in ("pruned", "downweighted") else 0, "test_rows": n_test,
+                    "test_accuracy": accs.get(v)} for v in VARIANTS]
+    timings[f"fits_{rate:g}"] = round(time.perf_counter() - t, 3)
+    log.info("evaluate: rate %.2f: flagged %d, accuracy noisy %.4f pruned %.4f clean %.4f", rate, flagged,
+             accs["noisy"], accs["pruned"], clean_acc)
+    return detection_rows, impact_rows, timings
 
 
 def _accuracy(estimator: Estimator, train: DataFrame, test: DataFrame, classes: tuple, label_type,
@@ -158,6 +216,7 @@ def evaluate_label_noise(
     classes: Sequence[Any] | None = None,
     scratch: str | None = None,
     frac_zero_noise_rates: float = 0.0,
+    parallelism: int = 1,
 ) -> EvaluationResult:
     """Detection quality and test accuracy under injected label noise (see the module docstring).
 
@@ -177,6 +236,8 @@ def evaluate_label_noise(
             probabilities and scored rows are materialised (written once, read by every later
             step). Without it every step recomputes them lazily (same results, slower).
         frac_zero_noise_rates: for ``class_conditional`` noise, the fraction of zero off-diagonal rates.
+        parallelism: how many rates, detectors and fits run concurrently (Spark schedules their
+            jobs side by side; the results do not depend on it).
     """
     if filter_by not in FILTERS:
         raise ConfigError(f"filter_by {filter_by!r} is unknown; use one of {list(FILTERS)}")
@@ -198,68 +259,28 @@ def evaluate_label_noise(
                          column=label_col)
     log.info("evaluate: %d training rows, %d test rows, %d classes", n_train, n_test, len(classes))
     rates = sorted({float(r) for r in noise_rates} | {float(detection_noise_rate)})
-    detection_rows: list[dict[str, Any]] = []
-    impact_rows: list[dict[str, Any]] = []
     t = time.perf_counter()
     clean_acc = _accuracy(estimator, train, test, classes, label_type)
     timings["clean_fit"] = round(time.perf_counter() - t, 3)
-    weighted = estimator.hasParam("weightCol")
-    for rate in rates:
-        t = time.perf_counter()
-        if rate > 0:
-            noisy = inject_label_noise(train, LABEL, noise_rate=rate, mode=noise_mode, seed=seed, id_col=id_col,
-                                       classes=classes, features_col=FEATURES,
-                                       frac_zero_noise_rates=frac_zero_noise_rates)
-        else:
-            noisy = train.withColumn(TRUE_LABEL, F.col(LABEL)).withColumn(IS_NOISY, F.lit(False))
-        oof = cross_val_predict_proba(noisy.withColumn(_VECTOR, array_to_vector(F.col(FEATURES))), estimator,
-                                      label_col=LABEL, features_col=_VECTOR, id_col=id_col, n_folds=n_folds,
-                                      seed=seed, probs_col="pred_probs", classes=classes)
-        oof = materialised(oof.drop(_VECTOR), scratch, f"oof_{rate:g}")
-        noisy = oof.drop("fold", "pred_probs")
-        methods = list(FILTERS) if rate == detection_noise_rate else [filter_by]
-        results = {}
-        for method in methods:
-            results[method] = find_label_issues(oof, label_col=LABEL, probs_col="pred_probs", id_col=id_col,
-                                                classes=classes, filter_by=method, weights="downweight",
-                                                downweight=downweight, check_unique_ids=False)
-            scores = _flag_metrics(results[method].rows, {method: F.col("is_label_issue")})
-            detection_rows.append({"noise_rate": rate, "detector": method, **scores[method]})
-        main = results[filter_by]
-        main_rows = materialised(main.rows, scratch, f"scored_{rate:g}")
-        fraction = loss_top_fraction if loss_top_fraction is not None else main.num_label_issues / n_train
-        n_loss = int(round(fraction * n_train))
-        ranked = assign_segments(main_rows, group=F.lit(0), score=F.col("label_quality"),
-                                 bucket=linear_bucket(F.col("label_quality"), 4096), id_col=id_col,
-                                 bounds=[[n_loss]], n_buckets=4096)
-        loss_flag = F.col(SEGMENT) == 0
-        simple = _flag_metrics(ranked, {
-            "log_loss_top_fraction": loss_flag,
-            f"self_confidence_below_{self_confidence_threshold:g}":
-                F.col("label_quality") < F.lit(float(self_confidence_threshold)),
-            f"consensus_{filter_by}_and_log_loss": loss_flag & F.col("is_label_issue"),
-        })
-        for name, scores in simple.items():
-            detection_rows.append({"noise_rate": rate, "detector": name, **scores})
-        timings[f"detect_{rate:g}"] = round(time.perf_counter() - t, 3)
-        t = time.perf_counter()
-        flagged = results[filter_by].num_flagged
-        accs = {
-            "noisy": _accuracy(estimator, noisy, test, classes, label_type),
-            "pruned": _accuracy(estimator, main_rows.filter(~F.col("is_label_issue")), test, classes, label_type),
-            "downweighted": (_accuracy(estimator, main_rows, test, classes, label_type, weight_col="sample_weight")
-                             if weighted else None),
-            "clean": clean_acc,
-        }
-        train_rows = {"noisy": n_train, "pruned": n_train - flagged, "downweighted": n_train, "clean": n_train}
-        for variant in VARIANTS:
-            impact_rows.append({"noise_rate": rate, "variant": variant, "train_rows": train_rows[variant],
-                                "flagged": flagged if variant in ("pruned", "downweighted") else 0,
-                                "test_rows": n_test, "test_accuracy": accs[variant]})
-        timings[f"fits_{rate:g}"] = round(time.perf_counter() - t, 3)
-        log.info("evaluate: rate %.2f: flagged %d, accuracy noisy %.4f pruned %.4f clean %.4f", rate, flagged,
-                 accs["noisy"], accs["pruned"], clean_acc)
-        del oof, results, main, main_rows, ranked
+    session = df.sparkSession
+
+    def one_rate(rate: float) -> tuple[list, list, dict]:
+        _activate(session)
+        return _evaluate_rate(
+            rate, train=train, test=test, estimator=estimator, id_col=id_col, classes=classes,
+            label_type=label_type, n_train=n_train, n_test=n_test, noise_mode=noise_mode, seed=seed,
+            n_folds=n_folds, frac_zero_noise_rates=frac_zero_noise_rates, scratch=scratch,
+            methods=list(FILTERS) if rate == float(detection_noise_rate) else [filter_by], filter_by=filter_by,
+            downweight=downweight, loss_top_fraction=loss_top_fraction,
+            self_confidence_threshold=self_confidence_threshold, clean_acc=clean_acc, parallelism=parallelism,
+        )
+
+    detection_rows: list[dict[str, Any]] = []
+    impact_rows: list[dict[str, Any]] = []
+    for det_rows, imp_rows, rate_timings in _parallel_map(one_rate, rates, parallelism):
+        detection_rows += det_rows
+        impact_rows += imp_rows
+        timings.update(rate_timings)
     timings["total"] = round(time.perf_counter() - t0, 3)
     return EvaluationResult(
         detection=pd.DataFrame(detection_rows, columns=DETECTION_COLUMNS),

@@ -89,3 +89,53 @@ def write_run_rows(df: DataFrame, location: str, *, run_id: str, metadata: dict,
 def read_table(spark: SparkSession, location: str) -> DataFrame:
     """Read a Delta output by path or name."""
     return spark.read.format("delta").load(location) if is_path(location) else spark.read.table(location)
+
+
+def materialised(df: DataFrame, scratch: str | None, name: str) -> DataFrame:
+    """``df`` written once to the Delta location ``scratch/name`` and read back (as is without scratch).
+
+    DESIGN.md section 2: optional materialisation goes through a table write and read, never a
+    cache. Column metadata (the probabilities' classes) is kept.
+    """
+    if scratch is None:
+        return df
+    from pyspark.sql import functions as F
+
+    location = f"{scratch.rstrip('/')}/{name}" if is_path(scratch) else f"{scratch}_{name.replace('.', '_')}"
+    writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+    if is_path(location):
+        writer.save(location)
+    else:
+        writer.saveAsTable(location)
+    out = read_table(df.sparkSession, location)
+    for column in df.columns:
+        meta = df.schema[column].metadata
+        if meta:
+            out = out.withColumn(column, F.col(column).alias(column, metadata=meta))
+    return out
+
+
+def scratch_location(base: str | None, anchor: str, run_id: str) -> str:
+    """A run's scratch folder (or table-name prefix): ``base``, default ``_sparknoise_scratch`` beside ``anchor``."""
+    import os
+    import re
+
+    if base is None:
+        base = (os.path.join(os.path.dirname(anchor.rstrip("/")), "_sparknoise_scratch") if is_path(anchor)
+                else f"{anchor}_scratch")
+    if is_path(base):
+        return f"{base.rstrip('/')}/{run_id}"
+    return f"{base}_{re.sub(r'[^A-Za-z0-9_]', '_', run_id)}"
+
+
+def remove_local_scratch(location: str) -> None:
+    """Delete a run's scratch folder when it is on the local file system (elsewhere it is left)."""
+    import os
+    import shutil
+
+    path = location[len("file:"):] if location.startswith("file:") else location
+    if "://" not in path and "/" in path and os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+        parent = os.path.dirname(path)
+        if os.path.isdir(parent) and not os.listdir(parent):
+            os.rmdir(parent)

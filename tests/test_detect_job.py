@@ -47,7 +47,8 @@ def _tables(spark, conf_path):
 def test_spark_submit_end_to_end(spark, features_table, tmp_path):
     path, frame = features_table
     conf = _conf(tmp_path, input={"path": path, "features": FEATURES, "passthrough": ["true_label"]},
-                 model={"estimator": "logistic_regression", "params": {"maxIter": 50}}, run={"id": "r1"})
+                 model={"estimator": "logistic_regression", "params": {"maxIter": 30}, "n_folds": 3},
+                 run={"id": "r1"})
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
     spark_submit = os.path.join(os.path.dirname(sys.executable), "spark-submit")
     proc = subprocess.run(
@@ -70,7 +71,7 @@ def test_spark_submit_end_to_end(spark, features_table, tmp_path):
     assert run[0]["input_version"] == 0 and len(run[0]["config_sha256"]) == 64
     # the same flags as the Python API on the same data
     df = spark.read.format("delta").load(path)
-    oof = sn.cross_val_predict_proba(df, LogisticRegression(maxIter=50), features=FEATURES, n_folds=5, seed=0)
+    oof = sn.cross_val_predict_proba(df, LogisticRegression(maxIter=30), features=FEATURES, n_folds=3, seed=0)
     api = {r["id"] for r in sn.find_label_issues(oof).issues().select("id").collect()}
     assert api == flagged
     # every commit carries the run's metadata
@@ -148,16 +149,17 @@ def test_iterative_cleaning_records_rounds(spark, tmp_path):
     assert counts == sorted(counts, reverse=True)  # non-increasing
     assert scored.count() == 900 and scored.filter("is_label_issue").count() == sum(counts)
     assert scored.filter(F.col("is_label_issue") & (F.col("sample_weight") != 0)).count() == 0
+    assert not (tmp_path / "out" / "_sparknoise_scratch").exists()  # the rounds' scratch tables are removed
 
 
-def test_demo_command_runs(tmp_path):
-    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
-    exe = os.path.join(os.path.dirname(sys.executable), "sparknoise")
-    proc = subprocess.run([exe, "demo", "--rows", "20000", "--out", str(tmp_path / "demo")], capture_output=True,
-                          text=True, env=env, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "sparknoise demo: 20,000 rows, 5 classes" in proc.stdout
-    assert "precision" in proc.stdout and "recall" in proc.stdout
+def test_demo_command_runs(spark, tmp_path, capsys):
+    # in-process (the test session is the active one): the same CLI code as `sparknoise demo`
+    assert cli_main(["demo", "--rows", "8000", "--out", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "sparknoise demo: 8,000 rows, 5 classes" in out
+    assert "precision" in out and "recall" in out
+    runs = spark.read.format("delta").load(str(tmp_path / "demo" / "runs")).collect()
+    assert len(runs) == 1 and runs[0]["status"] == "succeeded"
 
 
 def test_a_failure_mid_run_is_recorded_and_writes_no_rows(spark, tmp_path):

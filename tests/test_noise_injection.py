@@ -163,3 +163,10 @@ def test_confident_learning_finds_injected_noise(clean, kwargs, min_precision, m
     precision, recall = row["tp"] / row["flagged"], row["tp"] / row["noisy"]
     print(f"{kwargs['mode']}: precision {precision:.3f} recall {recall:.3f}")
     assert precision >= min_precision and recall >= min_recall
+
+
+@pytest.mark.parametrize("mode", ["uniform", "class_conditional"])
+def test_the_recorded_noise_of_a_fixed_table(spark, mode):
+    from noise_golden import GOLDEN, fingerprint
+
+    assert fingerprint(spark, mode) == GOLDEN[mode]  # tests/connect checks the same numbers on Spark Connect

@@ -45,3 +45,10 @@ def test_bad_input_on_connect(spark):
     df = spark.createDataFrame([(0, 0, [0.9, 0.1]), (0, 1, [0.2, 0.8])], "id long, label long, pred_probs array<double>")
     with pytest.raises(InputError, match="'id'"):
         sn.find_label_issues(df)
+
+
+@pytest.mark.parametrize("mode", ["uniform", "class_conditional"])
+def test_injected_noise_is_the_same_as_on_classic(spark, mode):
+    from noise_golden import GOLDEN, fingerprint
+
+    assert fingerprint(spark, mode) == GOLDEN[mode]
