@@ -27,7 +27,15 @@ class PinnedInput:
 
 
 def _delta_ref(location: str) -> str:
-    return f"delta.`{location}`" if is_path(location) else location
+    """SQL reference to a Delta path or table; ``delta.`path``` needs an absolute path, so local
+    relative paths (``demo-output/input``) are made absolute against the working directory."""
+    if not is_path(location):
+        return location
+    if "://" not in location and not location.startswith(("/", "file:")):
+        import os
+
+        location = os.path.abspath(location)
+    return f"delta.`{location}`"
 
 
 def latest_version(spark: SparkSession, location: str) -> int:
