@@ -23,6 +23,14 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: str) -> str:
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def impact_curve_png(impact: pd.DataFrame, path: str, *, title: str = "Test accuracy vs injected label noise") -> str:
     """Accuracy of each training variant against the noise rate; returns the file path."""
     plt = _pyplot()
@@ -37,11 +45,7 @@ def impact_curve_png(impact: pd.DataFrame, path: str, *, title: str = "Test accu
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def detection_bars_png(detection: pd.DataFrame, path: str, *, noise_rate: float) -> str:
@@ -61,8 +65,4 @@ def detection_bars_png(detection: pd.DataFrame, path: str, *, noise_rate: float)
     ax.set_title(f"Detectors at {noise_rate:.0%} injected noise")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
