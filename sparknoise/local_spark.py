@@ -45,6 +45,7 @@ def local_spark(
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.log.level", "WARN")
     )
     for key, value in DELTA_CONF.items():
         builder = builder.config(key, value)
@@ -54,6 +55,4 @@ def local_spark(
         builder = builder.config("spark.driver.memory", driver_memory)
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN") if hasattr(spark, "sparkContext") else None
-    return spark
+    return builder.getOrCreate()
