@@ -16,7 +16,6 @@ scored and issues are written only after the whole detection succeeded; runs is 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import time
@@ -27,14 +26,12 @@ import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-import sparknoise
-from sparknoise.config import canonical_json, config_hash
 from sparknoise.cross_validation import cross_val_predict_proba
 from sparknoise.errors import InputError
 from sparknoise.estimators import make_estimator
 from sparknoise.label_issues import find_label_issues
 from sparknoise.result import LabelIssuesResult
-from sparknoise.run_log import new_run_id, write_run_record
+from sparknoise.run_log import start_record, write_run_record
 from sparknoise.tables import materialised, read_input, remove_local_scratch, scratch_location, write_run_rows
 
 log = logging.getLogger("sparknoise")
@@ -78,17 +75,9 @@ def _detect(cfg: dict, df: DataFrame, probs_col: str) -> LabelIssuesResult:
 
 def run_detect(spark: SparkSession, cfg: dict) -> dict:
     """Run the detect job; returns the runs-table row as a dict. Raises after recording a failure."""
-    run_id = cfg["run"]["id"] or new_run_id()
-    cfg = json.loads(json.dumps(cfg))  # a private copy
-    cfg["run"]["id"] = run_id
-    started = dt.datetime.now(dt.timezone.utc)
     clock = time.perf_counter()
-    meta = {"run_id": run_id, "config_sha256": config_hash(cfg), "sparknoise_version": sparknoise.__version__}
-    record: dict[str, Any] = {
-        "run_id": run_id, "status": "running", "error": None, "started_at": started,
-        "config": canonical_json(cfg), "config_sha256": meta["config_sha256"],
-        "sparknoise_version": sparknoise.__version__, "job": "detect",
-    }
+    cfg, record, meta = start_record(cfg, "detect")  # a private copy of cfg, with its run id
+    run_id = cfg["run"]["id"]
     timings: dict[str, float] = {}
     # Problems found before any work (unreadable input, missing columns) write nothing at all.
     inp = cfg["input"]

@@ -23,9 +23,8 @@ from sparknoise import tables
 from sparknoise.errors import InputError
 from sparknoise.estimators import make_estimator
 from sparknoise.evaluation import DETECTION_COLUMNS, IMPACT_COLUMNS, EvaluationResult, evaluate_label_noise
-from sparknoise.inject_job import start_record
 from sparknoise.plots import detection_bars_png, impact_curve_png
-from sparknoise.run_log import write_run_record
+from sparknoise.run_log import start_record, write_run_record
 from sparknoise.tables import read_input, write_run_rows
 
 log = logging.getLogger("sparknoise")

@@ -8,37 +8,20 @@ Delta table ``output.noisy`` in one commit: every input column, the noisy label 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import time
-from typing import Any
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-import sparknoise
-from sparknoise.config import canonical_json, config_hash, is_path
+from sparknoise.config import is_path
 from sparknoise.errors import InputError
 from sparknoise.noise_injection import IS_NOISY, inject_label_noise
-from sparknoise.run_log import new_run_id, write_run_record
+from sparknoise.run_log import start_record, write_run_record
 from sparknoise.tables import read_input, read_table
 
 log = logging.getLogger("sparknoise")
-
-
-def start_record(cfg: dict, job: str) -> tuple[dict, dict, dict]:
-    """(cfg with its run id, the runs record so far, the commit metadata) for a job run."""
-    cfg = json.loads(json.dumps(cfg))
-    cfg["run"]["id"] = cfg["run"]["id"] or new_run_id()
-    run_id = cfg["run"]["id"]
-    meta = {"run_id": run_id, "config_sha256": config_hash(cfg), "sparknoise_version": sparknoise.__version__}
-    record: dict[str, Any] = {
-        "run_id": run_id, "status": "running", "error": None, "started_at": dt.datetime.now(dt.timezone.utc),
-        "config": canonical_json(cfg), "config_sha256": meta["config_sha256"],
-        "sparknoise_version": sparknoise.__version__, "job": job,
-    }
-    return cfg, record, meta
 
 
 def run_inject(spark: SparkSession, cfg: dict) -> dict:

@@ -207,7 +207,7 @@ def inject_label_noise(df: DataFrame, label_col: str, *, noise_rate: float | Non
             off = np.delete(cells, k)  # targets j != k, in index order
             bounds.append([int(b) for b in np.cumsum(off)])
         nb = _buckets(max(1, n // K))
-        nb = int(min(nb, max(16, (1 << 20) // K)))
+        nb = int(min(nb, max(16, (1 << 16) // K)))  # <= 2^16 (class, bucket) counts for K <= 4096
         out = assign_segments(work, group=F.col(_INDEX), score=u, bucket=linear_bucket(u, nb), id_col=id_col,
                               bounds=bounds, n_buckets=nb)
         seg = F.col(SEGMENT)

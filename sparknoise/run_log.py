@@ -6,9 +6,12 @@ import datetime as dt
 import json
 import time
 import uuid
+from typing import Any
 
 from pyspark.sql import SparkSession
 
+import sparknoise
+from sparknoise.config import canonical_json, config_hash
 from sparknoise.tables import write_run_rows
 
 RUNS_SCHEMA = (
@@ -23,6 +26,20 @@ RUNS_SCHEMA = (
 def new_run_id() -> str:
     """A fresh run id: UTC time plus a random suffix, sortable."""
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+
+
+def start_record(cfg: dict, job: str) -> tuple[dict, dict, dict]:
+    """(cfg with its run id, the runs record so far, the commit metadata) for a job run."""
+    cfg = json.loads(json.dumps(cfg))
+    cfg["run"]["id"] = cfg["run"]["id"] or new_run_id()
+    run_id = cfg["run"]["id"]
+    meta = {"run_id": run_id, "config_sha256": config_hash(cfg), "sparknoise_version": sparknoise.__version__}
+    record: dict[str, Any] = {
+        "run_id": run_id, "status": "running", "error": None, "started_at": dt.datetime.now(dt.timezone.utc),
+        "config": canonical_json(cfg), "config_sha256": meta["config_sha256"],
+        "sparknoise_version": sparknoise.__version__, "job": job,
+    }
+    return cfg, record, meta
 
 
 def write_run_record(spark: SparkSession, location: str, record: dict, timings: dict, clock: float,
