@@ -9,6 +9,7 @@ from sparknoise.clean_learning import CleanLearning, CleanLearningModel
 from sparknoise.cross_validation import cross_val_predict_proba
 from sparknoise.errors import ConfigError, InputError, SparkNoiseError
 from sparknoise.evaluation import EvaluationResult, evaluate_label_noise
+from sparknoise.health import HealthSummary, health_summary
 from sparknoise.label_issues import find_label_issues, label_quality_scores
 from sparknoise.noise_injection import inject_label_noise
 from sparknoise.noise_matrix import noise_matrix_from_trace, noise_matrix_is_valid
@@ -23,6 +24,8 @@ __all__ = [
     "ConfigError",
     "EvaluationResult",
     "evaluate_label_noise",
+    "HealthSummary",
+    "health_summary",
     "inject_label_noise",
     "noise_matrix_from_trace",
     "noise_matrix_is_valid",

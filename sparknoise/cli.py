@@ -88,7 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate.loss_top_fraction, evaluate.self_confidence_threshold, evaluate.seed, output.detection, "
         "output.impact, output.plots, output.runs, run.id. See conf/evaluate.yaml.")
     _config_args(evaluate)
-    report = sub.add_parser("report", help="write the HTML label-health report of a run (not yet available)")
+    report = sub.add_parser(
+        "report", help="write the HTML label-health report of a detect run",
+        description="Reads the run's rows of the runs, issues and scored tables (found through --config / --set "
+        "output.runs=..., output.issues=..., output.scored=...) and writes one self-contained HTML file.")
+    report.add_argument("--run-id", required=True, help="the detect run to describe (run_id in the runs table)")
+    report.add_argument("--output", metavar="FILE", help="HTML file to write (default report-<run id>.html)")
+    report.add_argument("--top", type=int, default=50, help="how many of the most suspicious rows to list")
     _config_args(report)
     return parser
 
@@ -128,13 +134,16 @@ def main(argv: list[str] | None = None) -> int:
 
             run_demo(rows=args.rows, classes=args.classes, noise=args.noise, out=args.out)
             return 0
-        if args.command == "report":
-            print(f"sparknoise {args.command}: not yet available", file=sys.stderr)
-            return 3
         from sparknoise.config import load_config
 
         cfg = load_config(args.config, [*args.overrides, *dotted], job=args.command)
         spark = job_session(f"sparknoise-{args.command}")
+        if args.command == "report":
+            from sparknoise.report_job import run_report
+
+            path = run_report(spark, cfg, args.run_id, args.output or f"report-{args.run_id}.html", top=args.top)
+            print(f"report of run {args.run_id}: {path}")
+            return 0
         if args.command == "inject":
             from sparknoise.inject_job import run_inject
 

@@ -84,7 +84,7 @@ DEFAULTS: dict[str, Any] = {
     "run": {"id": None},
 }
 
-JOBS = ("detect", "inject", "evaluate")
+JOBS = ("detect", "inject", "evaluate", "report")
 
 
 def _set_path(cfg: dict, dotted: str, value: Any, *, source: str) -> None:
@@ -130,7 +130,7 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def load_config(path: str | None = None, overrides: Iterable[str] = (), job: str = "detect") -> dict:
-    """Defaults, then the YAML file, then the overrides; validated for ``job`` (detect | inject | evaluate)."""
+    """Defaults, then the YAML file, then the overrides; validated for ``job`` (detect | inject | evaluate | report)."""
     cfg = copy.deepcopy(DEFAULTS)
     if path:
         try:
@@ -152,6 +152,11 @@ def validate(cfg: dict, job: str = "detect") -> None:
     """Raise ConfigError on impossible or missing settings for ``job``."""
     if job not in JOBS:
         raise ConfigError(f"unknown job {job!r}; one of {list(JOBS)}")
+    if job == "report":  # reads a detect run's outputs; the input is not needed
+        for name in ("scored", "issues", "runs"):
+            if not cfg["output"][name] or not isinstance(cfg["output"][name], str):
+                raise ConfigError(f"'output.{name}' must be a path or a table name (the detect run's {name} table)")
+        return
     inp = cfg["input"]
     if bool(inp["path"]) == bool(inp["table"]):
         raise ConfigError("set exactly one of 'input.path' and 'input.table'")

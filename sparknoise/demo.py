@@ -21,6 +21,7 @@ def run_demo(rows: int = 200_000, classes: int = 5, noise: float = 0.15, out: st
     from sparknoise.cli import job_session
     from sparknoise.config import load_config
     from sparknoise.detect_job import run_detect
+    from sparknoise.report_job import run_report
     from sparknoise.synthetic import features_table
     from sparknoise.tables import read_table
 
@@ -54,6 +55,8 @@ def run_demo(rows: int = 200_000, classes: int = 5, noise: float = 0.15, out: st
     print("estimated noise per class (1 - P(given=k | true=k)): "
           + ", ".join(f"{k}: {v:.3f}" for k, v in enumerate(noise_per_class)))
     print(f"tables (Delta): {input_path}  {out}/scored  {out}/issues  {out}/runs")
+    report = run_report(spark, cfg, "demo", f"{out}/report.html")
+    print(f"label-health report: {report}")
     print(f"total {time.perf_counter() - started:.1f}s")
     return record
 

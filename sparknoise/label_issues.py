@@ -249,6 +249,9 @@ def find_label_issues(
         filter_by=filter_by,
         rank_by=rank_by,
         options={
+            "label_col": label_col,
+            "probs_col": probs_col,
+            "id_col": id_col,
             "frac_noise": frac_noise,
             "num_to_remove_per_class": num_to_remove_per_class,
             "min_examples_per_class": min_examples_per_class,

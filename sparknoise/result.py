@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+
+
+class Summary(dict):
+    """The dict of :meth:`LabelIssuesResult.summary`; renders as a headline and table in notebooks."""
+
+    def _repr_html_(self) -> str:
+        head = (
+            f"<p><b>sparknoise</b>: {self['num_flagged']:,} of {self['n_rows']:,} rows flagged "
+            f"({self['flagged_fraction']:.2%}) by <code>{self['filter_by']}</code>; "
+            f"estimated label noise {self['estimated_noise_rate']:.2%}; {self['n_classes']} classes.</p>"
+        )
+        return head + self["per_class"].to_html(index=False)
 
 
 @dataclass(frozen=True)
@@ -66,9 +78,9 @@ class LabelIssuesResult:
             }
         )
 
-    def summary(self) -> dict[str, Any]:
-        """A small dict for notebooks and logs (no Spark job runs)."""
-        return {
+    def summary(self) -> Summary:
+        """A small dict for notebooks and logs (no Spark job runs); renders as a table in notebooks."""
+        return Summary({
             "n_rows": self.n_rows,
             "n_classes": self.num_classes,
             "classes": list(self.classes),
@@ -79,13 +91,23 @@ class LabelIssuesResult:
             "flagged_fraction": self.num_flagged / self.n_rows if self.n_rows else 0.0,
             "estimated_noise_rate": float(1.0 - np.trace(self.joint)),
             "per_class": self.class_table(),
-        }
+        })
+
+    def health_summary(self, *, asymmetric: bool = False):
+        """cleanlab.dataset's health summary of this result (see :func:`sparknoise.health_summary`)."""
+        from sparknoise.health import health_summary
+
+        return health_summary(self, asymmetric=asymmetric)
+
+    def report(self, path: str, *, passthrough: Sequence[str] = (), top: int = 50) -> str:
+        """Write the HTML label-health report to ``path``; runs two small Spark jobs. Returns the path.
+
+        ``passthrough``: columns of the input shown beside the ``top`` most suspicious rows.
+        """
+        from sparknoise.report_data import from_result
+        from sparknoise.report_html import write_report
+
+        return write_report(from_result(self, passthrough=passthrough, top=top), path)
 
     def _repr_html_(self) -> str:
-        s = self.summary()
-        head = (
-            f"<p><b>sparknoise</b>: {s['num_flagged']:,} of {s['n_rows']:,} rows flagged "
-            f"({s['flagged_fraction']:.2%}) by <code>{s['filter_by']}</code>; "
-            f"estimated label noise {s['estimated_noise_rate']:.2%}; {s['n_classes']} classes.</p>"
-        )
-        return head + s["per_class"].to_html(index=False)
+        return self.summary()._repr_html_()

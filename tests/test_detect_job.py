@@ -158,6 +158,7 @@ def test_demo_command_runs(spark, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "sparknoise demo: 8,000 rows, 5 classes" in out
     assert "precision" in out and "recall" in out
+    assert "label-health report:" in out and (tmp_path / "demo" / "report.html").stat().st_size > 10_000
     runs = spark.read.format("delta").load(str(tmp_path / "demo" / "runs")).collect()
     assert len(runs) == 1 and runs[0]["status"] == "succeeded"
 
