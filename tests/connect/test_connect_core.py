@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from parity_cases import FILTERS, assert_parity, dataset, to_frame
 
@@ -52,3 +53,21 @@ def test_injected_noise_is_the_same_as_on_classic(spark, mode):
     from noise_golden import GOLDEN, fingerprint
 
     assert fingerprint(spark, mode) == GOLDEN[mode]
+
+
+def test_health_summary_and_report_on_connect(k10, tmp_path):
+    import json
+    import re
+
+    import cleanlab.dataset as cd
+
+    d, df = k10
+    res = sn.find_label_issues(df)
+    ref = cd.health_summary(d.labels, d.pred_probs, verbose=False)
+    health = sn.health_summary(res, class_names=False)
+    assert health.overall_label_health_score == pytest.approx(ref["overall_label_health_score"], abs=1e-15)
+    pd.testing.assert_frame_equal(health.classes_by_label_quality, ref["classes_by_label_quality"])
+    text = open(res.report(str(tmp_path / "report.html"), top=5), encoding="utf-8").read()
+    data = json.loads(re.search(r'id="sparknoise-report-data">(.*?)</script>', text, re.S).group(1))
+    assert data["num_flagged"] == res.num_flagged and len(data["top_ids"]) == 5
+    assert sum(data["quality_histogram"]["flagged"]) == res.num_flagged
