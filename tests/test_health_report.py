@@ -164,3 +164,29 @@ def test_report_opens_in_headless_chromium(job_report, tmp_path):
         return int((np.abs(as_int - np.array(rgb)).sum(axis=2) < tol).sum())
 
     assert near((68, 1, 84)) > 500 and near((253, 231, 37)) > 500
+
+
+def test_report_stays_readable_at_100_classes(tmp_path):
+    from sparknoise.plots import most_confused_classes
+    from sparknoise.report_data import ReportData
+    from sparknoise.report_html import write_report
+
+    K, n = 100, 50_000
+    rng = np.random.default_rng(5)
+    cj = rng.integers(0, 4, size=(K, K)) + np.diag(rng.integers(300, 600, size=K))
+    cj[7, 42] = cj[42, 7] = 90  # the most confused pair
+    names = [f"class_{k}" for k in range(K)]
+    health = summarize_health(cj, n, 4000, names)
+    hist = pd.DataFrame({"bin_start": np.arange(20) / 20, "bin_end": np.arange(1, 21) / 20,
+                         "flagged": [100] * 5 + [0] * 15, "kept": [0] * 5 + [100] * 15})
+    top = pd.DataFrame({"id": range(50), "given_label": names[:50], "suggested_label": names[50:],
+                        "label_quality": np.linspace(0, 0.1, 50), "issue_rank": range(1, 51)})
+    data = ReportData(run={"run_id": "k100"}, classes=names, n_rows=n, num_flagged=500, num_label_issues=4000,
+                      confident_joint=cj, noise_matrix=cj / cj.sum(axis=0), health=health,
+                      quality_histogram=hist, top_rows=top)
+    shown = most_confused_classes(health.joint, 30)
+    assert len(shown) == 30 and {7, 42} <= set(shown)
+    html = open(write_report(data, str(tmp_path / "k100.html")), encoding="utf-8").read()
+    assert "100 classes are too many for a readable heatmap" in html and 'id="heatmap-noise-matrix"' in html
+    assert html.count("<tr>") < 100 + 25 + 50 + 40  # classes, top pairs, rows, run details: not K x K cells
+    assert embedded(tmp_path / "k100.html")["top_ids"] == list(range(50))
