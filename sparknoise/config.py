@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from typing import Any, Iterable
 
 import yaml
@@ -30,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
         "classes": None,  # label value of each probability index (default: sorted labels)
         "where": None,  # optional SQL filter, e.g. "split = 'train'"
         "passthrough": [],  # input columns copied into the issues table for annotators
+        "on_invalid": "error",  # rows with null/NaN labels, ids, features or probs: error | skip (counted in runs)
     },
     "model": {
         "estimator": "logistic_regression",
@@ -156,10 +158,16 @@ def validate(cfg: dict, job: str = "detect") -> None:
         for name in ("scored", "issues", "runs"):
             if not cfg["output"][name] or not isinstance(cfg["output"][name], str):
                 raise ConfigError(f"'output.{name}' must be a path or a table name (the detect run's {name} table)")
+            if not is_path(cfg["output"][name]):
+                check_table_name(f"output.{name}", cfg["output"][name])
         return
     inp = cfg["input"]
     if bool(inp["path"]) == bool(inp["table"]):
         raise ConfigError("set exactly one of 'input.path' and 'input.table'")
+    if inp["table"]:
+        check_table_name("input.table", inp["table"])
+    if inp["on_invalid"] not in ("error", "skip"):
+        raise ConfigError(f"'input.on_invalid' must be error or skip, not {inp['on_invalid']!r}")
     if inp["format"] not in ("delta", "parquet"):
         raise ConfigError(f"'input.format' must be delta or parquet, not {inp['format']!r}")
     if job == "inject":
@@ -170,12 +178,27 @@ def validate(cfg: dict, job: str = "detect") -> None:
         _validate_detect(cfg)
 
 
+_IDENTIFIER = re.compile(r"^(?:[A-Za-z0-9_]+|`(?:[^`]|``)+`)$")
+
+
+def check_table_name(key: str, name: str) -> None:
+    """A catalog table name: one to three dot-separated identifiers (letters, digits, _ or `quoted`)."""
+    parts = re.findall(r"`(?:[^`]|``)+`|[^.]+", name) if isinstance(name, str) else []
+    if not 1 <= len(parts) <= 3 or ".".join(parts) != name or not all(_IDENTIFIER.match(p) for p in parts):
+        raise ConfigError(
+            f"'{key}' {name!r} is neither a path (it has no '/') nor a valid table name "
+            "([catalog.][schema.]table of letters, digits and _, or `quoted` parts)"
+        )
+
+
 def _check_outputs(cfg: dict, names: tuple[str, ...]) -> None:
     out = cfg["output"]
     here = cfg["input"]["path"] or cfg["input"]["table"]
     for name in names:
         if not out[name] or not isinstance(out[name], str):
             raise ConfigError(f"'output.{name}' must be a path or a table name")
+        if not is_path(out[name]):
+            check_table_name(f"output.{name}", out[name])
         if _same_location(out[name], here):
             raise ConfigError(f"'output.{name}' is the input location {here!r}; the input is never written")
     if len({_normal(out[n]) for n in names}) != len(names):

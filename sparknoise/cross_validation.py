@@ -22,6 +22,7 @@ from pyspark.sql import types as T
 
 from sparknoise.errors import InputError
 from sparknoise.folds import assign_folds
+from sparknoise.invalid_rows import check_feature_types, screen_invalid
 
 log = logging.getLogger("sparknoise")
 
@@ -65,16 +66,7 @@ def indexed_label(label_col: str, classes: Sequence[Any], dtype: T.DataType) -> 
 def features_vector(df: DataFrame, features_col: str | None, features: Sequence[str] | None) -> DataFrame:
     """Add FEATURES_COL from a vector column, or assembled from numeric columns."""
     if features:
-        missing = [c for c in features if c not in df.columns]
-        if missing:
-            raise InputError(f"feature columns {missing} are not in the input.", column=missing[0])
         return VectorAssembler(inputCols=list(features), outputCol=FEATURES_COL, handleInvalid="error").transform(df)
-    if features_col not in df.columns:
-        raise InputError(
-            f"features column '{features_col}' is not in the input; pass features_col= (a vector column) or "
-            "features=[...] (numeric columns to assemble).",
-            column=features_col,
-        )
     return df.withColumn(FEATURES_COL, F.col(features_col))
 
 
@@ -124,6 +116,7 @@ def cross_val_predict_proba(
     *,
     features: Sequence[str] | None = None,
     classes: Sequence[Any] | None = None,
+    check_invalid: bool = True,
 ) -> DataFrame:
     """Out-of-fold predicted probabilities: every row predicted by a model that never saw it.
 
@@ -134,6 +127,9 @@ def cross_val_predict_proba(
         probs_col: output ``array<double>`` of length K; its metadata records the class values.
         parallelism: how many fold models to fit concurrently.
         classes: label value of each probability index; default: the sorted distinct labels.
+        check_invalid: first count null ids, null or NaN labels and null, NaN or infinite
+            features (one scan) and raise :class:`InputError` naming the column; the detect job
+            passes False because it has screened its input already (``input.on_invalid``).
 
     Returns:
         every input row once, plus ``fold`` (int) and ``probs_col``; lazy, and it keeps the fold
@@ -146,6 +142,21 @@ def cross_val_predict_proba(
     if probs_col in df.columns or ("fold" in df.columns and fold_col != "fold"):
         clash = probs_col if probs_col in df.columns else "fold"
         raise InputError(f"the input already has a column '{clash}'; drop or rename it.", column=clash)
+    if features:
+        missing = [c for c in features if c not in df.columns]
+        if missing:
+            raise InputError(f"feature columns {missing} are not in the input.", column=missing[0])
+    elif features_col not in df.columns:
+        raise InputError(
+            f"features column '{features_col}' is not in the input; pass features_col= (a vector column) or "
+            "features=[...] (numeric columns to assemble).",
+            column=features_col,
+        )
+    if check_invalid:
+        screen_invalid(df, "error", key="the on_invalid policy of the detect job", id_col=id_col,
+                       label_col=label_col, features=features, features_col=None if features else features_col)
+    else:
+        check_feature_types(df, features, None if features else features_col)
     dtype = df.schema[label_col].dataType
     classes = tuple(classes) if classes is not None else label_classes(df, label_col)
     if len(classes) < 2:

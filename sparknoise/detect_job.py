@@ -29,10 +29,19 @@ from pyspark.sql import functions as F
 from sparknoise.cross_validation import cross_val_predict_proba
 from sparknoise.errors import InputError
 from sparknoise.estimators import make_estimator
+from sparknoise.invalid_rows import screen_invalid
 from sparknoise.label_issues import find_label_issues
 from sparknoise.result import LabelIssuesResult
 from sparknoise.run_log import start_record, write_run_record
-from sparknoise.tables import materialised, read_input, remove_local_scratch, scratch_location, write_run_rows
+from sparknoise.tables import (
+    check_output_location,
+    filtered,
+    materialised,
+    read_input,
+    remove_local_scratch,
+    scratch_location,
+    write_run_rows,
+)
 
 log = logging.getLogger("sparknoise")
 
@@ -58,7 +67,7 @@ def _probabilities(cfg: dict, df: DataFrame) -> tuple[DataFrame, str]:
         df, make_estimator(model["estimator"], model["params"]), label_col=inp["label_col"],
         features_col=inp["features_col"] or "features", id_col=inp["id_col"], n_folds=model["n_folds"],
         seed=model["seed"], probs_col="pred_probs", parallelism=model["parallelism"],
-        features=inp["features"], classes=inp["classes"],
+        features=inp["features"], classes=inp["classes"], check_invalid=False,
     )
     return oof, "pred_probs"
 
@@ -84,9 +93,20 @@ def run_detect(spark: SparkSession, cfg: dict) -> dict:
     pinned = read_input(spark, path=inp["path"], table=inp["table"], fmt=inp["format"], version=inp["version"])
     record.update(input_location=pinned.location, input_version=pinned.version)
     log.info("run %s: input %s (version %s)", run_id, pinned.location, pinned.version)
-    df = pinned.df.where(inp["where"]) if inp["where"] else pinned.df
+    df = filtered(pinned.df, inp["where"])
     _check_columns(cfg, df)
-    # From here on, a failure is recorded in the runs table; scored and issues stay as they were.
+    for name in ("scored", "issues", "runs"):
+        check_output_location(spark, f"output.{name}", cfg["output"][name])
+    screened = screen_invalid(df, inp["on_invalid"], id_col=inp["id_col"], label_col=inp["label_col"],
+                              features=inp["features"], features_col=inp["features_col"], probs_col=inp["probs_col"])
+    if screened.skipped:
+        log.warning("run %s: %d input rows left out (input.on_invalid: skip): %s", run_id, screened.n_skipped,
+                    {k: v for k, v in screened.skipped.items() if k != "__rows__"})
+    df = screened.df
+    record.update(n_skipped=screened.n_skipped,
+                  metrics=json.dumps({"skipped": {k: v for k, v in screened.skipped.items() if k != "__rows__"}}))
+    # From here on, a failure is recorded in the runs table; scored and issues stay as they were. Bad input
+    # found by validation (InputError) is reported like the checks above: nothing is written at all.
     try:
         result, scored, rounds = _rounds(cfg, df, timings)
         t = time.perf_counter()
@@ -103,6 +123,8 @@ def run_detect(spark: SparkSession, cfg: dict) -> dict:
             noise_matrix=result.noise_matrix.tolist(), inverse_noise_matrix=result.inverse_noise_matrix.tolist(),
             prior=result.prior.tolist(),
         )
+    except InputError:
+        raise
     except Exception as e:
         record.update(status="failed", error=f"{type(e).__name__}: {e}"[:4000])
         log.error("run %s failed: %s", run_id, record["error"])

@@ -25,7 +25,7 @@ from sparknoise.estimators import make_estimator
 from sparknoise.evaluation import DETECTION_COLUMNS, IMPACT_COLUMNS, EvaluationResult, evaluate_label_noise
 from sparknoise.plots import detection_bars_png, impact_curve_png
 from sparknoise.run_log import start_record, write_run_record
-from sparknoise.tables import read_input, write_run_rows
+from sparknoise.tables import filtered, read_input, write_run_rows
 
 log = logging.getLogger("sparknoise")
 
@@ -72,7 +72,7 @@ def run_evaluate(spark: SparkSession, cfg: dict) -> tuple[dict, EvaluationResult
     inp, ev, model, out, run_id = cfg["input"], cfg["evaluate"], cfg["model"], cfg["output"], cfg["run"]["id"]
     pinned = read_input(spark, path=inp["path"], table=inp["table"], fmt=inp["format"], version=inp["version"])
     record.update(input_location=pinned.location, input_version=pinned.version)
-    df = pinned.df.where(inp["where"]) if inp["where"] else pinned.df
+    df = filtered(pinned.df, inp["where"])
     trusted = ev["trusted_label_col"] or inp["label_col"]
     for key, column in (("input.id_col", inp["id_col"]), ("evaluate.trusted_label_col", trusted),
                         *[("input.features", c) for c in inp["features"] or []],

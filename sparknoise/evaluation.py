@@ -43,6 +43,7 @@ from sparknoise.cross_validation import (
 )
 from sparknoise.errors import ConfigError, InputError
 from sparknoise.flags import FILTERS
+from sparknoise.invalid_rows import screen_invalid
 from sparknoise.label_issues import find_label_issues
 from sparknoise.noise_injection import IS_NOISY, TRUE_LABEL, inject_label_noise
 from sparknoise.rank_segments import SEGMENT, assign_segments, linear_bucket, uniform_hash
@@ -124,7 +125,7 @@ def _evaluate_rate(rate: float, *, train: DataFrame, test: DataFrame, estimator:
         noisy = train.withColumn(TRUE_LABEL, F.col(LABEL)).withColumn(IS_NOISY, F.lit(False))
     oof = cross_val_predict_proba(noisy.withColumn(_VECTOR, array_to_vector(F.col(FEATURES))), estimator,
                                   label_col=LABEL, features_col=_VECTOR, id_col=id_col, n_folds=n_folds,
-                                  seed=seed, probs_col="pred_probs", classes=classes)
+                                  seed=seed, probs_col="pred_probs", classes=classes, check_invalid=False)
     oof = materialised(oof.drop(_VECTOR), scratch, f"oof_{rate:g}")
     noisy = oof.drop("fold", "pred_probs")
     session = train.sparkSession
@@ -247,6 +248,8 @@ def evaluate_label_noise(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     label_type = df.schema[label_col].dataType
+    screen_invalid(df, "error", key="the on_invalid policy of the evaluate job", id_col=id_col, label_col=label_col,
+                   features=features, features_col=None if features else features_col)
     classes = tuple(classes) if classes is not None else label_classes(df, label_col)
     # Features are kept as array<double>: Delta (the scratch tables) cannot store ML vectors.
     work = features_vector(df, features_col, features).select(

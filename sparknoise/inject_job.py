@@ -19,7 +19,7 @@ from sparknoise.config import is_path
 from sparknoise.errors import InputError
 from sparknoise.noise_injection import IS_NOISY, inject_label_noise
 from sparknoise.run_log import start_record, write_run_record
-from sparknoise.tables import read_input, read_table
+from sparknoise.tables import filtered, read_input, read_table
 
 log = logging.getLogger("sparknoise")
 
@@ -31,7 +31,7 @@ def run_inject(spark: SparkSession, cfg: dict) -> dict:
     inp, inj, run_id = cfg["input"], cfg["inject"], cfg["run"]["id"]
     pinned = read_input(spark, path=inp["path"], table=inp["table"], fmt=inp["format"], version=inp["version"])
     record.update(input_location=pinned.location, input_version=pinned.version)
-    df = pinned.df.where(inp["where"]) if inp["where"] else pinned.df
+    df = filtered(pinned.df, inp["where"])
     for key in ("id_col", "label_col"):
         if inp[key] not in df.columns:
             raise InputError(f"'input.{key}': column '{inp[key]}' is not in the input; available: {df.columns}",

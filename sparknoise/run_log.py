@@ -19,7 +19,7 @@ RUNS_SCHEMA = (
     "input_location string, input_version long, config string, config_sha256 string, sparknoise_version string, "
     "n_rows long, n_classes int, classes string, num_flagged long, num_label_issues long, rounds int, "
     "thresholds array<double>, confident_joint array<array<long>>, noise_matrix array<array<double>>, "
-    "inverse_noise_matrix array<array<double>>, prior array<double>, timings string, job string, metrics string"
+    "inverse_noise_matrix array<array<double>>, prior array<double>, timings string, job string, metrics string, n_skipped long"
 )
 
 

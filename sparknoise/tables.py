@@ -147,3 +147,42 @@ def remove_local_scratch(location: str) -> None:
         parent = os.path.dirname(path)
         if os.path.isdir(parent) and not os.listdir(parent):
             os.rmdir(parent)
+
+
+def filtered(df: DataFrame, where: str | None, *, key: str = "input.where") -> DataFrame:
+    """``df.where(where)``, checked now: a boolean SQL expression over the input's columns, or InputError."""
+    if not where:
+        return df
+    if not isinstance(where, str):
+        raise InputError(f"'{key}' must be a SQL boolean expression (a string), not {where!r}")
+    try:
+        out = df.where(where)
+        out.schema  # noqa: B018 - analyse now (Spark Connect analyses lazily)
+    except Exception as e:  # noqa: BLE001 - parse and analysis errors alike
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"'{key}' {where!r} is not a boolean expression over the input's columns "
+                         f"{df.columns}: {first[:300]}") from None
+    return out
+
+
+def check_output_location(spark: SparkSession, key: str, location: str) -> None:
+    """An output must be a Delta table or not exist yet: never overwrite another kind of dataset."""
+    import os
+
+    if is_path(location) and ("://" not in location or location.startswith("file:")):
+        local = os.path.abspath(location[len("file:"):] if location.startswith("file:") else location)
+        holds_other = os.path.isfile(local) or (
+            os.path.isdir(local) and os.listdir(local) and not os.path.isdir(os.path.join(local, "_delta_log")))
+        if holds_other:
+            raise InputError(f"'{key}' {location!r} already holds files that are not a Delta table; choose another "
+                             "location or remove them")
+        return
+    try:
+        fmt = spark.sql(f"DESCRIBE DETAIL {_delta_ref(location)}").select("format").first()["format"]
+    except Exception as e:  # noqa: BLE001
+        if "not a delta table" in str(e).lower():
+            raise InputError(f"'{key}' {location!r} holds a dataset that is not a Delta table; choose another "
+                             "location") from None
+        return  # does not exist yet
+    if fmt and str(fmt).lower() != "delta":
+        raise InputError(f"'{key}' {location!r} is a {fmt} table, not Delta; choose another table name")

@@ -163,14 +163,21 @@ def test_demo_command_runs(spark, tmp_path, capsys):
     assert len(runs) == 1 and runs[0]["status"] == "succeeded"
 
 
-def test_a_failure_mid_run_is_recorded_and_writes_no_rows(spark, tmp_path):
-    # NaN probabilities are found by detection's validation, after the run started
-    rows = [(i, i % 2, [0.9, 0.1] if i % 2 == 0 else [0.2, 0.8]) for i in range(40)] + [(40, 0, [float("nan"), 0.5])]
-    path = str(tmp_path / "bad")
+def test_a_failure_mid_run_is_recorded_and_writes_no_rows(spark, tmp_path, monkeypatch):
+    import sparknoise.detect_job as dj
+
+    rows = [(i, i % 2, [0.9, 0.1] if i % 2 == 0 else [0.2, 0.8]) for i in range(40)]
+    path = str(tmp_path / "in")
     spark.createDataFrame(rows, "id long, label long, pred_probs array<double>").write.format("delta").save(path)
     conf = _conf(tmp_path, input={"path": path, "probs_col": "pred_probs"})
-    assert cli_main(["detect", "--config", conf, "--set", "run.id=f"]) == 2
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("executor lost (simulated)")
+
+    monkeypatch.setattr(dj, "_issues_frame", broken)  # after detection, before any output write
+    with pytest.raises(RuntimeError):
+        cli_main(["detect", "--config", conf, "--set", "run.id=f"])
     cfg = yaml.safe_load(open(conf))
     assert not os.path.exists(cfg["output"]["scored"]) and not os.path.exists(cfg["output"]["issues"])
     run = spark.read.format("delta").load(cfg["output"]["runs"]).collect()
-    assert len(run) == 1 and run[0]["status"] == "failed" and "NaN" in run[0]["error"]
+    assert len(run) == 1 and run[0]["status"] == "failed" and "executor lost" in run[0]["error"]

@@ -1,0 +1,143 @@
+"""Bad input through the detect job (DESIGN.md section 6): exit 2, one line naming the column or key,
+every output table untouched; and ``input.on_invalid: skip``."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import yaml
+from pyspark.sql import functions as F
+
+from sparknoise.cli import main as cli_main
+
+N = 240
+
+
+def _row(i: int) -> dict:
+    k = i % 3
+    good = [0.1, 0.1, 0.1]
+    good[k] = 0.8
+    if i % 11 == 0:  # some noise, so the good run flags rows
+        good = good[1:] + good[:1]
+    special = i == 7  # the one bad row of each scenario column
+    return {
+        "id": i, "label": k, "note": f"row {i}", "x0": float(i % 7), "x1": float(k) + (i % 5) / 10,
+        "probs": good,
+        "probs_short": [0.5, 0.5] if special else good,
+        "probs_neg": [1.2, -0.1, -0.1] if special else good,
+        "probs_big": [1.5, 0.0, 0.0] if special else good,
+        "probs_sum": [0.5, 0.1, 0.1] if special else good,
+        "probs_nan": [float("nan"), 0.5, 0.5] if special else good,
+        "probs_null": None if special else good,
+        "label_null": None if special else k,
+        "label_one": 0,
+        "label_rare": 2 if i == 7 else i % 2,  # class 2 has one row: fewer rows than folds
+        "x_nan": float("nan") if special else 1.0 * (i % 4),
+        "x_inf": float("inf") if special else 1.0 * (i % 4),
+        "x_null": None if special else 1.0 * (i % 4),
+        "x_text": f"t{i}",
+        "dup_id": 5 if special else i,
+    }
+
+
+SCHEMA = (
+    "id long, label long, note string, x0 double, x1 double, probs array<double>, probs_short array<double>, "
+    "probs_neg array<double>, probs_big array<double>, probs_sum array<double>, probs_nan array<double>, "
+    "probs_null array<double>, label_null long, label_one long, label_rare long, x_nan double, x_inf double, "
+    "x_null double, x_text string, dup_id long"
+)
+
+
+@pytest.fixture(scope="module")
+def setup(spark, tmp_path_factory):
+    """The input table, a config, and the outputs of one good run that no bad run may touch."""
+    root = tmp_path_factory.mktemp("badjob")
+    rows = [_row(i) for i in range(N)]
+    spark.createDataFrame([tuple(r[c.split(" ")[0]] for c in SCHEMA.split(", ")) for r in rows], SCHEMA) \
+        .coalesce(1).write.format("delta").save(str(root / "input"))
+    os.makedirs(root / "parquet_here")
+    spark.range(3).write.mode("overwrite").parquet(str(root / "parquet_here" / "data"))
+    cfg = {"input": {"path": str(root / "input"), "probs_col": "probs", "passthrough": ["note"]},
+           "output": {n: str(root / n) for n in ("scored", "issues", "runs")}, "run": {"id": "good"}}
+    conf = root / "detect.yaml"
+    conf.write_text(yaml.safe_dump(cfg))
+    assert cli_main(["detect", "--config", str(conf)]) == 0
+    return root, str(conf), cfg
+
+
+def _versions(spark, cfg) -> dict:
+    return {n: spark.sql(f"DESCRIBE HISTORY delta.`{cfg['output'][n]}`").agg(F.max("version")).first()[0]
+            for n in ("scored", "issues", "runs")}
+
+
+MODEL = ["--set", "input.probs_col=null", "--set", "model.n_folds=2", "--set", "model.params={maxIter: 5}"]
+CASES = {
+    # name: (overrides, text the one-line error must contain)
+    "missing-column": (["--set", "input.label_col=nope"], "nope"),
+    "feature-wrong-type": ([*MODEL, "--set", "input.features=[x0, x_text]"], "x_text"),
+    "features-col-wrong-type": ([*MODEL, "--set", "input.features_col=note"], "note"),
+    "null-label": (["--set", "input.label_col=label_null"], "label_null"),
+    "null-probabilities": (["--set", "input.probs_col=probs_null"], "probs_null"),
+    "nan-probabilities": (["--set", "input.probs_col=probs_nan"], "probs_nan"),
+    "nan-feature": ([*MODEL, "--set", "input.features=[x0, x_nan]"], "x_nan"),
+    "infinite-feature": ([*MODEL, "--set", "input.features=[x0, x_inf]"], "x_inf"),
+    "null-feature": ([*MODEL, "--set", "input.features=[x_null, x1]"], "x_null"),
+    "label-outside-classes": (["--set", "input.classes=[0, 1, 5]"], "label"),
+    "one-class": ([*MODEL, "--set", "input.features=[x0, x1]", "--set", "input.label_col=label_one"], "label_one"),
+    "class-smaller-than-folds": ([*MODEL, "--set", "input.features=[x0, x1]", "--set", "input.label_col=label_rare",
+                                  "--set", "model.n_folds=3"], "fold"),
+    "probs-wrong-length": (["--set", "input.probs_col=probs_short"], "probs_short"),
+    "probs-negative": (["--set", "input.probs_col=probs_neg"], "probs_neg"),
+    "probs-above-one": (["--set", "input.probs_col=probs_big"], "probs_big"),
+    "probs-not-summing-to-one": (["--set", "input.probs_col=probs_sum"], "probs_sum"),
+    "duplicate-ids": (["--set", "input.id_col=dup_id"], "dup_id"),
+    "empty-table": (["--set", "input.where=id < 0"], "empty"),
+    "unknown-key": (["--set", "detection.colour=red"], "detection.colour"),
+    "unknown-estimator": ([*MODEL, "--set", "input.features=[x0]", "--set", "model.estimator=magic"],
+                          "model.estimator"),
+    "unknown-filter": (["--set", "detection.filter_by=vibes"], "detection.filter_by"),
+    "injection-in-table-name": (["--set", "output.issues=a; DROP TABLE b"], "output.issues"),
+    "invalid-input-table-name": (["--set", "input.path=null", "--set", "input.table=x.y z"], "input.table"),
+    "where-not-boolean": (["--set", "input.where=id + 1"], "input.where"),
+    "where-unknown-column": (["--set", "input.where=colour = 'red'"], "input.where"),
+    "where-not-sql": (["--set", "input.where=1; DROP TABLE b"], "input.where"),
+    "output-is-input": (["--set", "output.scored=INPUT"], "output.scored"),
+    "output-holds-parquet": (["--set", "output.issues=PARQUET"], "output.issues"),
+    "bad-on-invalid": (["--set", "input.on_invalid=ignore"], "input.on_invalid"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_exits_2_and_touches_nothing(spark, setup, capsys, case):
+    root, conf, cfg = setup
+    before = _versions(spark, cfg)
+    overrides, text = CASES[case]
+    overrides = [o.replace("INPUT", str(root / "input")).replace("PARQUET", str(root / "parquet_here"))
+                 for o in overrides]
+    capsys.readouterr()
+    assert cli_main(["detect", "--config", conf, "--set", f"run.id={case}", *overrides]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("sparknoise: error:")]
+    assert len(err) == 1 and text in err[0], err
+    assert _versions(spark, cfg) == before
+    assert os.listdir(root / "parquet_here") == ["data"]
+
+
+def test_on_invalid_skip_excludes_and_counts(spark, setup):
+    root, conf, cfg = setup
+    assert cli_main(["detect", "--config", conf, "--set", "run.id=skip", "--set", "input.on_invalid=skip",
+                     "--set", "input.label_col=label_null"]) == 0
+    run = spark.read.format("delta").load(cfg["output"]["runs"]).filter("run_id = 'skip'").first()
+    assert run["status"] == "succeeded" and run["n_skipped"] == 1 and run["n_rows"] == N - 1
+    assert json.loads(run["metrics"])["skipped"] == {"label_null": 1}
+    scored = spark.read.format("delta").load(cfg["output"]["scored"]).filter("run_id = 'skip'")
+    assert scored.count() == N - 1 and scored.filter("id = 7").count() == 0
+    # the kept rows get the flags of a run on those rows alone
+    import cleanlab.filter as cf
+
+    kept = [_row(i) for i in range(N) if i != 7]
+    mask = cf.find_label_issues(np.array([r["label"] for r in kept]), np.array([r["probs"] for r in kept]))
+    flagged = sorted(r["id"] for r in scored.filter("is_label_issue").select("id").collect())
+    assert flagged == [r["id"] for r, m in zip(kept, mask) if m]
