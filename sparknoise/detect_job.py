@@ -117,7 +117,8 @@ def run_detect(spark: SparkSession, cfg: dict) -> dict:
         timings["write_outputs"] = round(time.perf_counter() - t, 3)
         record.update(
             status="succeeded", n_rows=result.n_rows, n_classes=result.num_classes,
-            classes=json.dumps(list(result.classes), default=str), num_flagged=_flagged(cfg, run_id),
+            classes=json.dumps(list(result.classes), default=str),
+            num_flagged=result.num_flagged if rounds == 1 else _flagged(cfg, run_id),
             num_label_issues=result.num_label_issues, rounds=rounds,
             thresholds=result.thresholds.tolist(), confident_joint=result.confident_joint.astype(int).tolist(),
             noise_matrix=result.noise_matrix.tolist(), inverse_noise_matrix=result.inverse_noise_matrix.tolist(),

@@ -46,6 +46,9 @@ def local_spark(
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.log.level", "WARN")
+        # Delta rebuilds a table's state with this many tasks (default 50): far too many for the
+        # small logs of local tables on a few cores.
+        .config("spark.databricks.delta.snapshotPartitions", "2")
     )
     for key, value in DELTA_CONF.items():
         builder = builder.config(key, value)

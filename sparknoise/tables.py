@@ -64,34 +64,51 @@ def read_input(spark: SparkSession, *, path: str | None, table: str | None, fmt:
         raise InputError(f"cannot read input {location!r} (version {version}): {first}") from None
 
 
-def table_exists(spark: SparkSession, location: str) -> bool:
-    """Whether a Delta table exists at a path or under a name."""
-    try:
-        spark.sql(f"DESCRIBE DETAIL {_delta_ref(location)}").select("format").first()
-        return True
-    except Exception:  # noqa: BLE001
-        return False
+# Delta's optimistic concurrency: another run committed to the same table first (its rows never
+# overlap ours, but Delta checks conflicts per file, not per run id), or created it first.
+_RETRYABLE = ("concurrent", "protocolchanged", "metadatachanged", "delta_protocol_changed",
+              "delta_metadata_changed", "already exists", "delta_table_already_exists", "filealreadyexists")
+WRITE_ATTEMPTS = 8
+
+
+def _retryable(error: Exception) -> bool:
+    text = f"{type(error).__name__} {error}".lower()
+    return any(marker in text for marker in _RETRYABLE)
 
 
 def write_run_rows(df: DataFrame, location: str, *, run_id: str, metadata: dict, merge_schema: bool = False) -> None:
     """Replace this run's rows at ``location`` (create the table if needed) in one Delta commit.
 
     ``merge_schema`` lets the commit add new columns to an existing table (the runs log gains
-    columns across versions; old rows read them as null).
+    columns across versions; old rows read them as null). A commit that loses a race with
+    another run's commit is retried: it replaces only its own run id's rows, so retrying is safe.
     """
-    spark = df.sparkSession
-    writer = df.write.format("delta").option("userMetadata", json.dumps(metadata, sort_keys=True))
-    if merge_schema:
-        writer = writer.option("mergeSchema", "true")
-    if table_exists(spark, location):
-        safe = run_id.replace("'", "''")
-        writer = writer.mode("overwrite").option("replaceWhere", f"run_id = '{safe}'")
-    else:
-        writer = writer.mode("append")
-    if is_path(location):
-        writer.save(location)
-    else:
-        writer.saveAsTable(location)
+    import logging
+    import random
+    import time
+
+    safe = run_id.replace("'", "''")
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        # An overwrite limited to the run's rows; on a missing table it creates the table.
+        writer = (df.write.format("delta").option("userMetadata", json.dumps(metadata, sort_keys=True))
+                  .mode("overwrite").option("replaceWhere", f"run_id = '{safe}'"))
+        if merge_schema:
+            writer = writer.option("mergeSchema", "true")
+        try:
+            if is_path(location):
+                writer.save(location)
+            else:
+                writer.saveAsTable(location)
+            return
+        except Exception as e:  # noqa: BLE001 - only Delta's write conflicts are retried
+            if attempt == WRITE_ATTEMPTS or not _retryable(e):
+                raise
+            pause = min(8.0, 0.25 * 2 ** attempt) * (0.5 + random.random())
+            logging.getLogger("sparknoise").warning(
+                "write to %s conflicted with another commit (attempt %d/%d): %s; retrying in %.1fs", location,
+                attempt, WRITE_ATTEMPTS, str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__,
+                pause)
+            time.sleep(pause)
 
 
 def read_table(spark: SparkSession, location: str) -> DataFrame:
