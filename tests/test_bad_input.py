@@ -145,3 +145,28 @@ def test_bad_options_raise_config_error(spark, kwargs):
         _run(spark, GOOD, **kwargs)
     name = next(iter(kwargs)) if "num_to_remove_per_class" not in kwargs else "num_to_remove_per_class"
     assert name in str(info.value)
+
+
+FEATURE_SCHEMA = "id long, label long, a double, b double, t string"
+
+
+@pytest.mark.parametrize(
+    "bad_row, features, column",
+    [
+        ((9, 0, float("nan"), 1.0, "x"), ["a", "b"], "a"),
+        ((9, 0, 1.0, float("inf"), "x"), ["a", "b"], "b"),
+        ((9, 0, None, 1.0, "x"), ["a", "b"], "a"),
+        ((9, None, 1.0, 1.0, "x"), ["a", "b"], "label"),
+        ((None, 0, 1.0, 1.0, "x"), ["a", "b"], "id"),
+        ((9, 0, 1.0, 1.0, "x"), ["a", "t"], "t"),
+    ],
+    ids=["nan-feature", "infinite-feature", "null-feature", "null-label", "null-id", "text-feature"],
+)
+def test_cross_val_refuses_bad_rows_before_fitting(spark, bad_row, features, column):
+    from pyspark.ml.classification import LogisticRegression
+
+    rows = [(i, i % 2, float(i), float(i % 3), "x") for i in range(9)] + [bad_row]
+    df = spark.createDataFrame(rows, FEATURE_SCHEMA)
+    with pytest.raises(InputError) as info:
+        sn.cross_val_predict_proba(df, LogisticRegression(maxIter=3), features=features, n_folds=2)
+    assert f"'{column}'" in str(info.value) and info.value.column == column, str(info.value)

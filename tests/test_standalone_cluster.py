@@ -1,5 +1,6 @@
-"""The detect job on a real standalone cluster (master + 2 workers on 127.0.0.1, spark-submit):
-the same answer as local Spark, and the same answer again when a worker is killed mid-run."""
+"""The detect job on a real standalone cluster (master + 2 workers on 127.0.0.1, spark-submit), with
+one worker killed while the fold models are fitted: it finishes with exactly the answer of an
+undisturbed run on local Spark (flags, ranks, weights, folds, every matrix)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def features_input(spark, tmp_path_factory):
-    frame, _ = classification(3000, 3, seed=57, noise_rate=0.2)
+    frame, _ = classification(2000, 3, seed=57, noise_rate=0.2)
     path = str(tmp_path_factory.mktemp("cluster_input") / "train")
     spark.createDataFrame(frame).repartition(4).write.format("delta").save(path)
     return path
@@ -54,12 +55,6 @@ def _outputs(spark, folder, run_id: str):
 
 def test_cluster_matches_local_and_survives_a_killed_worker(spark, cluster, features_input, tmp_path):
     script = os.path.join(ROOT, "jobs", "detect.py")
-    # undisturbed, on the cluster
-    calm = tmp_path / "calm"
-    calm.mkdir()
-    code, out = cluster.submit(script, "--config", _conf(calm, features_input, "calm"))
-    assert code == 0, out[-3000:]
-    assert "run calm: succeeded" in out
     # a worker (and its executor) killed while the fold models are being fitted
     hit = tmp_path / "hit"
     hit.mkdir()
@@ -73,14 +68,15 @@ def test_cluster_matches_local_and_survives_a_killed_worker(spark, cluster, feat
     code, out = cluster.submit(script, "--config", _conf(hit, features_input, "hit"), on_line=on_line)
     assert killed.is_set(), "the worker was killed during cross-validation"
     assert code == 0, out[-3000:]
-    # local Spark (this test session), the same config
+    assert "run hit: succeeded" in out
+    master_log = open(os.path.join(cluster.folder, "master.log")).read()
+    assert "Removing worker" in master_log or "lost" in master_log.lower(), master_log[-2000:]
+    # undisturbed, on local Spark (this test session), the same config
     local = tmp_path / "local"
     local.mkdir()
     assert cli_main(["detect", "--config", _conf(local, features_input, "local")]) == 0
 
-    calm_rows, calm_run = _outputs(spark, calm, "calm")
     hit_rows, hit_run = _outputs(spark, hit, "hit")
     local_rows, local_run = _outputs(spark, local, "local")
-    assert len(calm_rows) == 3000 and calm_run["num_flagged"] > 0
-    assert hit_rows == calm_rows and hit_run == calm_run
-    assert local_rows == calm_rows and local_run == calm_run
+    assert len(local_rows) == 2000 and local_run["num_flagged"] > 0
+    assert hit_rows == local_rows and hit_run == local_run
