@@ -38,7 +38,19 @@ def job_session(app_name: str = "sparknoise"):
             builder = builder.config(key, value)
         builder = builder.config("spark.jars.packages", DELTA_PACKAGE).config("spark.jars.ivy", IVY_CACHE)
         builder = builder.config("spark.sql.session.timeZone", "UTC")
+        if _local_default_master():
+            # the default local[*] master: Delta's 50-task state reconstruction is pure overhead here
+            builder = builder.config("spark.databricks.delta.snapshotPartitions", "2")
     return builder.getOrCreate()
+
+
+def _local_default_master() -> bool:
+    """True when getOrCreate will launch a JVM with Spark's default master (local[*]): not under
+    spark-submit (which has started the JVM already), not Spark Connect, no --master given."""
+    if "PYSPARK_GATEWAY_PORT" in os.environ or "SPARK_REMOTE" in os.environ or "SPARK_CONNECT_MODE_ENABLED" in \
+            os.environ:
+        return False
+    return "--master" not in os.environ.get("PYSPARK_SUBMIT_ARGS", "")
 
 
 def _config_args(parser: argparse.ArgumentParser) -> None:

@@ -54,6 +54,7 @@ def test_spark_submit_end_to_end(spark, features_table, tmp_path):
     proc = subprocess.run(
         [spark_submit, "--master", "local[2]", "--packages", DELTA_PACKAGE, "--conf", f"spark.jars.ivy={IVY_CACHE}",
          "--conf", "spark.sql.shuffle.partitions=4", "--conf", "spark.ui.enabled=false",
+         "--conf", "spark.databricks.delta.snapshotPartitions=2",
          os.path.join(ROOT, "jobs", "detect.py"), "--config", conf],
         capture_output=True, text=True, env=env, timeout=900,
     )

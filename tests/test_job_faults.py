@@ -45,7 +45,9 @@ def test_killed_driver_leaves_whole_runs_and_the_rerun_replaces_them(spark, prob
     cfg = _cfg(tmp_path, probs_input)
     conf = tmp_path / "detect.yaml"
     conf.write_text(yaml.safe_dump(cfg))
-    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1",
+               PYSPARK_SUBMIT_ARGS="--master local[2] --conf spark.sql.shuffle.partitions=4 "
+                                   "--conf spark.databricks.delta.snapshotPartitions=2 pyspark-shell")
     proc = subprocess.Popen(
         [sys.executable, "-m", "sparknoise.cli", "detect", "--config", str(conf), "--set", "run.id=k"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,

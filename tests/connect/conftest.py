@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import pytest
 
@@ -20,12 +21,23 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 def spark():
     from pyspark.sql import SparkSession
 
-    session = (
+    from sparknoise.local_spark import DELTA_CONF, DELTA_PACKAGE, IVY_CACHE
+
+    builder = (
         SparkSession.builder.remote("local[2]")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
+        # Delta for the job tests: the local Connect server starts with these; pyspark then warns that
+        # the static ones cannot be set again at runtime, which is harmless
+        .config("spark.jars.packages", DELTA_PACKAGE)
+        .config("spark.jars.ivy", IVY_CACHE)
+        .config("spark.databricks.delta.snapshotPartitions", "2")
     )
+    for key, value in DELTA_CONF.items():
+        builder = builder.config(key, value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        session = builder.getOrCreate()
     assert "connect" in type(session).__module__
     yield session
     session.stop()
