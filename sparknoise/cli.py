@@ -32,15 +32,15 @@ def job_session(app_name: str = "sparknoise"):
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
     if "DATABRICKS_RUNTIME_VERSION" not in os.environ:
-        from sparknoise.local_spark import DELTA_CONF, DELTA_PACKAGE, IVY_CACHE
+        from sparknoise.local_spark import DELTA_CONF, DELTA_PACKAGE, IVY_CACHE, LOCAL_DELTA_CONF
 
         for key, value in DELTA_CONF.items():
             builder = builder.config(key, value)
         builder = builder.config("spark.jars.packages", DELTA_PACKAGE).config("spark.jars.ivy", IVY_CACHE)
         builder = builder.config("spark.sql.session.timeZone", "UTC")
         if _local_default_master():
-            # the default local[*] master: Delta's 50-task state reconstruction is pure overhead here
-            builder = builder.config("spark.databricks.delta.snapshotPartitions", "2")
+            for key, value in LOCAL_DELTA_CONF.items():
+                builder = builder.config(key, value)
     return builder.getOrCreate()
 
 

@@ -19,6 +19,10 @@ from pyspark.sql import SparkSession
 DELTA_PACKAGE = os.environ.get("SPARKNOISE_DELTA_PACKAGE", "io.delta:delta-spark_4.2_2.13:4.4.0")
 IVY_CACHE = os.path.expanduser(os.environ.get("SPARKNOISE_IVY_CACHE", "~/.cache/sparknoise/ivy"))
 
+# Delta rebuilds a table's state with this many tasks (default 50): far too many for the small logs of
+# local tables on a few cores. Set for local sessions only, never on a cluster's.
+LOCAL_DELTA_CONF = {"spark.databricks.delta.snapshotPartitions": "2"}
+
 DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
@@ -46,11 +50,8 @@ def local_spark(
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.log.level", "WARN")
-        # Delta rebuilds a table's state with this many tasks (default 50): far too many for the
-        # small logs of local tables on a few cores.
-        .config("spark.databricks.delta.snapshotPartitions", "2")
     )
-    for key, value in DELTA_CONF.items():
+    for key, value in {**DELTA_CONF, **LOCAL_DELTA_CONF}.items():
         builder = builder.config(key, value)
     if shuffle_partitions is not None:
         builder = builder.config("spark.sql.shuffle.partitions", str(shuffle_partitions))

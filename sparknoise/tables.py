@@ -9,12 +9,18 @@ it goes through the DataFrame and SQL APIs, so it works on Spark Connect too.
 from __future__ import annotations
 
 import json
+import logging
+import os
+import random
+import time
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 
 from sparknoise.config import is_path
 from sparknoise.errors import InputError
+
+log = logging.getLogger("sparknoise")
 
 
 @dataclass(frozen=True)
@@ -32,8 +38,6 @@ def _delta_ref(location: str) -> str:
     if not is_path(location):
         return location
     if "://" not in location and not location.startswith(("/", "file:")):
-        import os
-
         location = os.path.abspath(location)
     return f"delta.`{location}`"
 
@@ -83,10 +87,6 @@ def write_run_rows(df: DataFrame, location: str, *, run_id: str, metadata: dict,
     columns across versions; old rows read them as null). A commit that loses a race with
     another run's commit is retried: it replaces only its own run id's rows, so retrying is safe.
     """
-    import logging
-    import random
-    import time
-
     safe = run_id.replace("'", "''")
     for attempt in range(1, WRITE_ATTEMPTS + 1):
         # An overwrite limited to the run's rows; on a missing table it creates the table.
@@ -104,7 +104,7 @@ def write_run_rows(df: DataFrame, location: str, *, run_id: str, metadata: dict,
             if attempt == WRITE_ATTEMPTS or not _retryable(e):
                 raise
             pause = min(8.0, 0.25 * 2 ** attempt) * (0.5 + random.random())
-            logging.getLogger("sparknoise").warning(
+            log.warning(
                 "write to %s conflicted with another commit (attempt %d/%d): %s; retrying in %.1fs", location,
                 attempt, WRITE_ATTEMPTS, str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__,
                 pause)
@@ -142,7 +142,6 @@ def materialised(df: DataFrame, scratch: str | None, name: str) -> DataFrame:
 
 def scratch_location(base: str | None, anchor: str, run_id: str) -> str:
     """A run's scratch folder (or table-name prefix): ``base``, default ``_sparknoise_scratch`` beside ``anchor``."""
-    import os
     import re
 
     if base is None:
@@ -155,7 +154,6 @@ def scratch_location(base: str | None, anchor: str, run_id: str) -> str:
 
 def remove_local_scratch(location: str) -> None:
     """Delete a run's scratch folder when it is on the local file system (elsewhere it is left)."""
-    import os
     import shutil
 
     path = location[len("file:"):] if location.startswith("file:") else location
@@ -184,8 +182,6 @@ def filtered(df: DataFrame, where: str | None, *, key: str = "input.where") -> D
 
 def check_output_location(spark: SparkSession, key: str, location: str) -> None:
     """An output must be a Delta table or not exist yet: never overwrite another kind of dataset."""
-    import os
-
     if is_path(location) and ("://" not in location or location.startswith("file:")):
         local = os.path.abspath(location[len("file:"):] if location.startswith("file:") else location)
         holds_other = os.path.isfile(local) or (

@@ -21,7 +21,7 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 def spark():
     from pyspark.sql import SparkSession
 
-    from sparknoise.local_spark import DELTA_CONF, DELTA_PACKAGE, IVY_CACHE
+    from sparknoise.local_spark import DELTA_CONF, DELTA_PACKAGE, IVY_CACHE, LOCAL_DELTA_CONF
 
     builder = (
         SparkSession.builder.remote("local[2]")
@@ -31,9 +31,8 @@ def spark():
         # the static ones cannot be set again at runtime, which is harmless
         .config("spark.jars.packages", DELTA_PACKAGE)
         .config("spark.jars.ivy", IVY_CACHE)
-        .config("spark.databricks.delta.snapshotPartitions", "2")
     )
-    for key, value in DELTA_CONF.items():
+    for key, value in {**DELTA_CONF, **LOCAL_DELTA_CONF}.items():
         builder = builder.config(key, value)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
