@@ -97,8 +97,12 @@ def run_detect(spark: SparkSession, cfg: dict) -> dict:
     _check_columns(cfg, df)
     for name in ("scored", "issues", "runs"):
         check_output_location(spark, f"output.{name}", cfg["output"][name])
+    # Probabilities are validated by find_label_issues' first pass anyway (before any write); screening
+    # them here too would be one more scan of the widest column, so only skip mode looks at them.
+    skip = inp["on_invalid"] == "skip"
     screened = screen_invalid(df, inp["on_invalid"], id_col=inp["id_col"], label_col=inp["label_col"],
-                              features=inp["features"], features_col=inp["features_col"], probs_col=inp["probs_col"])
+                              features=inp["features"], features_col=inp["features_col"],
+                              probs_col=inp["probs_col"] if skip else None)
     if screened.skipped:
         log.warning("run %s: %d input rows left out (input.on_invalid: skip): %s", run_id, screened.n_skipped,
                     {k: v for k, v in screened.skipped.items() if k != "__rows__"})
