@@ -1,4 +1,7 @@
-"""The confident joint: pass 2 (a batch map with per-task KxK partial counts) and its calibration.
+"""The confident joint: pass 2 (a KxK count of rows by given label and confident guess) and its calibration.
+
+Pass 2 is a native hash aggregation over JVM expressions when the classes are few, else a batch
+map (``mapInArrow``) with per-task KxK partial counts.
 
 ``cj[a][b]`` counts the rows with given label ``a`` that are confidently guessed to belong to
 class ``b`` (reference note section 1.2). The same pass counts cleanlab's ``num_label_issues``
@@ -15,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 from pyspark.sql import functions as F
 
-from sparknoise import kernels
+from sparknoise import kernels, row_expressions
 from sparknoise.constants import CONFIDENT_SLACK, TINY_VALUE
 from sparknoise.inputs import LABEL_INDEX, PROBS, PreparedInput
 from sparknoise.rounding import round_preserving_row_totals
@@ -64,13 +67,24 @@ def confident_joint_fn(thresholds: np.ndarray, num_classes: int):
 def count_confident_joint(prepared: PreparedInput, thresholds: np.ndarray, num_classes: int) -> ConfidentJointCounts:
     """Pass 2 over the table: at most K² merged counts reach the driver."""
     started = time.perf_counter()
-    rows = (
-        prepared.df.select(LABEL_INDEX, PROBS)
-        .mapInArrow(confident_joint_fn(thresholds, num_classes), "given int, guess int, n long, issues long")
-        .groupBy("given", "guess")
-        .agg(F.sum("n").alias("n"), F.sum("issues").alias("issues"))
-        .collect()
-    )  # <= K^2 rows
+    if num_classes <= row_expressions.NATIVE_MAX_CLASSES:  # native expressions + hash aggregation
+        probs, label = F.col(PROBS), F.col(LABEL_INDEX)
+        guess = row_expressions.guessed_true_label(probs, np.asarray(thresholds, dtype=np.float64) - CONFIDENT_SLACK)
+        off = (guess != label) & ~row_expressions.keep_out(probs, label, num_classes)
+        counted = (
+            prepared.df.select(label.alias("given"), guess.alias("guess"), off.alias("off"))
+            .filter(F.col("guess") >= 0)
+            .groupBy("given", "guess")
+            .agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("off").cast("long")).alias("issues"))
+        )
+    else:
+        counted = (
+            prepared.df.select(LABEL_INDEX, PROBS)
+            .mapInArrow(confident_joint_fn(thresholds, num_classes), "given int, guess int, n long, issues long")
+            .groupBy("given", "guess")
+            .agg(F.sum("n").alias("n"), F.sum("issues").alias("issues"))
+        )
+    rows = counted.collect()  # <= K^2 rows
     cj = np.zeros((num_classes, num_classes), dtype=np.int64)
     issues = 0
     for r in rows:

@@ -50,7 +50,7 @@ DEFAULTS: dict[str, Any] = {
         "downweight": 0.1,
         "iterations": 1,
         "min_new_issues": 1,
-        "scratch": None,  # iterations > 1: Delta location for each round's rows; default beside output.scored
+        "scratch": None,  # Delta location for the out-of-fold probabilities and rounds; default beside output.scored
     },
     "output": {
         "scored": "sparknoise-output/scored",

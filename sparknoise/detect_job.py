@@ -10,7 +10,9 @@ Databricks wheel task all call. Outputs (DESIGN.md section 5):
 * runs: one row per run: status, timings, input and pinned version, config and its SHA-256,
   version, counts and the K/KxK estimates.
 
-scored and issues are written only after the whole detection succeeded; runs is written last
+With a model, the out-of-fold probabilities are written once to the run's scratch location
+(``detection.scratch``; removed after the run when local) so detection's passes read a table, not
+k fold models' predictions. scored and issues are written only after the whole detection succeeded; runs is written last
 (succeeded) or on failure (failed, with the error), so an interrupted run never reads as done.
 """
 
@@ -70,6 +72,25 @@ def _probabilities(cfg: dict, df: DataFrame) -> tuple[DataFrame, str]:
         features=inp["features"], classes=inp["classes"], check_invalid=False,
     )
     return oof, "pred_probs"
+
+
+def _materialised_probabilities(cfg: dict, df: DataFrame, scratch: str, r: int,
+                                timings: dict) -> tuple[DataFrame, str]:
+    """The round's out-of-fold probabilities, written once to the run's scratch location when a model ran.
+
+    Detection reads its input several times (validation, confident joint, selection, flags); a
+    lazy out-of-fold frame would re-run every fold model's transform over the whole input on each
+    read, so its rows are materialised first (a Delta write and read, never a cache).
+    """
+    t = time.perf_counter()
+    oof, probs = _probabilities(cfg, df)
+    if cfg["input"]["probs_col"]:
+        return oof, probs
+    timings[f"cross_validation_round_{r}"] = round(time.perf_counter() - t, 3)
+    t = time.perf_counter()
+    oof = materialised(oof, scratch, f"probabilities_round_{r}")
+    timings[f"probabilities_written_round_{r}"] = round(time.perf_counter() - t, 3)
+    return oof, probs
 
 
 def _detect(cfg: dict, df: DataFrame, probs_col: str) -> LabelIssuesResult:
@@ -137,8 +158,7 @@ def run_detect(spark: SparkSession, cfg: dict) -> dict:
         write_run_record(spark, cfg["output"]["runs"], record, timings, clock, meta)
         raise
     finally:
-        if cfg["detection"]["iterations"] > 1:
-            remove_local_scratch(scratch_location(cfg["detection"]["scratch"], cfg["output"]["scored"], run_id))
+        remove_local_scratch(scratch_location(cfg["detection"]["scratch"], cfg["output"]["scored"], run_id))
     write_run_record(spark, cfg["output"]["runs"], record, timings, clock, meta)
     log.info("run %s succeeded: %s of %s rows flagged in %.1fs", run_id, record["num_flagged"], record["n_rows"],
              time.perf_counter() - clock)
@@ -170,20 +190,20 @@ def _rounds(cfg: dict, df: DataFrame, timings: dict) -> tuple[LabelIssuesResult,
     (a Delta write + read, DESIGN.md section 2), so a round never recomputes the ones before it.
     """
     det, ident = cfg["detection"], cfg["input"]["id_col"]
+    scratch = scratch_location(det["scratch"], cfg["output"]["scored"], cfg["run"]["id"])
     t = time.perf_counter()
-    oof, probs = _probabilities(cfg, df)
+    oof, probs = _materialised_probabilities(cfg, df, scratch, 1, timings)
     result = _detect(cfg, oof, probs)
     timings["round_1"] = round(time.perf_counter() - t, 3)
     scored = result.rows.withColumn("round", F.when(F.col("is_label_issue"), F.lit(1)))
     if det["iterations"] == 1:
         return result, scored, 1
-    scratch = scratch_location(det["scratch"], cfg["output"]["scored"], cfg["run"]["id"])
     scored = materialised(scored, scratch, "round_1")
     remaining = scored.filter(~F.col("is_label_issue")).select(*df.columns)
     rounds = 1
     for r in range(2, det["iterations"] + 1):
         t = time.perf_counter()
-        oof_r, probs_r = _probabilities(cfg, remaining)
+        oof_r, probs_r = _materialised_probabilities(cfg, remaining, scratch, r, timings)
         res_r = _detect(cfg, oof_r, probs_r)
         timings[f"round_{r}"] = round(time.perf_counter() - t, 3)
         log.info("round %d: %d new issues", r, res_r.num_flagged)

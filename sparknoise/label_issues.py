@@ -14,7 +14,7 @@ import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sparknoise import selection
+from sparknoise import row_expressions, selection
 from sparknoise.confident_joint import calibrate_confident_joint, clip_diagonal, count_confident_joint
 from sparknoise.cross_validation import classes_from_metadata
 from sparknoise.errors import ConfigError
@@ -286,11 +286,21 @@ def _annotate(
     weights: str,
     downweight: float,
 ) -> DataFrame:
-    udf = annotate_udf(rule, rank_by)
+    probs, label, ident = F.col(PROBS), F.col(LABEL_INDEX), F.col(prepared.id_col)
+    if rule.native(rank_by):  # few classes: JVM-native expressions, no Python worker
+        out = prepared.df.withColumn(
+            _ANNOTATION,
+            F.struct(
+                row_expressions.quality_score(probs, label, rank_by, rule.num_classes).alias("label_quality"),
+                row_expressions.argmax_first(probs).alias("predicted_index"),
+                rule.flag_column(probs, label, ident, prepared.id_type).alias("is_label_issue"),
+            ),
+        )
+    else:
+        out = prepared.df.withColumn(_ANNOTATION, annotate_udf(rule, rank_by)(label, probs, ident))
     a = F.col(_ANNOTATION)
     out = (
-        prepared.df.withColumn(_ANNOTATION, udf(F.col(LABEL_INDEX), F.col(PROBS), F.col(prepared.id_col)))
-        .withColumn("label_quality", a["label_quality"])
+        out.withColumn("label_quality", a["label_quality"])
         .withColumn("predicted_label", _predicted_label(prepared, profile.classes, f"{_ANNOTATION}.predicted_index"))
         .withColumn("is_label_issue", a["is_label_issue"])
     )
@@ -330,7 +340,10 @@ def label_quality_scores(
         df, label_col=label_col, probs_col=probs_col, id_col=id_col or tmp_id, classes=classes
     )
     profile = profile_input(prepared, check_unique_ids=False)
-    out = prepared.df.withColumn(
-        "label_quality", quality_udf(profile.num_classes, method)(F.col(LABEL_INDEX), F.col(PROBS))
-    )
+    K = profile.num_classes
+    if K <= row_expressions.NATIVE_MAX_CLASSES and method in row_expressions.NATIVE_QUALITY_METHODS:
+        score = row_expressions.quality_score(F.col(PROBS), F.col(LABEL_INDEX), method, K)
+    else:
+        score = quality_udf(K, method)(F.col(LABEL_INDEX), F.col(PROBS))
+    out = prepared.df.withColumn("label_quality", score)
     return drop_working_columns(out)

@@ -15,9 +15,9 @@ How the cutoffs are found, with no N-sized shuffle and nothing N-sized on the dr
    table for the thresholds (``HistogramPlan``), so it costs no scan of its own; otherwise one
    ``mapInArrow`` scan over the active cells does. The driver finds, per cell, the bucket holding
    the q-th key and how many keys lie above it;
-2. boundary scan: only candidates that fall in their cell's boundary bucket are emitted; a
-   ``row_number`` window over those few rows, per cell, by (key desc, id asc), picks the exact
-   q-th element.
+2. boundary scan: only candidates that fall in their cell's boundary bucket are emitted (native
+   expressions for few classes, else ``mapInArrow``); a ``row_number`` window over those few
+   rows, per cell, by (key desc, id asc), picks the exact q-th element.
 
 Cells whose quota covers every candidate select everything without a scan.
 """
@@ -35,7 +35,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparknoise import kernels
+from sparknoise import kernels, row_expressions
 
 log = logging.getLogger("sparknoise")
 
@@ -77,6 +77,8 @@ class SelectionProblem:
     quotas: np.ndarray  # (n_cells,) int64: how many to select in each cell
     candidates_per_cell: np.ndarray  # (n_cells,) int64: how many candidates each cell has
     candidates: CandidateFn
+    kind: str = "custom"  # noise_rate | class | global_score: lets the row map use native expressions
+    score_method: str | None = None  # global_score: the quality score keyed (negated)
 
 
 def candidates_of(problem: SelectionProblem, labels: np.ndarray, P: np.ndarray):
@@ -130,6 +132,54 @@ def _boundary_fn(problem: SelectionProblem, num_classes: int, n_buckets: int, bo
             )
 
     return boundary_rows
+
+
+def _native(problem: SelectionProblem, num_classes: int) -> bool:
+    return (
+        num_classes <= row_expressions.NATIVE_MAX_CLASSES
+        and problem.kind in ("noise_rate", "class", "global_score")
+        and problem.score_method in (None, *row_expressions.NATIVE_QUALITY_METHODS)
+    )
+
+
+def _best_per_cell(cells: np.ndarray, keys: np.ndarray, ids: np.ndarray, quotas: np.ndarray) -> np.ndarray:
+    """Positions of the first quotas[cell] candidates of each cell by (key desc, id asc)."""
+    order = np.argsort(ids, kind="stable")  # object arrays (string ids) sort too
+    order = order[np.argsort(-keys[order], kind="stable")]
+    order = order[np.argsort(cells[order], kind="stable")]
+    sorted_cells = cells[order]
+    starts = np.flatnonzero(np.r_[True, sorted_cells[1:] != sorted_cells[:-1]])
+    rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    return order[rank < quotas[sorted_cells]]
+
+
+def _top_q_fn(problem: SelectionProblem, num_classes: int, quotas: np.ndarray):
+    """mapInArrow function: per task, the quotas[cell] best candidates of every active cell.
+
+    Keeps at most sum(quotas) candidates in memory, merging batch by batch.
+    """
+
+    def top_q(batches):
+        cells = np.zeros(0, dtype=np.int64)
+        keys = np.zeros(0)
+        ids = None
+        for batch in batches:
+            labels, P = _batches_as_arrays(batch, num_classes)
+            rows, c, k = candidates_of(problem, labels, P)
+            keep = quotas[c] > 0
+            batch_ids = kernels.id_column(batch.column(2))[rows[keep]]
+            cells = np.concatenate([cells, c[keep]])
+            keys = np.concatenate([keys, k[keep]])
+            ids = batch_ids if ids is None else np.concatenate([ids, batch_ids])
+            best = _best_per_cell(cells, keys, ids, quotas)
+            cells, keys, ids = cells[best], keys[best], ids[best]
+        if ids is not None and len(ids):
+            id_arr = pa.array(ids.tolist()) if ids.dtype == object else pa.array(ids)
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(cells, pa.int32()), pa.array(keys, pa.float64()), id_arr], names=["cell", "key", "id"]
+            )
+
+    return top_q
 
 
 def buckets_for(n_cells: int) -> int:
@@ -232,21 +282,27 @@ def find_cutoffs(
     if cells.size == 0:
         return Cutoffs(key_star=key_star, id_star=id_star)
 
-    if histogram is None:
-        n_buckets = buckets_for(cells.size)
-        histogram = _histogram_scan(source, problem, num_classes, n_buckets, active)
-    n_buckets = histogram.shape[1]
-    boundary, need = _locate(histogram, quotas, cells)
-
     spark: SparkSession = source.sparkSession
     schema = T.StructType(
         [T.StructField("cell", T.IntegerType()), T.StructField("key", T.DoubleType()), T.StructField("id", id_type)]
     )
-    need_df = spark.createDataFrame([(c, n) for c, n in need.items()], "cell int, need long")  # K(K-1)-sized
     order = Window.partitionBy("cell").orderBy(F.desc("key"), F.asc("id"))
+    if histogram is None and cells.size * MIN_BUCKETS > HISTOGRAM_BUDGET:
+        # Too many cells for a histogram (large K): their quotas are small, so each task keeps its
+        # own q best candidates per cell and the window picks the q-th of their union.
+        need = {int(c): int(quotas[c]) for c in cells}
+        rows = source.mapInArrow(_top_q_fn(problem, num_classes, np.where(active, quotas, 0)), schema)
+        method = "per-task top-q"
+    else:
+        if histogram is None:
+            histogram = _histogram_scan(source, problem, num_classes, buckets_for(cells.size), active)
+        n_buckets = histogram.shape[1]
+        boundary, need = _locate(histogram, quotas, cells)
+        rows = _boundary_rows(source, problem, num_classes, boundary, n_buckets, schema)
+        method = f"{n_buckets} buckets each"
+    need_df = spark.createDataFrame([(c, n) for c, n in need.items()], "cell int, need long")  # K(K-1)-sized
     picked = (
-        source.mapInArrow(_boundary_fn(problem, num_classes, n_buckets, boundary), schema)
-        .withColumn("rn", F.row_number().over(order))
+        rows.withColumn("rn", F.row_number().over(order))
         .join(F.broadcast(need_df), "cell")
         .filter(F.col("rn") == F.col("need"))
         .select("cell", "key", "id")
@@ -258,10 +314,20 @@ def find_cutoffs(
     missing = set(int(c) for c in cells) - {r["cell"] for r in picked}
     if missing:  # cannot happen unless the input changed between scans
         raise RuntimeError(f"selection found no cutoff for cells {sorted(missing)[:10]}; did the input change?")
-    log.info(
-        "selection: %d cells, %d buckets each, cutoffs in %.1fs", cells.size, n_buckets, time.perf_counter() - started
-    )
+    log.info("selection: %d cells, %s, cutoffs in %.1fs", cells.size, method, time.perf_counter() - started)
     return Cutoffs(key_star=key_star, id_star=id_star)
+
+
+def _boundary_rows(source: DataFrame, problem: SelectionProblem, num_classes: int, boundary: np.ndarray,
+                   n_buckets: int, schema: T.StructType) -> DataFrame:
+    """(cell, key, id) of every candidate in its cell's boundary bucket."""
+    if _native(problem, num_classes):  # JVM expressions, no Python worker
+        label, probs, ident = (F.col(c) for c in source.columns[:3])
+        found = row_expressions.boundary_candidates(problem.kind, probs, label, num_classes, boundary, n_buckets,
+                                                    (KEY_LOW, KEY_HIGH), problem.score_method)
+        return source.select(F.explode(found).alias("c"), ident.alias("id")).select(
+            F.col("c.cell").alias("cell"), F.col("c.key").alias("key"), "id")
+    return source.mapInArrow(_boundary_fn(problem, num_classes, n_buckets, boundary), schema)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,7 +364,8 @@ def noise_rate_problem(pcm: np.ndarray, label_counts: np.ndarray, eligible: np.n
             return empty, empty, np.zeros(0)
         return np.concatenate(rows), np.concatenate(cells), np.concatenate(keys)
 
-    return SelectionProblem(n_cells=K * K, quotas=quotas, candidates_per_cell=available, candidates=candidates)
+    return SelectionProblem(n_cells=K * K, quotas=quotas, candidates_per_cell=available, candidates=candidates,
+                            kind="noise_rate")
 
 
 def class_problem(quotas_per_class: np.ndarray, label_counts: np.ndarray) -> SelectionProblem:
@@ -314,6 +381,7 @@ def class_problem(quotas_per_class: np.ndarray, label_counts: np.ndarray) -> Sel
         quotas=np.asarray(quotas_per_class, dtype=np.int64),
         candidates_per_cell=np.asarray(label_counts, dtype=np.int64),
         candidates=candidates,
+        kind="class",
     )
 
 
@@ -329,4 +397,6 @@ def global_score_problem(quota: int, n_rows: int, method: str) -> SelectionProbl
         quotas=np.array([quota], dtype=np.int64),
         candidates_per_cell=np.array([n_rows], dtype=np.int64),
         candidates=candidates,
+        kind="global_score",
+        score_method=method,
     )

@@ -71,7 +71,7 @@ def noisy_probabilities(
 
 
 def probabilities_table(spark, n: int, num_classes: int, *, noise_rate: float = 0.2, seed: int = 0,
-                        rows_per_partition: int = 1_000_000, probs_type: str = "double"):
+                        rows_per_partition: int = 1_000_000, probs_type: str = "double", separation: float = 2.0):
     """A Spark DataFrame (id, label, true_label, pred_probs) generated on the executors.
 
     Each partition draws its rows from a generator seeded by (seed, partition), so the table is
@@ -91,7 +91,8 @@ def probabilities_table(spark, n: int, num_classes: int, *, noise_rate: float = 
                 part = start // rows_per_partition
                 for off in range(0, count, 100_000):
                     m = min(100_000, count - off)
-                    d = noisy_probabilities(m, K, noise_rate=noise_rate, seed=seed * 1_000_003 + part * 1009 + off)
+                    d = noisy_probabilities(m, K, noise_rate=noise_rate, separation=separation,
+                                            seed=seed * 1_000_003 + part * 1009 + off)
                     flat = pa.array(d.pred_probs.astype(value_type.to_pandas_dtype()).ravel(), value_type)
                     offsets = pa.array(np.arange(0, (m + 1) * K, K, dtype=np.int32))
                     yield pa.RecordBatch.from_arrays(

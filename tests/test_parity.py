@@ -79,3 +79,63 @@ def test_exact_ties_are_broken_by_id(spark):
     got = res.issues().select("id", "issue_rank").collect()
     assert [r["id"] for r in got] == list(range(500, 520)) + list(range(100, 110))
     assert [r["issue_rank"] for r in got] == list(range(1, 31))
+
+
+@pytest.fixture
+def arrow_row_map(monkeypatch):
+    """Force the Arrow-UDF row map and pass 2 (used above NATIVE_MAX_CLASSES) at small K."""
+    from sparknoise import row_expressions
+
+    monkeypatch.setattr(row_expressions, "NATIVE_MAX_CLASSES", 0)
+
+
+@pytest.mark.parametrize("name", ["k3", "k25"])
+@pytest.mark.parametrize("filter_by", FILTERS)
+def test_arrow_row_map_matches_cleanlab(frames, arrow_row_map, name, filter_by):
+    d, df = frames[name]
+    res = sn.find_label_issues(df, filter_by=filter_by)
+    assert_parity(res, d, filter_by)
+
+
+def _tie_heavy_frame(spark):
+    # probabilities on a 0.05 grid: exact ties everywhere, exact zeros, and some written as -0.0
+    rng = np.random.default_rng(5)
+    raw = rng.dirichlet(np.full(4, 0.6), size=1500)
+    P = np.round(raw * 20) / 20
+    P[:, 3] = np.round(1.0 - P[:, :3].sum(axis=1), 10)
+    P = np.where(P == 0.0, np.where(rng.random(P.shape) < 0.5, -0.0, 0.0), P)
+    y = np.where(rng.random(1500) < 0.25, rng.integers(0, 4, 1500), P.argmax(axis=1))
+    rows = [(int(i), int(y[i]), [float(v) for v in P[i]]) for i in range(len(y)) if P[i].min() >= -1e-6]
+    return spark.createDataFrame(rows, "id long, label long, pred_probs array<double>")
+
+
+@pytest.mark.parametrize("filter_by", FILTERS)
+@pytest.mark.parametrize("rank_by", ["self_confidence", "normalized_margin"])
+def test_native_and_arrow_row_maps_agree_on_ties_and_negative_zeros(spark, monkeypatch, filter_by, rank_by):
+    from sparknoise import row_expressions
+
+    df = _tie_heavy_frame(spark)
+    cols = ["id", "label_quality", "predicted_label", "is_label_issue", "issue_rank", "sample_weight"]
+    native = sn.find_label_issues(df, filter_by=filter_by, rank_by=rank_by)
+    got_native = sorted(tuple(r) for r in native.rows.select(*cols).collect())
+    monkeypatch.setattr(row_expressions, "NATIVE_MAX_CLASSES", 0)
+    arrow = sn.find_label_issues(df, filter_by=filter_by, rank_by=rank_by)
+    got_arrow = sorted(tuple(r) for r in arrow.rows.select(*cols).collect())
+    assert native.num_label_issues == arrow.num_label_issues
+    np.testing.assert_array_equal(native.confident_joint, arrow.confident_joint)
+    assert got_native == got_arrow
+    assert any(r[3] for r in got_native) or filter_by == "confident_learning"
+
+
+@pytest.mark.parametrize("filter_by", ["prune_by_noise_rate", "prune_by_class", "both", "low_self_confidence"])
+@pytest.mark.parametrize("row_map", ["native", "arrow"])
+def test_per_task_top_q_selection_matches_cleanlab(frames, monkeypatch, filter_by, row_map):
+    # the selection used when the cells are too many for a histogram (large K), forced at K = 25
+    from sparknoise import row_expressions, selection
+
+    monkeypatch.setattr(selection, "HISTOGRAM_BUDGET", 16)
+    if row_map == "arrow":
+        monkeypatch.setattr(row_expressions, "NATIVE_MAX_CLASSES", 0)
+    d, df = frames["k25"]
+    res = sn.find_label_issues(df.repartition(3, "id"), filter_by=filter_by)
+    assert_parity(res, d, filter_by)

@@ -1,0 +1,174 @@
+"""Benchmark: scale. find_label_issues + the scored Delta table at growing N (and at K = 1000).
+
+For each (N, K) case, probabilities stored as ``array<float>`` (half the bytes of double; both
+sparknoise and cleanlab compute in float64 on the widened values):
+  * sparknoise (local[*], driver heap capped by --driver-memory): ``find_label_issues`` on the
+    Delta table, then the scored rows written to Delta; wall time, the driver JVM's peak heap use
+    (sum of the heap pools' peak usage, reset per case) and the peak RSS of the whole process tree
+    (driver JVM, Python, workers);
+  * cleanlab 2.9.0 in a subprocess on the same data, given the same memory budget
+    (--memory-cap-gb, enforced by sampling its RSS and by an address-space limit): its time, or
+    how it failed (out of memory, timeout).
+Prints a table and writes JSON (bench/results/scale.json by default).
+
+    .venv/bin/python bench/bench_scale.py --cases 10000000x10,30000000x10,100000000x10,1000000x1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+from bench_find_label_issues import CLEANLAB_CHILD, PeakRss  # noqa: E402
+
+
+class HeapPeak:
+    """The driver JVM's peak heap use (benchmark-only: reads JMX through py4j)."""
+
+    def __init__(self, spark) -> None:
+        jvm = spark.sparkContext._jvm
+        self._pools = [p for p in jvm.java.lang.management.ManagementFactory.getMemoryPoolMXBeans()
+                       if str(p.getType().toString()) == "Heap memory"]
+        self.max_mb = jvm.java.lang.Runtime.getRuntime().maxMemory() / 2**20
+
+    def reset(self) -> None:
+        for p in self._pools:
+            p.resetPeakUsage()
+
+    def peak_mb(self) -> float:
+        return sum(p.getPeakUsage().getUsed() for p in self._pools) / 2**20
+
+
+def run_cleanlab(path: str, cap_bytes: int, timeout_s: float) -> dict:
+    """cleanlab in a child process under a memory budget: its figures, or how it failed."""
+    import psutil
+
+    def limit() -> None:  # hard stop a little above the budget (address space > RSS)
+        resource.setrlimit(resource.RLIMIT_AS, (cap_bytes + (4 << 30), cap_bytes + (4 << 30)))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "cleanlab.json")
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", CLEANLAB_CHILD, path, out], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, preexec_fn=limit)
+        peak, outcome = 0, None
+        ps = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                peak = max(peak, ps.memory_info().rss)
+            except psutil.Error:
+                pass
+            if peak > cap_bytes:
+                proc.kill()
+                outcome = f"out of memory (RSS above the {cap_bytes / 2**30:.0f} GiB budget)"
+            elif time.perf_counter() - t0 > timeout_s:
+                proc.kill()
+                outcome = f"timeout after {timeout_s:.0f}s"
+            time.sleep(0.1)
+        _, err = proc.communicate()
+        wall = time.perf_counter() - t0
+        if outcome is None and proc.returncode != 0:
+            last = err.strip().splitlines()[-1] if err.strip() else f"exit {proc.returncode}"
+            outcome = "out of memory (" + last + ")" if "MemoryError" in err or "Unable to allocate" in err else last
+        if outcome is not None:
+            return {"cleanlab_outcome": outcome, "cleanlab_wall_s": round(wall, 1), "cleanlab_peak_rss_mb": round(peak / 2**20)}
+        res = json.load(open(out))
+        return {"cleanlab_outcome": "ok", "cleanlab_load_s": round(res["load_s"], 2),
+                "cleanlab_s": round(res["find_label_issues_s"], 2), "cleanlab_num_flagged": res["num_flagged"],
+                "cleanlab_peak_rss_mb": round(max(peak / 2**20, res["peak_rss_mb"]))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default="10000000x10,30000000x10,100000000x10,1000000x1000")
+    parser.add_argument("--data", default=os.path.expanduser("~/.cache/sparknoise/bench-data"))
+    parser.add_argument("--out", default=os.path.join(HERE, "results", "scale.json"))
+    parser.add_argument("--driver-memory", default="2g")
+    parser.add_argument("--memory-cap-gb", type=float, default=16.0)
+    parser.add_argument("--cleanlab-timeout", type=float, default=900.0)
+    parser.add_argument("--skip-cleanlab", action="store_true")
+    args = parser.parse_args()
+
+    import logging
+
+    import psutil
+
+    import sparknoise as sn
+    from sparknoise.local_spark import local_spark
+    from sparknoise.synthetic import probabilities_table
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    spark = local_spark("sparknoise-bench-scale", driver_memory=args.driver_memory, shuffle_partitions=8)
+    heap = HeapPeak(spark)
+    cap = int(args.memory_cap_gb * 2**30)
+    results = []
+    for case in args.cases.split(","):
+        n, k = (int(x) for x in case.lower().split("x"))
+        # a model as sure of the true class at K = 1000 as at K = 10 needs a larger logit gap
+        separation = 2.0 if k <= 100 else 8.0
+        path = os.path.join(args.data, f"probs_n{n}_k{k}_float_sep{separation:g}")
+        if not os.path.exists(os.path.join(path, "_delta_log")):
+            t = time.perf_counter()
+            probabilities_table(spark, n, k, noise_rate=0.2, seed=11, rows_per_partition=max(1, min(500_000, 50_000_000 // k)),
+                                probs_type="float", separation=separation).write.format("delta").mode("overwrite").save(path)
+            print(f"generated {n:,} x {k} (float) into {path} in {time.perf_counter() - t:.1f}s", flush=True)
+        print(f"== N={n:,} K={k}", flush=True)
+        df = spark.read.format("delta").load(path)
+        heap.reset()
+        with PeakRss() as rss, tempfile.TemporaryDirectory(dir=args.data) as tmp:
+            t0 = time.perf_counter()
+            res = sn.find_label_issues(df)
+            t_estimates = time.perf_counter() - t0
+            res.rows.write.format("delta").save(os.path.join(tmp, "scored"))
+            total = time.perf_counter() - t0
+        row = {
+            "n": n, "k": k, "probs_type": "array<float>", "separation": separation,
+            "sparknoise_estimates_s": round(t_estimates, 2), "sparknoise_with_delta_write_s": round(total, 2),
+            "sparknoise_stage_s": res.timings, "sparknoise_num_flagged": res.num_flagged,
+            "driver_heap_max_mb": round(heap.max_mb), "driver_heap_peak_mb": round(heap.peak_mb()),
+            "sparknoise_peak_rss_mb": round(rss.peak / 2**20),
+        }
+        if not args.skip_cleanlab:
+            row["cleanlab_memory_cap_gb"] = args.memory_cap_gb
+            row.update(run_cleanlab(path, cap, args.cleanlab_timeout))
+        print(json.dumps(row), flush=True)
+        results.append(row)
+        tens = [r for r in results if r["k"] == 10]
+        base = next((r for r in tens if r["n"] == 10_000_000), None)
+        if base is not None:
+            for r in tens:
+                r["growth_vs_10m"] = round(r["sparknoise_with_delta_write_s"] / base["sparknoise_with_delta_write_s"], 2)
+        doc = {
+            "benchmark": "scale",
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+                        "python": platform.python_version(), "platform": platform.platform()},
+            "results": results,
+        }
+        os.makedirs(os.path.dirname(args.out), exist_ok=True)
+        with open(args.out, "w") as f:  # after every case: a long run keeps what it measured
+            json.dump(doc, f, indent=2)
+    print()
+    print(f"{'N':>12} {'K':>5} {'sparknoise s':>13} {'heap peak MB':>13} {'RSS MB':>8} {'cleanlab':>30}")
+    for r in results:
+        cl = f"{r['cleanlab_s']} s" if r.get("cleanlab_outcome") == "ok" else r.get("cleanlab_outcome", "-")
+        print(f"{r['n']:>12,} {r['k']:>5} {r['sparknoise_with_delta_write_s']:>13} {r['driver_heap_peak_mb']:>13} "
+              f"{r['sparknoise_peak_rss_mb']:>8} {cl[:30]:>30}")
+    print(f"wrote {args.out}")
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()
