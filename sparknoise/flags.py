@@ -1,8 +1,7 @@
 """The final row map: label quality, predicted label and the is_label_issue flag of every row.
 
 Everything N-sized was reduced to broadcast state (thresholds, cutoffs) before this step, so the
-flags are a pure map with no shuffle (reference note section 8, step 5): native Spark expressions
-when the classes are few (:mod:`sparknoise.row_expressions`), else an Arrow UDF over batches.
+flags are a pure map over Arrow batches with no shuffle (reference note section 8, step 5).
 """
 
 from __future__ import annotations
@@ -11,13 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import Column
-from pyspark.sql import functions as F
-from pyspark.sql import types as T
 from pyspark.sql.functions import arrow_udf
 
 from sparknoise import kernels
-from sparknoise import row_expressions as rx
 from sparknoise.constants import CONFIDENT_SLACK
 from sparknoise.selection import Cutoffs, SelectionProblem, candidates_of
 
@@ -61,39 +56,6 @@ class FlagRule:
                 flagged &= hit
         if self.filter_by not in LOW_SCORE_FILTERS:
             flagged &= ~kernels.keep_out(P, labels)
-        return flagged
-
-    def native(self, quality_method: str) -> bool:
-        """Whether :meth:`flag_column` and the quality score have native Spark expressions."""
-        return (
-            self.num_classes <= rx.NATIVE_MAX_CLASSES
-            and quality_method in rx.NATIVE_QUALITY_METHODS
-            and all(p.kind in ("noise_rate", "class", "global_score") for p, _ in self.selections)
-            and all(p.score_method in (None, *rx.NATIVE_QUALITY_METHODS) for p, _ in self.selections)
-        )
-
-    def flag_column(self, probs: Column, label: Column, ident: Column, id_type: T.DataType) -> Column:
-        """is_label_issue as a native expression (same decisions as :meth:`flags`)."""
-        K = self.num_classes
-        if self.filter_by == "confident_learning":
-            guess = rx.guessed_true_label(probs, self.thresholds - CONFIDENT_SLACK)
-            flagged = (guess >= F.lit(0)) & (guess != label)
-        elif self.filter_by == "predicted_neq_given":
-            flagged = rx.argmax_first(probs) != label
-        else:
-            flagged = F.lit(True)
-            for problem, cutoffs in self.selections:  # 'both' intersects two selections
-                if problem.kind == "noise_rate":
-                    hit = rx.noise_rate_selected(probs, label, ident, K, cutoffs.key_star, cutoffs.id_star, id_type)
-                elif problem.kind == "class":
-                    hit = rx.single_key_selected(-rx.self_confidence(probs, label), label, ident, cutoffs.key_star,
-                                                 cutoffs.id_star, id_type)
-                else:
-                    score = rx.quality_score(probs, label, problem.score_method, K)
-                    hit = rx.single_key_selected(-score, F.lit(0), ident, cutoffs.key_star, cutoffs.id_star, id_type)
-                flagged = flagged & hit
-        if self.filter_by not in LOW_SCORE_FILTERS:
-            flagged = flagged & ~rx.keep_out(probs, label, K)
         return flagged
 
 

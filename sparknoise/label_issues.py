@@ -286,18 +286,8 @@ def _annotate(
     weights: str,
     downweight: float,
 ) -> DataFrame:
-    probs, label, ident = F.col(PROBS), F.col(LABEL_INDEX), F.col(prepared.id_col)
-    if rule.native(rank_by):  # few classes: JVM-native expressions, no Python worker
-        out = prepared.df.withColumn(
-            _ANNOTATION,
-            F.struct(
-                row_expressions.quality_score(probs, label, rank_by, rule.num_classes).alias("label_quality"),
-                row_expressions.argmax_first(probs).alias("predicted_index"),
-                rule.flag_column(probs, label, ident, prepared.id_type).alias("is_label_issue"),
-            ),
-        )
-    else:
-        out = prepared.df.withColumn(_ANNOTATION, annotate_udf(rule, rank_by)(label, probs, ident))
+    udf = annotate_udf(rule, rank_by)
+    out = prepared.df.withColumn(_ANNOTATION, udf(F.col(LABEL_INDEX), F.col(PROBS), F.col(prepared.id_col)))
     a = F.col(_ANNOTATION)
     out = (
         out.withColumn("label_quality", a["label_quality"])

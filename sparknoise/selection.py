@@ -15,9 +15,9 @@ How the cutoffs are found, with no N-sized shuffle and nothing N-sized on the dr
    table for the thresholds (``HistogramPlan``), so it costs no scan of its own; otherwise one
    ``mapInArrow`` scan over the active cells does. The driver finds, per cell, the bucket holding
    the q-th key and how many keys lie above it;
-2. boundary scan: only candidates that fall in their cell's boundary bucket are emitted (native
-   expressions for few classes, else ``mapInArrow``); a ``row_number`` window over those few
-   rows, per cell, by (key desc, id asc), picks the exact q-th element.
+2. boundary scan: only candidates that fall in their cell's boundary bucket are emitted; a
+   ``row_number`` window over those few rows, per cell, by (key desc, id asc), picks the exact
+   q-th element.
 
 Cells whose quota covers every candidate select everything without a scan.
 """
@@ -35,7 +35,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparknoise import kernels, row_expressions
+from sparknoise import kernels
 
 log = logging.getLogger("sparknoise")
 
@@ -77,8 +77,6 @@ class SelectionProblem:
     quotas: np.ndarray  # (n_cells,) int64: how many to select in each cell
     candidates_per_cell: np.ndarray  # (n_cells,) int64: how many candidates each cell has
     candidates: CandidateFn
-    kind: str = "custom"  # noise_rate | class | global_score: lets the row map use native expressions
-    score_method: str | None = None  # global_score: the quality score keyed (negated)
 
 
 def candidates_of(problem: SelectionProblem, labels: np.ndarray, P: np.ndarray):
@@ -132,14 +130,6 @@ def _boundary_fn(problem: SelectionProblem, num_classes: int, n_buckets: int, bo
             )
 
     return boundary_rows
-
-
-def _native(problem: SelectionProblem, num_classes: int) -> bool:
-    return (
-        num_classes <= row_expressions.NATIVE_MAX_CLASSES
-        and problem.kind in ("noise_rate", "class", "global_score")
-        and problem.score_method in (None, *row_expressions.NATIVE_QUALITY_METHODS)
-    )
 
 
 def _best_per_cell(cells: np.ndarray, keys: np.ndarray, ids: np.ndarray, quotas: np.ndarray) -> np.ndarray:
@@ -321,12 +311,6 @@ def find_cutoffs(
 def _boundary_rows(source: DataFrame, problem: SelectionProblem, num_classes: int, boundary: np.ndarray,
                    n_buckets: int, schema: T.StructType) -> DataFrame:
     """(cell, key, id) of every candidate in its cell's boundary bucket."""
-    if _native(problem, num_classes):  # JVM expressions, no Python worker
-        label, probs, ident = (F.col(c) for c in source.columns[:3])
-        found = row_expressions.boundary_candidates(problem.kind, probs, label, num_classes, boundary, n_buckets,
-                                                    (KEY_LOW, KEY_HIGH), problem.score_method)
-        return source.select(F.explode(found).alias("c"), ident.alias("id")).select(
-            F.col("c.cell").alias("cell"), F.col("c.key").alias("key"), "id")
     return source.mapInArrow(_boundary_fn(problem, num_classes, n_buckets, boundary), schema)
 
 
@@ -364,8 +348,7 @@ def noise_rate_problem(pcm: np.ndarray, label_counts: np.ndarray, eligible: np.n
             return empty, empty, np.zeros(0)
         return np.concatenate(rows), np.concatenate(cells), np.concatenate(keys)
 
-    return SelectionProblem(n_cells=K * K, quotas=quotas, candidates_per_cell=available, candidates=candidates,
-                            kind="noise_rate")
+    return SelectionProblem(n_cells=K * K, quotas=quotas, candidates_per_cell=available, candidates=candidates)
 
 
 def class_problem(quotas_per_class: np.ndarray, label_counts: np.ndarray) -> SelectionProblem:
@@ -381,7 +364,6 @@ def class_problem(quotas_per_class: np.ndarray, label_counts: np.ndarray) -> Sel
         quotas=np.asarray(quotas_per_class, dtype=np.int64),
         candidates_per_cell=np.asarray(label_counts, dtype=np.int64),
         candidates=candidates,
-        kind="class",
     )
 
 
@@ -397,6 +379,4 @@ def global_score_problem(quota: int, n_rows: int, method: str) -> SelectionProbl
         quotas=np.array([quota], dtype=np.int64),
         candidates_per_cell=np.array([n_rows], dtype=np.int64),
         candidates=candidates,
-        kind="global_score",
-        score_method=method,
     )
