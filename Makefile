@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export SPARK_LOCAL_IP := 127.0.0.1
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 
-.PHONY: venv test test-classic test-connect lint demo evaluate bench clean
+.PHONY: venv test test-classic test-connect lint demo evaluate bench bench-scale bench-detect clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +40,17 @@ evaluate: $(STAMP)
 		--set output.detection=demo-output/evaluation_detection --set output.impact=demo-output/evaluation_impact \
 		--set output.plots=demo-output/plots --set output.runs=demo-output/runs
 
+# Benchmarks (not part of make test; each prints its figures and writes bench/results/*.json).
 bench: $(STAMP)
-	$(BIN)/python bench/bench_find_label_issues.py
+	$(BIN)/python bench/bench_find_label_issues.py --sizes 1000000,10000000 --classes 10
+	$(BIN)/python bench/bench_find_label_issues.py --sizes 1000000 --classes 100 \
+		--out bench/results/find_label_issues_k100.json
+
+bench-scale: $(STAMP)
+	$(BIN)/python bench/bench_scale.py --cases 10000000x10,30000000x10,100000000x10,1000000x1000
+
+bench-detect: $(STAMP)
+	$(BIN)/python bench/bench_detect_job.py --rows 10000000 --features 20 --classes 10
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache demo-output spark-warehouse
