@@ -9,7 +9,9 @@ For each size, in one run on one machine:
   * cleanlab 2.9.0 in a fresh subprocess: the same table loaded into numpy (load time shown
     apart), then ``cleanlab.filter.find_label_issues(labels, pred_probs)`` timed; its peak RSS;
   * the flags are compared (number flagged, and the symmetric difference of flagged ids).
-Prints a table and writes JSON (bench/results/find_label_issues.json by default).
+With --partition-check, each size also runs with the input in 1 and in 200 partitions and records
+whether the flagged ids and their ranks are identical. Prints a table and writes JSON
+(bench/results/find_label_issues.json by default).
 
     .venv/bin/python bench/bench_find_label_issues.py --sizes 1000000,10000000 --classes 10
 """
@@ -120,6 +122,8 @@ def main() -> None:
     parser.add_argument("--out", default=os.path.join(HERE, "results", "find_label_issues.json"))
     parser.add_argument("--driver-memory", default="2g")
     parser.add_argument("--skip-cleanlab", action="store_true")
+    parser.add_argument("--partition-check", action="store_true",
+                        help="also run each size with the input in 1 and in 200 partitions and compare the flags")
     args = parser.parse_args()
 
     import logging
@@ -183,6 +187,16 @@ def main() -> None:
                     ratio_flags=round(t_flags / cl["find_label_issues_s"], 2),
                     ratio_with_write=round(t_write / cl["find_label_issues_s"], 2),
                 )
+        if args.partition_check:
+            flagged = {}
+            for parts in (1, 200):
+                t = time.perf_counter()
+                r = sn.find_label_issues(df.repartition(parts))
+                flagged[parts] = r.rows.filter("is_label_issue").select("id", "issue_rank")
+                flagged[parts].write.format("noop").mode("overwrite").save()
+                row[f"partitions_{parts}_s"] = round(time.perf_counter() - t, 2)
+            differ = (flagged[1].exceptAll(flagged[200]).count() + flagged[200].exceptAll(flagged[1]).count())
+            row["partitions_1_vs_200_rows_differing"] = differ  # flagged (id, issue_rank) pairs in one, not the other
         print(json.dumps(row), flush=True)
         results.append(row)
 
