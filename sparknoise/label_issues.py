@@ -287,10 +287,10 @@ def _annotate(
     downweight: float,
 ) -> DataFrame:
     udf = annotate_udf(rule, rank_by)
-    out = prepared.df.withColumn(_ANNOTATION, udf(F.col(LABEL_INDEX), F.col(PROBS), F.col(prepared.id_col)))
     a = F.col(_ANNOTATION)
     out = (
-        out.withColumn("label_quality", a["label_quality"])
+        prepared.df.withColumn(_ANNOTATION, udf(F.col(LABEL_INDEX), F.col(PROBS), F.col(prepared.id_col)))
+        .withColumn("label_quality", a["label_quality"])
         .withColumn("predicted_label", _predicted_label(prepared, profile.classes, f"{_ANNOTATION}.predicted_index"))
         .withColumn("is_label_issue", a["is_label_issue"])
     )

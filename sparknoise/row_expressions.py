@@ -16,7 +16,6 @@ Spark compares doubles as numpy does here: -0.0 equals 0.0, and validation has r
 from __future__ import annotations
 
 from functools import reduce
-from typing import Sequence
 
 import numpy as np
 from pyspark.sql import Column
@@ -26,10 +25,6 @@ from sparknoise.constants import FLOATING_POINT_COMPARISON
 
 NATIVE_MAX_CLASSES = 64
 NATIVE_QUALITY_METHODS = ("self_confidence", "normalized_margin")
-
-
-def _all(terms: Sequence[Column]) -> Column:
-    return reduce(lambda a, b: a & b, terms)
 
 
 def self_confidence(probs: Column, label: Column) -> Column:
@@ -67,7 +62,7 @@ def keep_out(probs: Column, label: Column, num_classes: int) -> Column:
         F.when(label > F.lit(j), probs[j] < biased).when(label < F.lit(j), probs[j] <= biased).otherwise(F.lit(True))
         for j in range(num_classes)
     ]
-    return _all(terms)
+    return reduce(lambda a, b: a & b, terms)
 
 
 def guessed_true_label(probs: Column, thresholds_minus_slack: np.ndarray) -> Column:

@@ -296,7 +296,7 @@ def find_cutoffs(
             histogram = _histogram_scan(source, problem, num_classes, buckets_for(cells.size), active)
         n_buckets = histogram.shape[1]
         boundary, need = _locate(histogram, quotas, cells)
-        rows = _boundary_rows(source, problem, num_classes, boundary, n_buckets, schema)
+        rows = source.mapInArrow(_boundary_fn(problem, num_classes, n_buckets, boundary), schema)
         method = f"{n_buckets} buckets each"
     need_df = spark.createDataFrame([(c, n) for c, n in need.items()], "cell int, need long")  # K(K-1)-sized
     picked = (
@@ -314,12 +314,6 @@ def find_cutoffs(
         raise RuntimeError(f"selection found no cutoff for cells {sorted(missing)[:10]}; did the input change?")
     log.info("selection: %d cells, %s, cutoffs in %.1fs", cells.size, method, time.perf_counter() - started)
     return Cutoffs(key_star=key_star, id_star=id_star)
-
-
-def _boundary_rows(source: DataFrame, problem: SelectionProblem, num_classes: int, boundary: np.ndarray,
-                   n_buckets: int, schema: T.StructType) -> DataFrame:
-    """(cell, key, id) of every candidate in its cell's boundary bucket."""
-    return source.mapInArrow(_boundary_fn(problem, num_classes, n_buckets, boundary), schema)
 
 
 # ---------------------------------------------------------------------------------------------
