@@ -1,4 +1,4 @@
-"""The final row map: label quality, predicted label and the is_label_issue flag of every row.
+"""The flag rule of each filter_by method, and the Arrow UDFs of the row map (annotation.py).
 
 Everything N-sized was reduced to broadcast state (thresholds, cutoffs) before this step, so the
 flags are a pure map over Arrow batches with no shuffle (reference note section 8, step 5).
@@ -77,6 +77,30 @@ def annotate_udf(rule: FlagRule, quality_method: str):
         )
 
     return annotate
+
+
+def flag_udf(rule: FlagRule):
+    """Arrow UDF (label index, probs, id) -> is_label_issue; a null probability row is not flagged.
+
+    The native row map passes null for the rows its safeguard already keeps, so that only the
+    remaining rows' probabilities cross into Python.
+    """
+    K = rule.num_classes
+
+    @arrow_udf("boolean")
+    def flag(labels: pa.Array, probs: pa.Array, ids: pa.Array) -> pa.Array:
+        if isinstance(probs, pa.ChunkedArray):
+            probs = probs.combine_chunks()
+        present = probs.is_valid().to_numpy(zero_copy_only=False)
+        out = np.zeros(len(probs), dtype=bool)
+        if present.any():
+            mask = pa.array(present)
+            y = kernels.int_column(labels.filter(mask))
+            P = kernels.probs_matrix(probs.filter(mask), K)
+            out[present] = rule.flags(y, P, kernels.id_column(ids.filter(mask)))
+        return pa.array(out)
+
+    return flag
 
 
 def quality_udf(num_classes: int, method: str):

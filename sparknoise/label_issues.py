@@ -15,11 +15,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from sparknoise import row_expressions, selection
+from sparknoise.annotation import annotate
 from sparknoise.confident_joint import calibrate_confident_joint, clip_diagonal, count_confident_joint
 from sparknoise.cross_validation import classes_from_metadata
 from sparknoise.errors import ConfigError
-from sparknoise.flags import FILTERS, LOW_SCORE_FILTERS, PRUNE_FILTERS, FlagRule, annotate_udf, quality_udf
-from sparknoise.inputs import LABEL_INDEX, PROBS, PreparedInput, drop_working_columns, prepare_input
+from sparknoise.flags import FILTERS, LOW_SCORE_FILTERS, PRUNE_FILTERS, FlagRule, quality_udf
+from sparknoise.inputs import LABEL_INDEX, PROBS, drop_working_columns, prepare_input
 from sparknoise.kernels import QUALITY_METHODS
 from sparknoise.latent import estimate_latent
 from sparknoise.prune_counts import prune_count_matrix
@@ -27,11 +28,9 @@ from sparknoise.ranking import RANK_BUCKETS, bucket_offsets, rank_bucket, with_i
 from sparknoise.result import LabelIssuesResult
 from sparknoise.thresholds import confident_thresholds
 from sparknoise.validation import InputProfile, num_classes_of, profile_input
-from sparknoise.weights import POLICIES, sample_weight
+from sparknoise.weights import POLICIES
 
 log = logging.getLogger("sparknoise")
-
-_ANNOTATION = "__sn_annotation"
 
 
 def _check_options(
@@ -211,11 +210,13 @@ def find_label_issues(
     ]
     lap("selection")
     rule = FlagRule(filter_by=filter_by, num_classes=K, thresholds=thresholds, selections=chosen)
-    annotated = _annotate(prepared, rule, rank_by, profile, latent.noise_matrix, weights, downweight)
+    annotated = annotate(
+        prepared, rule, rank_by, profile.classes,
+        weights=weights, noise_matrix=latent.noise_matrix, downweight=downweight,
+    )
 
     bucket_counts = (
-        annotated.filter(F.col("is_label_issue"))
-        .groupBy(rank_bucket(F.col("label_quality")).alias("b"), F.col(LABEL_INDEX).alias("y"))
+        annotated.flagged.groupBy(rank_bucket(F.col("label_quality")).alias("b"), F.col(LABEL_INDEX).alias("y"))
         .count()
         .collect()
     )  # <= RANK_BUCKETS x K summary rows
@@ -226,7 +227,8 @@ def find_label_issues(
         per_class[r["y"]] += r["count"]
     lap("flag_counts")
     rows = with_issue_rank(
-        annotated,
+        annotated.rows,
+        annotated.flagged,
         flag_col="is_label_issue",
         score_col="label_quality",
         id_col=id_col,
@@ -268,43 +270,6 @@ def find_label_issues(
         time.perf_counter() - started,
     )
     return result
-
-
-def _predicted_label(prepared: PreparedInput, classes: tuple, index_col: str) -> Any:
-    if prepared.classes is None:
-        return F.col(index_col).cast(prepared.label_type)
-    values = F.array(*[F.lit(c).cast(prepared.label_type) for c in classes])
-    return F.element_at(values, F.col(index_col) + 1)
-
-
-def _annotate(
-    prepared: PreparedInput,
-    rule: FlagRule,
-    rank_by: str,
-    profile: InputProfile,
-    noise_matrix: np.ndarray,
-    weights: str,
-    downweight: float,
-) -> DataFrame:
-    udf = annotate_udf(rule, rank_by)
-    a = F.col(_ANNOTATION)
-    out = (
-        prepared.df.withColumn(_ANNOTATION, udf(F.col(LABEL_INDEX), F.col(PROBS), F.col(prepared.id_col)))
-        .withColumn("label_quality", a["label_quality"])
-        .withColumn("predicted_label", _predicted_label(prepared, profile.classes, f"{_ANNOTATION}.predicted_index"))
-        .withColumn("is_label_issue", a["is_label_issue"])
-    )
-    return out.withColumn(
-        "sample_weight",
-        sample_weight(
-            weights,
-            flag=F.col("is_label_issue"),
-            label_index=F.col(LABEL_INDEX),
-            label_quality=F.col("label_quality"),
-            noise_matrix=noise_matrix,
-            downweight=downweight,
-        ),
-    ).drop(_ANNOTATION)
 
 
 def label_quality_scores(

@@ -6,9 +6,10 @@ the JVM. Pass 2 (the confident joint) and ``label_quality_scores`` use them when
 ``num_classes <= NATIVE_MAX_CLASSES``; above it (and for the entropy score, whose ``log`` must be
 numpy's to the last bit) Arrow UDFs run instead.
 
-The final row map stays an Arrow UDF: written natively, the flag (one cutoff test per class, the
-safeguard, the score) grows into one large generated method, and at 10M rows x 10 classes it
-measured 2-3x slower than the UDF (issue 6's closing note).
+The row map (annotation.py) uses them for the score, the prediction and the safeguard; the
+per-cell cutoff test of the prune methods stays an Arrow UDF: written natively (one cutoff test per
+class), it grew into one large generated method and at 10M rows x 10 classes measured 2-3x slower
+than the UDF (issue 6's closing note).
 
 Spark compares doubles as numpy does here: -0.0 equals 0.0, and validation has ruled out NaN.
 """
