@@ -59,6 +59,12 @@ class FlagRule:
         return flagged
 
 
+# _single_evaluation: the row-map UDFs are deterministic, but are declared otherwise so that the
+# optimizer never pushes a filter on their result (``is_label_issue``) below the projection that
+# computes it. Pushed down, the filter gets its own copy of the UDF call and every row crosses into
+# Python twice (measured: the 10M x 10 flag counts took 41 s instead of 5 s).
+
+
 def annotate_udf(rule: FlagRule, quality_method: str):
     """Arrow UDF (label index, probs, id) -> struct(label_quality, predicted_index, is_label_issue)."""
     K = rule.num_classes
@@ -76,7 +82,7 @@ def annotate_udf(rule: FlagRule, quality_method: str):
             names=["label_quality", "predicted_index", "is_label_issue"],
         )
 
-    return annotate
+    return annotate.asNondeterministic()  # see _single_evaluation
 
 
 def flag_udf(rule: FlagRule):
@@ -100,7 +106,7 @@ def flag_udf(rule: FlagRule):
             out[present] = rule.flags(y, P, kernels.id_column(ids.filter(mask)))
         return pa.array(out)
 
-    return flag
+    return flag.asNondeterministic()  # see _single_evaluation
 
 
 def quality_udf(num_classes: int, method: str):
