@@ -7,7 +7,10 @@ quantity is an integer sum, so the merged result does not depend on partitioning
 * kind 0 (CLASS): a = class, b = 0 row count, 1 and 2 the high and low halves of the
   fixed-point self-confidence sum (p = hi·2⁻³¹ + lo·2⁻⁶², exact for |p| < 2, then summed exactly);
 * kind 1 (PROBLEM): a = problem code, v = rows with that problem;
-* kind 2 (HISTOGRAM): a = selection cell, b = key bucket, v = candidates (see selection.py).
+* kind 2 (HISTOGRAM): a = selection cell, b = key bucket, v = candidates (see selection.py);
+* kinds 3-5, when integer ids ride along (see :func:`ids_proven_unique`): ID_RUN a = the task's
+  lowest id, b = its highest, v = its row count, for a task whose ids are strictly increasing;
+  ID_RUNS v = the number of such tasks; ID_UNSORTED v = tasks whose ids are not (or hold nulls).
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ import pyarrow as pa
 from sparknoise import kernels
 from sparknoise.constants import PROBABILITY_RANGE_SLACK, ROW_SUM_TOLERANCE
 
-CLASS, PROBLEM, HISTOGRAM = 0, 1, 2
-SCHEMA = "kind int, a int, b int, v long"
+CLASS, PROBLEM, HISTOGRAM, ID_RUN, ID_RUNS, ID_UNSORTED = 0, 1, 2, 3, 4, 5
+SCHEMA = "kind int, a long, b long, v long"
 
 # problem codes (kind PROBLEM); label codes from inputs.py are negative and reported as is
 NULL_LABEL = -100
@@ -53,7 +56,7 @@ def exact_sum_to_float(hi_sum: int, lo_sum: int) -> float:
 
 def _rows(kind: int, a: np.ndarray, b: np.ndarray, v: np.ndarray) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(
-        [pa.array(np.full(len(a), kind, dtype=np.int32)), pa.array(a, pa.int32()), pa.array(b, pa.int32()),
+        [pa.array(np.full(len(a), kind, dtype=np.int32)), pa.array(a, pa.int64()), pa.array(b, pa.int64()),
          pa.array(v, pa.int64())],
         names=["kind", "a", "b", "v"],
     )
@@ -65,12 +68,14 @@ def class_stats_fn(
     n_cells: int = 0,
     n_buckets: int = 1,
     row_sum_tolerance: float = ROW_SUM_TOLERANCE,
+    with_ids: bool = False,
 ):
-    """The mapInArrow function of pass 1.
+    """The mapInArrow function of pass 1, over (label index, probs[, integer id]) batches.
 
     ``histogram(labels, P)`` (optional) returns the flat histogram index (cell x n_buckets +
     bucket) of every selection candidate of a batch; pass 1 counts them so that the selection
-    needs no histogram scan of its own.
+    needs no histogram scan of its own. ``with_ids``: a third column holds integer ids, and the
+    task reports whether they are strictly increasing, and their range.
     """
     K = num_classes
     histogram_size = n_cells * n_buckets if histogram is not None else 0
@@ -84,11 +89,15 @@ def class_stats_fn(
         pending: list[np.ndarray] = []  # histogram indices, counted in chunks of ~4M
         pending_size = 0
 
+        ids = _IdRun()
+
         def note(code: int, n: int) -> None:
             if n:
                 problems[code] = problems.get(code, 0) + int(n)
 
         for batch in batches:
+            if with_ids:
+                ids.add(batch.column(2))
             labels_arr, probs_arr = batch.column(0), batch.column(1)
             if isinstance(probs_arr, pa.ChunkedArray):
                 probs_arr = probs_arr.combine_chunks()
@@ -147,8 +156,55 @@ def class_stats_fn(
             nz = np.flatnonzero(hist)
             if nz.size:
                 yield _rows(HISTOGRAM, nz // n_buckets, nz % n_buckets, hist[nz])
+        if with_ids:
+            yield from ids.summary()
 
     return class_stats
+
+
+class _IdRun:
+    """Whether one task's integer ids are strictly increasing (across its batches), and their range."""
+
+    def __init__(self) -> None:
+        self.low: int | None = None
+        self.high: int | None = None
+        self.count = 0
+        self.increasing = True
+
+    def add(self, column: pa.Array) -> None:
+        if len(column) == 0 or not self.increasing:
+            return
+        if column.null_count:
+            self.increasing = False  # the exact check reports the nulls
+            return
+        v = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64)
+        if (self.high is not None and v[0] <= self.high) or (len(v) > 1 and not (v[1:] > v[:-1]).all()):
+            self.increasing = False
+            return
+        self.low = int(v[0]) if self.low is None else self.low
+        self.high = int(v[-1])
+        self.count += len(v)
+
+    def summary(self) -> Iterator[pa.RecordBatch]:
+        zero = np.zeros(1, dtype=np.int64)
+        if not self.increasing:
+            yield _rows(ID_UNSORTED, zero, zero, np.ones(1, dtype=np.int64))
+        elif self.count:
+            yield _rows(ID_RUN, np.array([self.low]), np.array([self.high]), np.array([self.count]))
+            yield _rows(ID_RUNS, zero, zero, np.ones(1, dtype=np.int64))
+
+
+def ids_proven_unique(runs: list[tuple[int, int]], n_runs: int, unsorted: int) -> bool:
+    """True when the tasks' id runs prove every id unique; False when undecided (check exactly).
+
+    Each run is strictly increasing, so ids repeat only across runs; runs whose ranges are
+    disjoint share no id. Two runs with the same range merged into one ``(low, high)`` group, which
+    shows as fewer groups than runs (and they share ``low``: a duplicate).
+    """
+    if unsorted or len(runs) != n_runs:
+        return False
+    ordered = sorted(runs)
+    return all(nxt[0] > cur[1] for cur, nxt in zip(ordered, ordered[1:]))
 
 
 def _bincount_int(y: np.ndarray, values: np.ndarray, K: int) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Row-level Confident Learning math as native Spark expressions (no Python UDF), for few classes.
 
 The same operations as :mod:`sparknoise.kernels`, in the same float64 order, written with one
-term per class (``probs[j]`` for literal ``j``) so that Spark's code generation evaluates them in
+term per class (``get(probs, j)`` for literal ``j``) so that Spark's code generation evaluates them in
 the JVM. Pass 2 (the confident joint) and ``label_quality_scores`` use them when
 ``num_classes <= NATIVE_MAX_CLASSES``; above it (and for the entropy score, whose ``log`` must be
 numpy's to the last bit) Arrow UDFs run instead.
@@ -10,6 +10,10 @@ The row map (annotation.py) uses them for the score, the prediction and the safe
 per-cell cutoff test of the prune methods stays an Arrow UDF: written natively (one cutoff test per
 class), it grew into one large generated method and at 10M rows x 10 classes measured 2-3x slower
 than the UDF (issue 6's closing note).
+
+Elements are read with ``get`` (null when out of range), never ``probs[i]``: the optimizer may
+evaluate these expressions, inside a Filter, on rows that ``input.on_invalid=skip`` drops (a label
+outside 0..K-1, a short probability row), and such rows must not fail the query.
 
 Spark compares doubles as numpy does here: -0.0 equals 0.0, and validation has ruled out NaN.
 """
@@ -30,7 +34,7 @@ NATIVE_QUALITY_METHODS = ("self_confidence", "normalized_margin")
 
 def self_confidence(probs: Column, label: Column) -> Column:
     """p_{i, s_i}."""
-    return probs[label]
+    return F.get(probs, label)
 
 
 def argmax_first(probs: Column) -> Column:
@@ -40,7 +44,7 @@ def argmax_first(probs: Column) -> Column:
 
 def normalized_margin(probs: Column, label: Column, num_classes: int) -> Column:
     """(p_{i,s_i} - max_{k != s_i} p_ik + 1) / 2, in cleanlab's operation order."""
-    others = [F.when(label != F.lit(j), probs[j]) for j in range(num_classes)]
+    others = [F.when(label != F.lit(j), F.get(probs, F.lit(j))) for j in range(num_classes)]
     return (self_confidence(probs, label) - F.greatest(*others) + F.lit(1.0)) / F.lit(2.0)
 
 
@@ -62,8 +66,10 @@ def keep_out(probs: Column, label: Column, num_classes: int) -> Column:
     38 s instead of 2.5 s over 10M rows x 10 classes.
     """
     biased = self_confidence(probs, label) + F.lit(FLOATING_POINT_COMPARISON)
-    before = F.slice(probs, F.lit(1), label)
-    after = F.slice(probs, label + F.lit(2), F.lit(num_classes) - label - F.lit(1))
+    # clamped so that a row the run skips (label outside 0..K-1) cannot raise here: the optimizer
+    # may evaluate this test, in a Filter, before the filter that drops such rows
+    before = F.slice(probs, F.lit(1), F.greatest(label, F.lit(0)))
+    after = F.slice(probs, F.greatest(label, F.lit(-1)) + F.lit(2), F.greatest(F.lit(num_classes) - label - F.lit(1), F.lit(0)))
     return F.coalesce(F.array_max(before) < biased, F.lit(True)) & F.coalesce(
         F.array_max(after) <= biased, F.lit(True)
     )
@@ -72,7 +78,7 @@ def keep_out(probs: Column, label: Column, num_classes: int) -> Column:
 def guessed_true_label(probs: Column, thresholds_minus_slack: np.ndarray) -> Column:
     """cleanlab's confident-joint guess (int), or -1 for a row confident in no class."""
     K = len(thresholds_minus_slack)
-    confident = [probs[j] >= F.lit(float(thresholds_minus_slack[j])) for j in range(K)]
+    confident = [F.get(probs, F.lit(j)) >= F.lit(float(thresholds_minus_slack[j])) for j in range(K)]
     n_confident = reduce(lambda a, b: a + b, [c.cast("int") for c in confident])
     first = F.when(confident[0], F.lit(0))
     for j in range(1, K):

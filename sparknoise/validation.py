@@ -2,7 +2,9 @@
 
 One ``mapInArrow`` scan (class_stats.py) checks every row-level rule of DESIGN.md section 6 and
 returns the per-class counts and exact sums of self-confidence that the thresholds need, plus,
-optionally, the histograms of the selection keys. Ids need their own aggregation (duplicates).
+optionally, the histograms of the selection keys. Integer ids ride along: when every task reads
+strictly increasing ids over disjoint ranges, they are unique; otherwise (or for string ids) an
+aggregation over the ids finds the duplicates.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from sparknoise import class_stats
 from sparknoise.constants import ROW_SUM_TOLERANCE
@@ -21,6 +24,10 @@ from sparknoise.inputs import LABEL_INDEX, NAN_LABEL, NOT_A_CLASS, NOT_INTEGRAL,
 from sparknoise.selection import HistogramPlan
 
 log = logging.getLogger("sparknoise")
+
+# integer ids ride along in pass 1: when every task reads strictly increasing ids over disjoint
+# ranges (tables written in id order), uniqueness is proven without the aggregation over the ids
+_INTEGRAL_IDS = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 
 
 @dataclass(frozen=True)
@@ -68,33 +75,42 @@ def profile_input(
     """
     started = time.perf_counter()
     K = num_classes if num_classes is not None else num_classes_of(prepared)
+    ids_ride_along = check_unique_ids and isinstance(prepared.id_type, _INTEGRAL_IDS)
+    columns = [LABEL_INDEX, PROBS] + ([prepared.id_col] if ids_ride_along else [])
     fn = class_stats.class_stats_fn(
         K,
         histogram=histogram.indices if histogram else None,
         n_cells=histogram.n_cells if histogram else 0,
         n_buckets=histogram.n_buckets if histogram else 1,
         row_sum_tolerance=row_sum_tolerance,
+        with_ids=ids_ride_along,
     )
     merged = (
-        prepared.df.select(LABEL_INDEX, PROBS)
+        prepared.df.select(*columns)
         .mapInArrow(fn, class_stats.SCHEMA)
         .groupBy("kind", "a", "b")
         .agg(F.sum("v").alias("v"))
         .collect()
-    )  # 3K class sums + a few problem counts + a bounded histogram; never N-sized
+    )  # 3K class sums + a few problem counts + a bounded histogram + one id run per task; never N-sized
     counts = np.zeros(K, dtype=np.int64)
     hi = np.zeros(K, dtype=object)
     lo = np.zeros(K, dtype=object)
     problems: dict[int, int] = {}
     entries = []
+    id_runs: list[tuple[int, int]] = []
+    id_tasks = {class_stats.ID_RUNS: 0, class_stats.ID_UNSORTED: 0}
     for r in merged:
         kind, a, b, v = r["kind"], r["a"], r["b"], int(r["v"])
         if kind == class_stats.CLASS:
             (counts, hi, lo)[b][a] += v
         elif kind == class_stats.PROBLEM:
             problems[a] = problems.get(a, 0) + v
-        else:
+        elif kind == class_stats.HISTOGRAM:
             entries.append((a, b, v))
+        elif kind == class_stats.ID_RUN:
+            id_runs.append((a, b))
+        else:
+            id_tasks[kind] += v
     _raise_for_problems(prepared, problems, K)
     if int(counts.sum()) == 0:
         _fail(f"the input is empty: no rows to check (label column '{prepared.label_col}'). Check input filters.",
@@ -108,7 +124,11 @@ def profile_input(
             "of at least 2 classes.",
             prepared.label_col,
         )
-    if check_unique_ids:
+    if ids_ride_along and class_stats.ids_proven_unique(
+        id_runs, id_tasks[class_stats.ID_RUNS], id_tasks[class_stats.ID_UNSORTED]
+    ):
+        log.info("ids are unique: %d tasks read strictly increasing, disjoint id ranges", len(id_runs))
+    elif check_unique_ids:
         checked = time.perf_counter()
         _check_ids(prepared)
         log.info("ids checked for nulls and duplicates in %.1fs", time.perf_counter() - checked)

@@ -170,3 +170,57 @@ def test_cross_val_refuses_bad_rows_before_fitting(spark, bad_row, features, col
     with pytest.raises(InputError) as info:
         sn.cross_val_predict_proba(df, LogisticRegression(maxIter=3), features=features, n_folds=2)
     assert f"'{column}'" in str(info.value) and info.value.column == column, str(info.value)
+
+
+def _probability_rows(ids):
+    return [(int(i), int(i) % 2, [0.7, 0.3] if i % 2 == 0 else [0.2, 0.8]) for i in ids]
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        [[0, 1, 2, 3], [2, 5, 6]],  # two increasing runs whose ranges overlap
+        [[0, 1, 2], [0, 1, 2]],  # identical ranges: two runs, one (low, high) group
+        [[5, 3, 9, 3], [10, 11]],  # unsorted task: the exact aggregation decides
+        [[1, 2, 3], [3, 4, 5]],  # touching ranges share their end point
+    ],
+    ids=["overlap", "same-range", "unsorted", "touching"],
+)
+def test_duplicate_ids_across_and_within_tasks(spark, layout):
+    with pytest.raises(InputError) as info:
+        sn.find_label_issues(_laid_out(spark, layout))
+    assert "duplicate" in str(info.value)
+
+
+def _laid_out(spark, layout):
+    """One partition per list of ids, each holding its ids in the order given."""
+    tagged = [(*r, p, n) for p, part in enumerate(layout) for n, r in enumerate(_probability_rows(part))]
+    df = spark.createDataFrame(tagged, SCHEMA + ", part int, pos int").repartitionByRange(len(layout), "part")
+    df = df.sortWithinPartitions("pos").drop("part", "pos")
+    assert df.rdd.getNumPartitions() == len(layout)  # test-side check of the layout
+    return df
+
+
+def test_increasing_disjoint_ids_need_no_id_aggregation(spark, caplog):
+    import logging
+
+    df = spark.createDataFrame(_probability_rows(range(0, 400)), SCHEMA).repartitionByRange(4, "id")
+    with caplog.at_level(logging.INFO, logger="sparknoise"):
+        assert sn.find_label_issues(df).n_rows == 400
+    assert any("ids are unique: 4 tasks" in m for m in caplog.messages)
+    # interleaved ranges (unique, but not provable from the runs) fall back to the exact check
+    shuffled = _laid_out(spark, [list(range(0, 400, 2)), list(range(1, 400, 2))])
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="sparknoise"):
+        assert sn.find_label_issues(shuffled).n_rows == 400
+    assert any("ids checked for nulls and duplicates" in m for m in caplog.messages)
+
+
+def test_id_runs_prove_uniqueness_only_when_disjoint():
+    from sparknoise.class_stats import ids_proven_unique
+
+    assert ids_proven_unique([(0, 9), (10, 19), (20, 20)], 3, 0)
+    assert not ids_proven_unique([(0, 9), (9, 19)], 2, 0)  # touching
+    assert not ids_proven_unique([(0, 9)], 2, 0)  # two runs merged into one range
+    assert not ids_proven_unique([(0, 9), (20, 29)], 2, 1)  # an unsorted task
+    assert ids_proven_unique([(20, 29), (0, 9)], 2, 0)  # order of the groups does not matter
