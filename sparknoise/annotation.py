@@ -6,13 +6,13 @@ annotation is a pure map with no shuffle (reference note section 8, step 5). It 
 * ``rows``: every row, annotated;
 * ``flagged``: only the flagged rows, annotated (the flag counts and the issue rank need these).
 
-With few classes and a native score (``row_expressions.NATIVE_MAX_CLASSES``) only the flag of the
-prune methods needs Python, and only for rows the safeguard does not keep: a row whose given label
+With a native score (self_confidence, normalized_margin) only the flag of the prune methods needs
+Python, and only for rows the safeguard does not keep: a row whose given label
 (nudged up by 1e-6) is its argmax is never flagged, and that test, the score and the prediction are
 native expressions. ``flagged`` filters those rows out in the JVM before the Arrow UDF, and
 ``rows`` sends the UDF a null probability row for them, so most rows never cross into Python.
-Above the native limit (or for the entropy score, or the low_* filters) one Arrow UDF computes
-the whole annotation, as the kernels do.
+For the entropy score and the low_* filters one Arrow UDF computes the whole annotation, as the
+kernels do.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class _Weights:
 def uses_native_row_map(rule: FlagRule, rank_by: str) -> bool:
     """Whether the score, prediction and safeguard are native expressions for this run."""
     return (
-        rule.num_classes <= row_expressions.NATIVE_MAX_CLASSES
+        rule.num_classes <= row_expressions.ROW_MAP_NATIVE_MAX_CLASSES
         and rank_by in row_expressions.NATIVE_QUALITY_METHODS
         and rule.filter_by not in LOW_SCORE_FILTERS
     )

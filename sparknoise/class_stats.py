@@ -8,9 +8,10 @@ quantity is an integer sum, so the merged result does not depend on partitioning
   fixed-point self-confidence sum (p = hi·2⁻³¹ + lo·2⁻⁶², exact for |p| < 2, then summed exactly);
 * kind 1 (PROBLEM): a = problem code, v = rows with that problem;
 * kind 2 (HISTOGRAM): a = selection cell, b = key bucket, v = candidates (see selection.py);
-* kinds 3-5, when integer ids ride along (see :func:`ids_proven_unique`): ID_RUN a = the task's
-  lowest id, b = its highest, v = its row count, for a task whose ids are strictly increasing;
-  ID_RUNS v = the number of such tasks; ID_UNSORTED v = tasks whose ids are not (or hold nulls).
+* kinds 3-5, when integer ids ride along (see :func:`ids_proven_unique`): ID_RUN a = lowest and
+  b = highest id of a strictly increasing run of ids a task read (a task reads a few: one per
+  input file written in id order); ID_RUNS v = the number of runs; ID_UNSORTED v = tasks whose
+  ids formed too many runs (or held a null).
 """
 
 from __future__ import annotations
@@ -162,36 +163,50 @@ def class_stats_fn(
     return class_stats
 
 
+MAX_ID_RUNS_PER_TASK = 16
+
+
 class _IdRun:
-    """Whether one task's integer ids are strictly increasing (across its batches), and their range."""
+    """One task's integer ids as strictly increasing runs (one per input file, typically).
+
+    A task may read several files, in any order; each file written in id order is one run. More
+    than MAX_ID_RUNS_PER_TASK runs (ids in no useful order) or a null id gives up: the exact
+    aggregation decides.
+    """
 
     def __init__(self) -> None:
-        self.low: int | None = None
-        self.high: int | None = None
-        self.count = 0
-        self.increasing = True
+        self.runs: list[list[int]] = []  # [low, high]
+        self.given_up = False
 
     def add(self, column: pa.Array) -> None:
-        if len(column) == 0 or not self.increasing:
+        if len(column) == 0 or self.given_up:
             return
         if column.null_count:
-            self.increasing = False  # the exact check reports the nulls
+            self.given_up = True  # the exact check reports the nulls
             return
         v = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64)
-        if (self.high is not None and v[0] <= self.high) or (len(v) > 1 and not (v[1:] > v[:-1]).all()):
-            self.increasing = False
+        starts = np.r_[0, np.flatnonzero(v[1:] <= v[:-1]) + 1]
+        if len(starts) + len(self.runs) > MAX_ID_RUNS_PER_TASK:
+            self.given_up = True
             return
-        self.low = int(v[0]) if self.low is None else self.low
-        self.high = int(v[-1])
-        self.count += len(v)
+        ends = np.r_[starts[1:], len(v)] - 1
+        for low, high in zip(v[starts].tolist(), v[ends].tolist()):
+            if self.runs and low > self.runs[-1][1]:
+                self.runs[-1][1] = high  # continues the previous run
+            else:
+                self.runs.append([low, high])
+        if len(self.runs) > MAX_ID_RUNS_PER_TASK:
+            self.given_up = True
 
     def summary(self) -> Iterator[pa.RecordBatch]:
         zero = np.zeros(1, dtype=np.int64)
-        if not self.increasing:
+        if self.given_up:
             yield _rows(ID_UNSORTED, zero, zero, np.ones(1, dtype=np.int64))
-        elif self.count:
-            yield _rows(ID_RUN, np.array([self.low]), np.array([self.high]), np.array([self.count]))
-            yield _rows(ID_RUNS, zero, zero, np.ones(1, dtype=np.int64))
+        elif self.runs:
+            n = len(self.runs)
+            lows, highs = (np.array(x, dtype=np.int64) for x in zip(*self.runs))
+            yield _rows(ID_RUN, lows, highs, np.ones(n, dtype=np.int64))
+            yield _rows(ID_RUNS, zero, zero, np.array([n], dtype=np.int64))
 
 
 def ids_proven_unique(runs: list[tuple[int, int]], n_runs: int, unsorted: int) -> bool:

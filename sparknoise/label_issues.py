@@ -296,7 +296,7 @@ def label_quality_scores(
     )
     profile = profile_input(prepared, check_unique_ids=False)
     K = profile.num_classes
-    if K <= row_expressions.NATIVE_MAX_CLASSES and method in row_expressions.NATIVE_QUALITY_METHODS:
+    if K <= row_expressions.ROW_MAP_NATIVE_MAX_CLASSES and method in row_expressions.NATIVE_QUALITY_METHODS:
         score = row_expressions.quality_score(F.col(PROBS), F.col(LABEL_INDEX), method, K)
     else:
         score = quality_udf(K, method)(F.col(LABEL_INDEX), F.col(PROBS))

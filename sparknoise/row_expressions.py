@@ -1,15 +1,19 @@
-"""Row-level Confident Learning math as native Spark expressions (no Python UDF), for few classes.
+"""Row-level Confident Learning math as native Spark expressions (no Python UDF).
 
-The same operations as :mod:`sparknoise.kernels`, in the same float64 order, written with one
-term per class (``get(probs, j)`` for literal ``j``) so that Spark's code generation evaluates them in
-the JVM. Pass 2 (the confident joint) and ``label_quality_scores`` use them when
-``num_classes <= NATIVE_MAX_CLASSES``; above it (and for the entropy score, whose ``log`` must be
-numpy's to the last bit) Arrow UDFs run instead.
+The same operations as :mod:`sparknoise.kernels`, in the same float64 order, evaluated in the JVM
+by Spark's code generation. Two shapes:
 
-The row map (annotation.py) uses them for the score, the prediction and the safeguard; the
-per-cell cutoff test of the prune methods stays an Arrow UDF: written natively (one cutoff test per
-class), it grew into one large generated method and at 10M rows x 10 classes measured 2-3x slower
-than the UDF (issue 6's closing note).
+* constant size, any K (``argmax_first``, ``self_confidence``, ``normalized_margin``,
+  ``keep_out``): ``array_max``/``array_position`` over the row or over the slices before and after
+  the label. The row map (annotation.py) uses these at every K.
+* one term per class (``guessed_true_label``): pass 2 (the confident joint) uses it when
+  ``num_classes <= NATIVE_MAX_CLASSES``, and ``label_quality_scores`` likewise; above it (and for
+  the entropy score, whose ``log`` must be numpy's to the last bit) Arrow UDFs run instead.
+
+One-term-per-class expressions are kept out of Filters and large plans: the per-cell cutoff test
+of the prune methods written that way grew into one generated method too large for the JIT and
+measured 2-3x slower than the Arrow UDF at 10M rows x 10 classes, and the per-class safeguard in a
+Filter took 38 s instead of 2.5 s (issue 6's closing notes).
 
 Elements are read with ``get`` (null when out of range), never ``probs[i]``: the optimizer may
 evaluate these expressions, inside a Filter, on rows that ``input.on_invalid=skip`` drops (a label
@@ -28,7 +32,10 @@ from pyspark.sql import functions as F
 
 from sparknoise.constants import FLOATING_POINT_COMPARISON
 
-NATIVE_MAX_CLASSES = 64
+NATIVE_MAX_CLASSES = 64  # expressions with one term per class (pass 2's guess)
+# the row map's expressions are of constant size (array_max over slices), so any K; a limit only
+# so that tests can force the Arrow row map
+ROW_MAP_NATIVE_MAX_CLASSES = 1 << 20
 NATIVE_QUALITY_METHODS = ("self_confidence", "normalized_margin")
 
 
@@ -44,8 +51,22 @@ def argmax_first(probs: Column) -> Column:
 
 def normalized_margin(probs: Column, label: Column, num_classes: int) -> Column:
     """(p_{i,s_i} - max_{k != s_i} p_ik + 1) / 2, in cleanlab's operation order."""
-    others = [F.when(label != F.lit(j), F.get(probs, F.lit(j))) for j in range(num_classes)]
-    return (self_confidence(probs, label) - F.greatest(*others) + F.lit(1.0)) / F.lit(2.0)
+    before, after = _around_label(probs, label, num_classes)
+    best_other = F.greatest(F.array_max(before), F.array_max(after))  # greatest skips a null (empty) side
+    return (self_confidence(probs, label) - best_other + F.lit(1.0)) / F.lit(2.0)
+
+
+def _around_label(probs: Column, label: Column, num_classes: int) -> tuple[Column, Column]:
+    """The entries before and after the label's, as two slices (empty at the ends).
+
+    Lengths are clamped so that a row the run skips (label outside 0..K-1) cannot raise here: the
+    optimizer may evaluate these, in a Filter, before the filter that drops such rows.
+    """
+    before = F.slice(probs, F.lit(1), F.greatest(label, F.lit(0)))
+    after = F.slice(
+        probs, F.greatest(label, F.lit(-1)) + F.lit(2), F.greatest(F.lit(num_classes) - label - F.lit(1), F.lit(0))
+    )
+    return before, after
 
 
 def quality_score(probs: Column, label: Column, method: str, num_classes: int) -> Column:
@@ -66,10 +87,7 @@ def keep_out(probs: Column, label: Column, num_classes: int) -> Column:
     38 s instead of 2.5 s over 10M rows x 10 classes.
     """
     biased = self_confidence(probs, label) + F.lit(FLOATING_POINT_COMPARISON)
-    # clamped so that a row the run skips (label outside 0..K-1) cannot raise here: the optimizer
-    # may evaluate this test, in a Filter, before the filter that drops such rows
-    before = F.slice(probs, F.lit(1), F.greatest(label, F.lit(0)))
-    after = F.slice(probs, F.greatest(label, F.lit(-1)) + F.lit(2), F.greatest(F.lit(num_classes) - label - F.lit(1), F.lit(0)))
+    before, after = _around_label(probs, label, num_classes)
     return F.coalesce(F.array_max(before) < biased, F.lit(True)) & F.coalesce(
         F.array_max(after) <= biased, F.lit(True)
     )

@@ -181,10 +181,12 @@ def _probability_rows(ids):
     [
         [[0, 1, 2, 3], [2, 5, 6]],  # two increasing runs whose ranges overlap
         [[0, 1, 2], [0, 1, 2]],  # identical ranges: two runs, one (low, high) group
-        [[5, 3, 9, 3], [10, 11]],  # unsorted task: the exact aggregation decides
+        [[5, 3, 9, 3], [10, 11]],  # descents: three runs in one task, overlapping
         [[1, 2, 3], [3, 4, 5]],  # touching ranges share their end point
+        [[7, 8, 9, 1, 2, 8]],  # one task, two runs (as when a task reads two files)
+        [list(range(100, 0, -1)) + [50]],  # too many runs for one task: the exact check decides
     ],
-    ids=["overlap", "same-range", "unsorted", "touching"],
+    ids=["overlap", "same-range", "unsorted", "touching", "two-runs-one-task", "many-runs"],
 )
 def test_duplicate_ids_across_and_within_tasks(spark, layout):
     with pytest.raises(InputError) as info:
@@ -207,7 +209,13 @@ def test_increasing_disjoint_ids_need_no_id_aggregation(spark, caplog):
     df = spark.createDataFrame(_probability_rows(range(0, 400)), SCHEMA).repartitionByRange(4, "id")
     with caplog.at_level(logging.INFO, logger="sparknoise"):
         assert sn.find_label_issues(df).n_rows == 400
-    assert any("ids are unique: 4 tasks" in m for m in caplog.messages)
+    assert any("ids are unique: 4 strictly increasing runs" in m for m in caplog.messages)
+    # one task reading two files written in id order, the later range first: two runs, proven
+    two_files = _laid_out(spark, [list(range(200, 400)) + list(range(0, 200))])
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="sparknoise"):
+        assert sn.find_label_issues(two_files).n_rows == 400
+    assert any("ids are unique: 2 strictly increasing runs" in m for m in caplog.messages)
     # interleaved ranges (unique, but not provable from the runs) fall back to the exact check
     shuffled = _laid_out(spark, [list(range(0, 400, 2)), list(range(1, 400, 2))])
     caplog.clear()

@@ -83,10 +83,11 @@ def test_exact_ties_are_broken_by_id(spark):
 
 @pytest.fixture
 def arrow_row_map(monkeypatch):
-    """Force the Arrow-UDF row map and pass 2 (used above NATIVE_MAX_CLASSES) at small K."""
+    """Force the Arrow-UDF row map and pass 2 (pass 2's is used above NATIVE_MAX_CLASSES) at small K."""
     from sparknoise import row_expressions
 
     monkeypatch.setattr(row_expressions, "NATIVE_MAX_CLASSES", 0)
+    monkeypatch.setattr(row_expressions, "ROW_MAP_NATIVE_MAX_CLASSES", 0)
 
 
 @pytest.mark.parametrize("filter_by", FILTERS)
@@ -120,6 +121,7 @@ def test_native_and_arrow_row_maps_agree_on_ties_and_negative_zeros(spark, monke
     native = sn.find_label_issues(df, filter_by=filter_by, rank_by=rank_by)
     got_native = sorted(tuple(r) for r in native.rows.select(*cols).collect())
     monkeypatch.setattr(row_expressions, "NATIVE_MAX_CLASSES", 0)
+    monkeypatch.setattr(row_expressions, "ROW_MAP_NATIVE_MAX_CLASSES", 0)
     arrow = sn.find_label_issues(df, filter_by=filter_by, rank_by=rank_by)
     got_arrow = sorted(tuple(r) for r in arrow.rows.select(*cols).collect())
     assert native.num_label_issues == arrow.num_label_issues
@@ -140,6 +142,7 @@ def test_per_task_top_q_selection_matches_cleanlab(frames, monkeypatch, filter_b
     monkeypatch.setattr(selection, "HISTOGRAM_BUDGET", 16)
     if row_map == "arrow":
         monkeypatch.setattr(row_expressions, "NATIVE_MAX_CLASSES", 0)
+        monkeypatch.setattr(row_expressions, "ROW_MAP_NATIVE_MAX_CLASSES", 0)
     d, df = frames["k25"]
     res = sn.find_label_issues(df.repartition(3, "id"), filter_by=filter_by)
     assert_parity(res, d, filter_by)
