@@ -5,8 +5,9 @@ local Delta table under ~/.cache/sparknoise/bench-data), then ``run_detect`` wit
 config (prune_by_noise_rate, weights cleanlab) and ``model.params``. Timed stages:
 
   * cross_validation: the k fold models fitted (``cross_val_predict_proba``; its output is lazy);
-  * find_label_issues: the estimates (every scan of the out-of-fold probabilities, which re-runs
-    the fold models' transform), with its own stage breakdown;
+  * the out-of-fold probabilities written once to the run's scratch table (``job_timings_s``:
+    ``probabilities_written_round_1``), which every detection pass then reads;
+  * find_label_issues: the estimates (its scans of the scratch table), with its stage breakdown;
   * write_outputs: the scored and issues Delta tables (the row map, the ranks);
   * total: ``run_detect`` from reading the input to the runs-table row.
 
@@ -29,6 +30,16 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
+
+
+def _commit() -> str:
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def main() -> None:
@@ -116,6 +127,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
                     "python": platform.python_version(), "platform": platform.platform()},
         "results": [row],
+        "commit": _commit(),
     }
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
