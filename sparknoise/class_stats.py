@@ -9,9 +9,9 @@ quantity is an integer sum, so the merged result does not depend on partitioning
 * kind 1 (PROBLEM): a = problem code, v = rows with that problem;
 * kind 2 (HISTOGRAM): a = selection cell, b = key bucket, v = candidates (see selection.py);
 * kinds 3-5, when integer ids ride along (see :func:`ids_proven_unique`): ID_RUN a = lowest and
-  b = highest id of a strictly increasing run of ids a task read (a task reads a few: one per
-  input file written in id order); ID_RUNS v = the number of runs; ID_UNSORTED v = tasks whose
-  ids formed too many runs (or held a null).
+  b = highest id of a run of consecutive ids a task read (a task reads a few: one per input file
+  written in id order); ID_RUNS v = the number of runs; ID_UNSORTED v = tasks whose ids formed
+  too many runs (or held a null).
 """
 
 from __future__ import annotations
@@ -167,11 +167,13 @@ MAX_ID_RUNS_PER_TASK = 16
 
 
 class _IdRun:
-    """One task's integer ids as strictly increasing runs (one per input file, typically).
+    """One task's integer ids as runs of consecutive ids (one per input file, typically).
 
-    A task may read several files, in any order; each file written in id order is one run. More
-    than MAX_ID_RUNS_PER_TASK runs (ids in no useful order) or a null id gives up: the exact
-    aggregation decides.
+    A task may read several files, in any order; each file written with consecutive ids in order
+    (``spark.range``, ``row_number``, ``monotonically_increasing_id`` within a partition) is one
+    run. Any split into runs is sound; splitting at every step other than +1 keeps each run's range
+    exactly its ids. More than MAX_ID_RUNS_PER_TASK runs (ids in no useful order, or sparse) or a
+    null id gives up: the exact aggregation decides.
     """
 
     def __init__(self) -> None:
@@ -185,14 +187,15 @@ class _IdRun:
             self.given_up = True  # the exact check reports the nulls
             return
         v = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64)
-        starts = np.r_[0, np.flatnonzero(v[1:] <= v[:-1]) + 1]
-        if len(starts) + len(self.runs) > MAX_ID_RUNS_PER_TASK:
+        step_breaks = (v[1:] <= v[:-1]) | (v[1:] - v[:-1] != 1)  # the first test guards wrap-around
+        starts = np.r_[0, np.flatnonzero(step_breaks) + 1]
+        if len(starts) + len(self.runs) > MAX_ID_RUNS_PER_TASK + 1:
             self.given_up = True
             return
         ends = np.r_[starts[1:], len(v)] - 1
         for low, high in zip(v[starts].tolist(), v[ends].tolist()):
-            if self.runs and low > self.runs[-1][1]:
-                self.runs[-1][1] = high  # continues the previous run
+            if self.runs and self.runs[-1][1] < low and low - self.runs[-1][1] == 1:
+                self.runs[-1][1] = high  # continues the previous batch's run
             else:
                 self.runs.append([low, high])
         if len(self.runs) > MAX_ID_RUNS_PER_TASK:

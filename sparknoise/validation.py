@@ -3,8 +3,8 @@
 One ``mapInArrow`` scan (class_stats.py) checks every row-level rule of DESIGN.md section 6 and
 returns the per-class counts and exact sums of self-confidence that the thresholds need, plus,
 optionally, the histograms of the selection keys. Integer ids ride along: when the tasks read them
-as strictly increasing runs over disjoint ranges (files written in id order), they are unique;
-otherwise (or for string ids) an aggregation over the ids finds the duplicates.
+as runs of consecutive ids over disjoint ranges (files written in id order), they are unique;
+otherwise (or for string or sparse ids) an aggregation over the ids finds the duplicates.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from sparknoise.selection import HistogramPlan
 
 log = logging.getLogger("sparknoise")
 
-# integer ids ride along in pass 1: when the tasks read strictly increasing runs of ids over
-# disjoint ranges (tables written in id order), uniqueness is proven without the id aggregation
+# integer ids ride along in pass 1: when the tasks read runs of consecutive ids over disjoint
+# ranges (tables written in id order), uniqueness is proven without the id aggregation
 _INTEGRAL_IDS = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 
 
@@ -127,7 +127,7 @@ def profile_input(
     if ids_ride_along and class_stats.ids_proven_unique(
         id_runs, id_tasks[class_stats.ID_RUNS], id_tasks[class_stats.ID_UNSORTED]
     ):
-        log.info("ids are unique: %d strictly increasing runs over disjoint ranges", len(id_runs))
+        log.info("ids are unique: %d runs of consecutive ids over disjoint ranges", len(id_runs))
     elif check_unique_ids:
         checked = time.perf_counter()
         _check_ids(prepared)

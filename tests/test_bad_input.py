@@ -209,14 +209,20 @@ def test_increasing_disjoint_ids_need_no_id_aggregation(spark, caplog):
     df = spark.createDataFrame(_probability_rows(range(0, 400)), SCHEMA).repartitionByRange(4, "id")
     with caplog.at_level(logging.INFO, logger="sparknoise"):
         assert sn.find_label_issues(df).n_rows == 400
-    assert any("ids are unique: 4 strictly increasing runs" in m for m in caplog.messages)
-    # one task reading two files written in id order, the later range first: two runs, proven
+    assert any("ids are unique: 4 runs of consecutive ids" in m for m in caplog.messages)
+    # one task reading two files written in id order, the later range first (two runs), and one
+    # whose files follow each other with a gap (two runs: the gap is not covered)
     two_files = _laid_out(spark, [list(range(200, 400)) + list(range(0, 200))])
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="sparknoise"):
         assert sn.find_label_issues(two_files).n_rows == 400
-    assert any("ids are unique: 2 strictly increasing runs" in m for m in caplog.messages)
-    # interleaved ranges (unique, but not provable from the runs) fall back to the exact check
+    assert any("ids are unique: 2 runs of consecutive ids" in m for m in caplog.messages)
+    gap = _laid_out(spark, [list(range(0, 100)) + list(range(300, 400)), list(range(100, 300))])
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="sparknoise"):
+        assert sn.find_label_issues(gap).n_rows == 400
+    assert any("ids are unique: 3 runs of consecutive ids" in m for m in caplog.messages)
+    # interleaved ids (unique, but every step is 2: too many runs) fall back to the exact check
     shuffled = _laid_out(spark, [list(range(0, 400, 2)), list(range(1, 400, 2))])
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="sparknoise"):
