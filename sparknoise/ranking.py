@@ -32,7 +32,7 @@ def bucket_offsets(counts: dict[int, int], n_buckets: int = RANK_BUCKETS) -> np.
 
 def with_issue_rank(
     annotated: DataFrame,
-    flagged: DataFrame | None = None,
+    flagged: DataFrame,
     *,
     flag_col: str,
     score_col: str,
@@ -41,11 +41,10 @@ def with_issue_rank(
 ) -> DataFrame:
     """Add ``issue_rank`` (int, null for unflagged rows) to every row; keeps every row exactly once.
 
-    ``flagged`` is ``annotated``'s flagged rows when the caller has a cheaper plan for them.
+    ``flagged`` is ``annotated``'s flagged rows (the caller may have a cheaper plan for them than
+    filtering ``annotated``).
     """
     offsets_arr = F.array(*[F.lit(int(o)) for o in offsets])
-    if flagged is None:
-        flagged = annotated.filter(F.col(flag_col))
     flagged = flagged.withColumn(_BUCKET, rank_bucket(F.col(score_col)))
     within = Window.partitionBy(_BUCKET).orderBy(F.col(score_col).asc(), F.col(id_col).asc())
     ranked = flagged.withColumn(
