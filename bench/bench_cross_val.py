@@ -45,7 +45,7 @@ def main() -> None:
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     import sparknoise as sn
-    from sparknoise.local_spark import local_spark
+    from sparknoise.jobs.session import local_spark
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)

@@ -60,10 +60,10 @@ def main() -> None:
     from bench_find_label_issues import PeakRss
     from pyspark.sql import functions as F
 
-    import sparknoise.detect_job as dj
-    from sparknoise.config import load_config
-    from sparknoise.local_spark import local_spark
-    from sparknoise.synthetic import features_table
+    import sparknoise.jobs.detect as dj
+    from sparknoise.jobs.config import load_config
+    from sparknoise.jobs.session import local_spark
+    from sparknoise.noise.synthetic import features_table
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)

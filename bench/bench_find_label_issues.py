@@ -88,7 +88,7 @@ class PeakRss:
 
 
 def ensure_table(spark, path: str, n: int, k: int) -> None:
-    from sparknoise.synthetic import probabilities_table
+    from sparknoise.noise.synthetic import probabilities_table
 
     if os.path.exists(os.path.join(path, "_delta_log")):
         return
@@ -133,7 +133,7 @@ def main() -> None:
     import numpy as np
 
     import sparknoise as sn
-    from sparknoise.local_spark import local_spark
+    from sparknoise.jobs.session import local_spark
 
     spark = local_spark("sparknoise-bench", master="local[*]", driver_memory=args.driver_memory,
                         shuffle_partitions=8)

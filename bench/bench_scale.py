@@ -105,8 +105,8 @@ def main() -> None:
     import psutil
 
     import sparknoise as sn
-    from sparknoise.local_spark import local_spark
-    from sparknoise.synthetic import probabilities_table
+    from sparknoise.jobs.session import local_spark
+    from sparknoise.noise.synthetic import probabilities_table
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)

@@ -5,17 +5,16 @@
 >>> res.issues().show()
 """
 
-from sparknoise.clean_learning import CleanLearning, CleanLearningModel
-from sparknoise.cross_validation import cross_val_predict_proba
+from sparknoise._version import __version__
+from sparknoise.core.health import HealthSummary, health_summary
+from sparknoise.core.label_issues import find_label_issues, label_quality_scores
+from sparknoise.core.result import LabelIssuesResult
 from sparknoise.errors import ConfigError, InputError, SparkNoiseError
-from sparknoise.evaluation import EvaluationResult, evaluate_label_noise
-from sparknoise.health import HealthSummary, health_summary
-from sparknoise.label_issues import find_label_issues, label_quality_scores
-from sparknoise.noise_injection import inject_label_noise
-from sparknoise.noise_matrix import noise_matrix_from_trace, noise_matrix_is_valid
-from sparknoise.result import LabelIssuesResult
-
-__version__ = "0.1.0"
+from sparknoise.ml.clean_learning import CleanLearning, CleanLearningModel
+from sparknoise.ml.cross_validation import cross_val_predict_proba
+from sparknoise.noise.evaluation import EvaluationResult, evaluate_label_noise
+from sparknoise.noise.injection import inject_label_noise
+from sparknoise.noise.matrices import noise_matrix_from_trace, noise_matrix_is_valid
 
 __all__ = [
     "CleanLearning",

@@ -9,48 +9,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 from sparknoise.errors import SparkNoiseError
+from sparknoise.jobs.session import job_session
 
 log = logging.getLogger("sparknoise")
-
-
-def job_session(app_name: str = "sparknoise"):
-    """The job's session: the active one, else ``getOrCreate()`` with Delta enabled (never sets master).
-
-    On Databricks (DATABRICKS_RUNTIME_VERSION set) Delta is built in and nothing is added. Elsewhere
-    the Delta extension and catalog are configured, and the Delta jars are requested from Maven
-    Central (effective when this process launches the JVM; with spark-submit pass --packages).
-    """
-    from pyspark.sql import SparkSession
-
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = SparkSession.builder.appName(app_name)
-    if "DATABRICKS_RUNTIME_VERSION" not in os.environ:
-        from sparknoise.local_spark import DELTA_CONF, DELTA_PACKAGE, IVY_CACHE, LOCAL_DELTA_CONF
-
-        for key, value in DELTA_CONF.items():
-            builder = builder.config(key, value)
-        builder = builder.config("spark.jars.packages", DELTA_PACKAGE).config("spark.jars.ivy", IVY_CACHE)
-        builder = builder.config("spark.sql.session.timeZone", "UTC")
-        if _local_default_master():
-            for key, value in LOCAL_DELTA_CONF.items():
-                builder = builder.config(key, value)
-    return builder.getOrCreate()
-
-
-def _local_default_master() -> bool:
-    """True when getOrCreate will launch a JVM with Spark's default master (local[*]): not under
-    spark-submit (which has started the JVM already), not Spark Connect, no --master given."""
-    if "PYSPARK_GATEWAY_PORT" in os.environ or "SPARK_REMOTE" in os.environ or "SPARK_CONNECT_MODE_ENABLED" in \
-            os.environ:
-        return False
-    return "--master" not in os.environ.get("PYSPARK_SUBMIT_ARGS", "")
 
 
 def _config_args(parser: argparse.ArgumentParser) -> None:
@@ -142,36 +106,36 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("py4j").setLevel(logging.WARNING)
     try:
         if args.command == "demo":
-            from sparknoise.demo import run_demo
+            from sparknoise.jobs.demo import run_demo
 
             run_demo(rows=args.rows, classes=args.classes, noise=args.noise, out=args.out)
             return 0
-        from sparknoise.config import load_config
+        from sparknoise.jobs.config import load_config
 
         cfg = load_config(args.config, [*args.overrides, *dotted], job=args.command)
         spark = job_session(f"sparknoise-{args.command}")
         if args.command == "report":
-            from sparknoise.report_job import run_report
+            from sparknoise.jobs.report import run_report
 
             path = run_report(spark, cfg, args.run_id, args.output or f"report-{args.run_id}.html", top=args.top)
             print(f"report of run {args.run_id}: {path}")
             return 0
         if args.command == "inject":
-            from sparknoise.inject_job import run_inject
+            from sparknoise.jobs.inject import run_inject
 
             record = run_inject(spark, cfg)
             print(f"run {record['run_id']}: wrote {cfg['output']['noisy']}: {record['n_rows']} rows, "
                   f"{record['num_flagged']} labels flipped ({cfg['inject']['mode']})")
             return 0
         if args.command == "evaluate":
-            from sparknoise.evaluate_job import format_tables, run_evaluate
+            from sparknoise.jobs.evaluate import format_tables, run_evaluate
 
             record, result = run_evaluate(spark, cfg)
             print(format_tables(result))
             print(f"run {record['run_id']}: tables {cfg['output']['detection']} {cfg['output']['impact']}; "
                   f"plots in {cfg['output']['plots']}")
             return 0
-        from sparknoise.detect_job import run_detect, summary_lines
+        from sparknoise.jobs.detect import run_detect, summary_lines
 
         record = run_detect(spark, cfg)
         for line in summary_lines(record):

@@ -16,7 +16,9 @@ class ConfigError(SparkNoiseError, ValueError):
 
 
 class InputError(SparkNoiseError, ValueError):
-    """The input table violates a rule of DESIGN.md section 6 (columns, types, nulls, ranges, ids)."""
+    """The input table breaks a rule: a missing column, a wrong type, a null or NaN, a probability
+    outside [0, 1] or a row not summing to 1, a label outside the classes, a duplicate id. The message
+    names the column, the count and an example, and the fix."""
 
     def __init__(self, message: str, *, column: str | None = None) -> None:
         super().__init__(message)

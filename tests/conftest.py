@@ -13,7 +13,7 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 @pytest.fixture(scope="session")
 def spark():
-    from sparknoise.local_spark import local_spark
+    from sparknoise.jobs.session import local_spark
 
     session = local_spark("sparknoise-tests", master="local[2]", shuffle_partitions=4)
     yield session

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 import sparknoise as sn
-from sparknoise.synthetic import NoisyProbabilities, noisy_probabilities
+from sparknoise.noise.synthetic import NoisyProbabilities, noisy_probabilities
 
 FILTERS = [
     "prune_by_noise_rate",

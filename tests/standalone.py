@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pyspark
 
-from sparknoise.local_spark import DELTA_PACKAGE, IVY_CACHE
+from sparknoise.jobs.session import DELTA_PACKAGE, IVY_CACHE
 
 SPARK_HOME = os.path.dirname(pyspark.__file__)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -231,7 +231,7 @@ def test_increasing_disjoint_ids_need_no_id_aggregation(spark, caplog):
 
 
 def test_id_runs_prove_uniqueness_only_when_disjoint():
-    from sparknoise.class_stats import ids_proven_unique
+    from sparknoise.core.class_stats import ids_proven_unique
 
     assert ids_proven_unique([(0, 9), (10, 19), (20, 20)], 3, 0)
     assert not ids_proven_unique([(0, 9), (9, 19)], 2, 0)  # touching

@@ -9,7 +9,7 @@ from pyspark.ml.classification import LogisticRegression, RandomForestClassifier
 from pyspark.sql import functions as F
 
 import sparknoise as sn
-from sparknoise.clean_learning import CleanLearningModel
+from sparknoise.ml.clean_learning import CleanLearningModel
 
 
 def _accuracy(model, test_df) -> float:

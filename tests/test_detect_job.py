@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 import sparknoise as sn
 from sparknoise.cli import main as cli_main
-from sparknoise.local_spark import DELTA_PACKAGE, IVY_CACHE
+from sparknoise.jobs.session import DELTA_PACKAGE, IVY_CACHE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FEATURES = [f"f{i}" for i in range(8)]
@@ -82,7 +82,7 @@ def test_spark_submit_end_to_end(spark, features_table, tmp_path):
 
 @pytest.fixture(scope="module")
 def probs_table(spark, tmp_path_factory):
-    from sparknoise.synthetic import noisy_probabilities
+    from sparknoise.noise.synthetic import noisy_probabilities
 
     d = noisy_probabilities(3000, 4, noise_rate=0.2, seed=32)
     path = str(tmp_path_factory.mktemp("probs") / "preds")
@@ -165,7 +165,7 @@ def test_demo_command_runs(spark, tmp_path, capsys):
 
 
 def test_a_failure_mid_run_is_recorded_and_writes_no_rows(spark, tmp_path, monkeypatch):
-    import sparknoise.detect_job as dj
+    import sparknoise.jobs.detect as dj
 
     rows = [(i, i % 2, [0.9, 0.1] if i % 2 == 0 else [0.2, 0.8]) for i in range(40)]
     path = str(tmp_path / "in")

@@ -9,8 +9,8 @@ import pytest
 from pyspark.sql import functions as F
 
 from sparknoise.cli import main as cli_main
-from sparknoise.synthetic import features_table
-from sparknoise.tables import latest_version
+from sparknoise.jobs.tables import latest_version
+from sparknoise.noise.synthetic import features_table
 
 FEATURES = [f"x{j}" for j in range(10)]
 

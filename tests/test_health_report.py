@@ -14,7 +14,7 @@ from parity_cases import dataset, to_frame
 
 import sparknoise as sn
 from sparknoise.cli import main as cli_main
-from sparknoise.health import summarize_health
+from sparknoise.core.health import find_overlapping_classes, rank_classes_by_label_quality, summarize_health
 
 
 def embedded(path) -> dict:
@@ -47,11 +47,11 @@ def test_health_summary_matches_cleanlab_dataset(spark, name, asymmetric):
     # the single functions without class names, as cleanlab gives them from a joint
     joint = ref["joint"]
     pd.testing.assert_frame_equal(
-        sn.health.rank_classes_by_label_quality(joint, len(d.labels)),
+        rank_classes_by_label_quality(joint, len(d.labels)),
         cd.rank_classes_by_label_quality(joint=joint, num_examples=len(d.labels)),
     )
     pd.testing.assert_frame_equal(
-        sn.health.find_overlapping_classes(joint, len(d.labels), asymmetric=not asymmetric),
+        find_overlapping_classes(joint, len(d.labels), asymmetric=not asymmetric),
         cd.find_overlapping_classes(joint=joint, num_examples=len(d.labels), asymmetric=not asymmetric),
     )
 
@@ -84,7 +84,7 @@ def test_result_report_and_notebook_tables(spark, tmp_path):
 @pytest.fixture(scope="module")
 def job_report(spark, tmp_path_factory):
     """A detect run from the job (own probabilities, string classes) and its report from the tables."""
-    from sparknoise.synthetic import noisy_probabilities
+    from sparknoise.noise.synthetic import noisy_probabilities
 
     root = tmp_path_factory.mktemp("report_job")
     d = noisy_probabilities(2500, 4, noise_rate=0.2, seed=81)
@@ -167,9 +167,9 @@ def test_report_opens_in_headless_chromium(job_report, tmp_path):
 
 
 def test_report_stays_readable_at_100_classes(tmp_path):
-    from sparknoise.plots import most_confused_classes
-    from sparknoise.report_data import ReportData
-    from sparknoise.report_html import write_report
+    from sparknoise.report.data import ReportData
+    from sparknoise.report.html import write_report
+    from sparknoise.report.plots import most_confused_classes
 
     K, n = 100, 50_000
     rng = np.random.default_rng(5)

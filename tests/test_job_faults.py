@@ -14,7 +14,7 @@ import yaml
 from pyspark.sql import functions as F
 
 from sparknoise.cli import main as cli_main
-from sparknoise.config import load_config
+from sparknoise.jobs.config import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N = 3000
@@ -22,7 +22,7 @@ N = 3000
 
 @pytest.fixture(scope="module")
 def probs_input(spark, tmp_path_factory):
-    from sparknoise.synthetic import noisy_probabilities
+    from sparknoise.noise.synthetic import noisy_probabilities
 
     d = noisy_probabilities(N, 4, noise_rate=0.2, seed=91)
     path = str(tmp_path_factory.mktemp("faults") / "preds")
@@ -78,7 +78,7 @@ def test_killed_driver_leaves_whole_runs_and_the_rerun_replaces_them(spark, prob
 
 
 def test_concurrent_runs_into_the_same_tables_both_land(spark, probs_input, tmp_path):
-    from sparknoise.detect_job import run_detect
+    from sparknoise.jobs.detect import run_detect
 
     cfg = _cfg(tmp_path, probs_input)
     records, errors = {}, []
@@ -107,7 +107,7 @@ def test_concurrent_runs_into_the_same_tables_both_land(spark, probs_input, tmp_
 
 
 def test_rows_appended_during_a_run_are_not_read(spark, probs_input, tmp_path, monkeypatch):
-    import sparknoise.detect_job as dj
+    import sparknoise.jobs.detect as dj
 
     path = str(tmp_path / "growing")
     spark.read.format("delta").load(probs_input).write.format("delta").save(path)

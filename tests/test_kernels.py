@@ -9,11 +9,9 @@ import pyarrow as pa
 import pytest
 from parity_cases import DATASETS, dataset
 
-from sparknoise import class_stats, kernels
-from sparknoise.confident_joint import calibrate_confident_joint, clip_diagonal, confident_joint_fn
-from sparknoise.latent import estimate_latent
-from sparknoise.prune_counts import prune_count_matrix
-from sparknoise.thresholds import confident_thresholds
+from sparknoise.core import class_stats, kernels
+from sparknoise.core.confident_joint import calibrate_confident_joint, clip_diagonal, confident_joint_fn
+from sparknoise.core.estimates import confident_thresholds, estimate_latent, prune_count_matrix
 
 
 def _batch(y: np.ndarray, P: np.ndarray) -> pa.RecordBatch:

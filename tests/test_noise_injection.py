@@ -8,8 +8,8 @@ from cleanlab.benchmarking.noise_generation import noise_matrix_is_valid as clea
 from pyspark.sql import functions as F
 
 import sparknoise as sn
-from sparknoise.rounding import round_preserving_sum
-from sparknoise.synthetic import noisy_probabilities
+from sparknoise.core.estimates import round_preserving_sum
+from sparknoise.noise.synthetic import noisy_probabilities
 
 N = 3001
 NM = np.array([[0.8, 0.1, 0.0], [0.15, 0.9, 0.3], [0.05, 0.0, 0.7]])

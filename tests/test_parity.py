@@ -84,7 +84,7 @@ def test_exact_ties_are_broken_by_id(spark):
 @pytest.fixture
 def arrow_row_map(monkeypatch):
     """Force the Arrow-UDF row map and pass 2 (pass 2's is used above NATIVE_MAX_CLASSES) at small K."""
-    from sparknoise import row_expressions
+    from sparknoise.core import row_expressions
 
     monkeypatch.setattr(row_expressions, "NATIVE_MAX_CLASSES", 0)
     monkeypatch.setattr(row_expressions, "ROW_MAP_NATIVE_MAX_CLASSES", 0)
@@ -114,7 +114,7 @@ def _tie_heavy_frame(spark):
     [(f, "self_confidence") for f in FILTERS] + [("prune_by_noise_rate", "normalized_margin")],
 )
 def test_native_and_arrow_row_maps_agree_on_ties_and_negative_zeros(spark, monkeypatch, filter_by, rank_by):
-    from sparknoise import row_expressions
+    from sparknoise.core import row_expressions
 
     df = _tie_heavy_frame(spark)
     cols = ["id", "label_quality", "predicted_label", "is_label_issue", "issue_rank", "sample_weight"]
@@ -137,7 +137,7 @@ def test_native_and_arrow_row_maps_agree_on_ties_and_negative_zeros(spark, monke
 )
 def test_per_task_top_q_selection_matches_cleanlab(frames, monkeypatch, filter_by, row_map):
     # the selection used when the cells are too many for a histogram (large K), forced at K = 25
-    from sparknoise import row_expressions, selection
+    from sparknoise.core import row_expressions, selection
 
     monkeypatch.setattr(selection, "HISTOGRAM_BUDGET", 16)
     if row_map == "arrow":

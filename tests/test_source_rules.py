@@ -1,8 +1,13 @@
-"""DESIGN.md section 2, checked on the package source: Spark Connect safe, nothing row-level to the driver.
+"""Rules checked on the package source: layering, Spark Connect safety, nothing row-level to the driver.
 
-Fails on ``sparkContext``, ``.rdd``, ``_jvm``, ``_jdf``, ``.cache(`` and ``.persist(`` anywhere in
-``sparknoise/``, on any ``toPandas``/``toLocalIterator``, and on a ``collect()``/``first()`` outside the
-allow-list below: the functions whose collects are summary-sized (the bound is in the comment).
+* Layers: every ``sparknoise`` import (module level or inside a function) points down the layer
+  order below, and the import graph has no cycle. One deliberate lazy upward import is allowed:
+  ``LabelIssuesResult.report()`` reaching the report package.
+* ``import sparknoise`` loads neither matplotlib nor the job plumbing.
+* Connect safety: fails on ``sparkContext``, ``.rdd``, ``_jvm``, ``_jdf``, ``.cache(`` and ``.persist(``
+  anywhere in ``sparknoise/`` (every subpackage), on any ``toPandas``/``toLocalIterator``, and on a
+  ``collect()``/``first()`` outside the allow-list below: the functions whose collects are
+  summary-sized (the bound is in the comment).
 """
 
 from __future__ import annotations
@@ -10,44 +15,137 @@ from __future__ import annotations
 import ast
 import os
 import re
+import subprocess
+import sys
 
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sparknoise")
 FORBIDDEN = [r"\bsparkContext\b", r"\.rdd\b", r"\b_jvm\b", r"\b_jdf\b", r"\.cache\(", r"\.persist\("]
 
 ALLOWED_COLLECTS = {
-    "clean_learning.py:_exists": "limit(1): does a path exist",
-    "clean_learning.py:load": "one metadata line",
-    "confident_joint.py:count_confident_joint": "K x K partial counts",
-    "cross_validation.py:label_classes": "K distinct labels",
-    "cross_validation.py:_validated_folds": "n_folds counts",
-    "cross_validation.py:cross_val_predict_proba": "limit(1): one unknown label for the message",
-    "demo.py:run_demo": "one aggregate row",
-    "evaluation.py:_flag_metrics": "one aggregate row",
-    "evaluation.py:_accuracy": "one aggregate row",
-    "folds.py:assign_folds": "K x n_folds bucket counts",
-    "inject_job.py:run_inject": "one aggregate row",
-    "invalid_rows.py:screen_invalid": "one aggregate row",
-    "label_issues.py:find_label_issues": "<= RANK_BUCKETS x K bucket counts",
-    "noise_injection.py:_profile": "<= K + 2 class counts, <= 3 example ids",
-    "rank_segments.py:assign_segments": "<= groups x buckets counts",
-    "report_data.py:quality_histogram": "<= 2 x bins counts",
-    "report_data.py:_top_rows": "limit(top) rows for the report",
-    "report_data.py:run_row": "limit(2): one run's row",
-    "selection.py:_histogram_scan": "<= HISTOGRAM_BUDGET histogram entries",
-    "selection.py:find_cutoffs": "one row per active cell",
-    "tables.py:check_output_location": "one detail row",
-    "tables.py:latest_version": "one history row",
-    "validation.py:num_classes_of": "limit(1)",
-    "validation.py:profile_input": "merged per-class statistics",
-    "validation.py:_check_ids": "limit(5) example ids",
+    "ml/clean_learning.py:_exists": "limit(1): does a path exist",
+    "ml/clean_learning.py:load": "one metadata line",
+    "core/confident_joint.py:count_confident_joint": "K x K partial counts",
+    "ml/cross_validation.py:label_classes": "K distinct labels",
+    "ml/cross_validation.py:_validated_folds": "n_folds counts",
+    "ml/cross_validation.py:cross_val_predict_proba": "limit(1): one unknown label for the message",
+    "jobs/demo.py:run_demo": "one aggregate row",
+    "noise/evaluation.py:_flag_metrics": "one aggregate row",
+    "noise/evaluation.py:_accuracy": "one aggregate row",
+    "ml/folds.py:assign_folds": "K x n_folds bucket counts",
+    "jobs/inject.py:run_inject": "one aggregate row",
+    "core/invalid_rows.py:screen_invalid": "one aggregate row",
+    "core/label_issues.py:find_label_issues": "<= RANK_BUCKETS x K bucket counts",
+    "noise/injection.py:_profile": "<= K + 2 class counts, <= 3 example ids",
+    "noise/segments.py:assign_segments": "<= groups x buckets counts",
+    "report/data.py:quality_histogram": "<= 2 x bins counts",
+    "report/data.py:top_rows": "limit(top) rows for the report",
+    "jobs/report.py:run_row": "limit(2): one run's row",
+    "core/selection.py:_histogram_scan": "<= HISTOGRAM_BUDGET histogram entries",
+    "core/selection.py:find_cutoffs": "one row per active cell",
+    "jobs/tables.py:check_output_location": "one detail row",
+    "jobs/tables.py:latest_version": "one history row",
+    "core/validation.py:num_classes_of": "limit(1)",
+    "core/validation.py:profile_input": "merged per-class statistics",
+    "core/validation.py:_check_ids": "limit(5) example ids",
 }
 
 
 def _sources():
-    for name in sorted(os.listdir(PACKAGE)):
-        if name.endswith(".py"):
-            with open(os.path.join(PACKAGE, name)) as f:
-                yield name, f.read()
+    """(path relative to the package, source) of every module, subpackages included."""
+    for folder, dirs, files in os.walk(PACKAGE):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(("_", ".")))
+        for name in sorted(files):
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                with open(path) as f:
+                    yield os.path.relpath(path, PACKAGE).replace(os.sep, "/"), f.read()
+
+
+# Lower layers never import higher ones. The package facade (``sparknoise/__init__.py``) sits on top
+# and nothing inside the package imports it.
+LAYERS = [
+    ("sparknoise._version", "sparknoise.errors", "sparknoise.storage"),
+    ("sparknoise.core",),
+    ("sparknoise.ml",),
+    ("sparknoise.noise",),
+    ("sparknoise.report",),
+    ("sparknoise.jobs",),
+    ("sparknoise.cli",),
+    ("sparknoise",),
+]
+ALLOWED_UPWARD = {
+    ("sparknoise.core.result", "sparknoise.report.data"): "LabelIssuesResult.report(), lazily",
+    ("sparknoise.core.result", "sparknoise.report.html"): "LabelIssuesResult.report(), lazily",
+}
+
+
+def _module_name(relpath: str) -> str:
+    parts = ["sparknoise", *relpath[:-3].split("/")]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _layer(module: str) -> int:
+    best = None
+    for i, prefixes in enumerate(LAYERS):
+        for prefix in prefixes:
+            if module == prefix or (prefix != "sparknoise" and module.startswith(prefix + ".")):
+                best = i
+    assert best is not None, f"{module} is in no layer: add it to LAYERS"
+    return best
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """module -> the sparknoise modules it imports anywhere in its body."""
+    modules = {_module_name(rel): text for rel, text in _sources()}
+    graph = {}
+    for module, text in modules.items():
+        targets = set()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names if a.name.split(".")[0] == "sparknoise"}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "sparknoise":
+                for alias in node.names:
+                    sub = f"{node.module}.{alias.name}"
+                    targets.add(sub if sub in modules else node.module)
+        graph[module] = targets - {module}
+    return graph
+
+
+def test_imports_point_down_the_layers():
+    bad = []
+    for module, targets in _import_graph().items():
+        for target in targets:
+            if _layer(target) > _layer(module) and (module, target) not in ALLOWED_UPWARD:
+                bad.append(f"{module} imports {target} (a higher layer)")
+    assert not bad, bad
+
+
+def test_no_import_cycles():
+    graph = _import_graph()
+    for (a, b) in ALLOWED_UPWARD:
+        graph[a].discard(b)
+    state, cycles = {}, []
+
+    def visit(node, stack):
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                cycles.append(" -> ".join([*stack[stack.index(nxt):], nxt]))
+            elif nxt not in state:
+                visit(nxt, [*stack, nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, cycles
+
+
+def test_importing_the_package_loads_no_plotting_or_job_plumbing():
+    code = ("import sys, sparknoise; bad = sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib' "
+            "or m.startswith(('sparknoise.jobs', 'sparknoise.report', 'sparknoise.cli'))); print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
 
 
 def test_no_connect_unsafe_api_in_the_package():

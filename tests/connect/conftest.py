@@ -21,7 +21,7 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 def spark():
     from pyspark.sql import SparkSession
 
-    from sparknoise.local_spark import DELTA_CONF, DELTA_PACKAGE, IVY_CACHE, LOCAL_DELTA_CONF
+    from sparknoise.jobs.session import DELTA_CONF, DELTA_PACKAGE, IVY_CACHE, LOCAL_DELTA_CONF
 
     builder = (
         SparkSession.builder.remote("local[2]")

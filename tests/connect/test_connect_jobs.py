@@ -8,10 +8,10 @@ import re
 import cleanlab.filter as cf
 import numpy as np
 
-from sparknoise.config import load_config
-from sparknoise.detect_job import run_detect
-from sparknoise.report_job import run_report
-from sparknoise.synthetic import noisy_probabilities
+from sparknoise.jobs.config import load_config
+from sparknoise.jobs.detect import run_detect
+from sparknoise.jobs.report import run_report
+from sparknoise.noise.synthetic import noisy_probabilities
 
 
 def test_detect_and_report_jobs_on_connect(spark, tmp_path):

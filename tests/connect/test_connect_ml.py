@@ -7,7 +7,7 @@ from ml_data import classification, to_spark
 from pyspark.ml.classification import LogisticRegression
 
 import sparknoise as sn
-from sparknoise.clean_learning import CleanLearningModel
+from sparknoise.ml.clean_learning import CleanLearningModel
 
 
 def test_cross_val_and_clean_learning_on_connect(spark, tmp_path):

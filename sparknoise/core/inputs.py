@@ -1,0 +1,172 @@
+"""Normalise a user DataFrame into sparknoise's working columns (no Spark job runs here).
+
+The working columns are a label *index* (int, position of the label in ``classes``) and the
+probabilities as ``array<double>``. Every other column is carried along untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from sparknoise.errors import InputError
+
+LABEL_INDEX = "__sn_label"
+PROBS = "__sn_probs"
+# Column-metadata key under which cross_val_predict_proba records the class values of its
+# probability column, so find_label_issues maps indices back to label values without being told.
+METADATA_KEY = "sparknoise"
+
+# Label-index codes for the values that cannot be mapped (the validation pass counts them).
+NOT_A_CLASS = -1  # not in `classes`, or an integer outside 0..K-1 / negative
+NOT_INTEGRAL = -2  # a float label like 1.5 with classes=None
+NAN_LABEL = -3
+
+OUTPUT_COLUMNS = ("label_quality", "predicted_label", "is_label_issue", "issue_rank", "sample_weight")
+
+_NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType)
+_INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
+
+
+def classes_from_metadata(df: DataFrame, probs_col: str) -> tuple | None:
+    """The class values recorded by cross_val_predict_proba on a probability column, if any."""
+    meta = df.schema[probs_col].metadata or {}
+    classes = meta.get(METADATA_KEY, {}).get("classes")
+    return tuple(classes) if classes is not None else None
+
+
+@dataclass(frozen=True)
+class PreparedInput:
+    """A DataFrame with the working columns added, and what is known about it before any job runs."""
+
+    df: DataFrame
+    label_col: str
+    probs_col: str
+    id_col: str
+    label_type: T.DataType
+    id_type: T.DataType
+    classes: tuple[Any, ...] | None  # None: labels are the integers 0..K-1, K read from the data
+
+
+def _field(df: DataFrame, name: str, role: str) -> T.StructField:
+    fields = {f.name: f for f in df.schema.fields}
+    if name not in fields:
+        raise InputError(
+            f"{role} column '{name}' is not in the input; available columns: {sorted(fields)}. "
+            f"Pass the right name as {role}_col=...",
+            column=name,
+        )
+    return fields[name]
+
+
+def _is_vector(dtype: T.DataType) -> bool:
+    return dtype.typeName() == "vector" or type(dtype).__name__ == "VectorUDT"
+
+
+def probs_as_double_array(field: T.StructField) -> Column:
+    """The probability column as array<double>, from array<float|double|...> or an ML vector."""
+    dtype = field.dataType
+    if isinstance(dtype, T.ArrayType) and isinstance(dtype.elementType, _NUMERIC):
+        return F.col(field.name).cast(T.ArrayType(T.DoubleType()))
+    if _is_vector(dtype):
+        from pyspark.ml.functions import vector_to_array
+
+        return vector_to_array(F.col(field.name), "float64")
+    raise InputError(
+        f"probability column '{field.name}' has type {dtype.simpleString()}; expected "
+        "array<double>, array<float> or a Spark ML vector (such as a classifier's 'probability'). "
+        "Convert it, or point probs_col at the right column.",
+        column=field.name,
+    )
+
+
+def _label_index(field: T.StructField, classes: Sequence[Any] | None) -> Column:
+    label = F.col(field.name)
+    dtype = field.dataType
+    if classes is not None:
+        values = F.array(*[F.lit(c).cast(dtype) for c in classes])
+        index = F.array_position(values, label).cast("int") - 1
+        if isinstance(dtype, (T.FloatType, T.DoubleType)):
+            index = F.when(F.isnan(label), F.lit(NAN_LABEL)).otherwise(index)
+        return F.when(label.isNull(), F.lit(None).cast("int")).otherwise(index)
+    if isinstance(dtype, _INTEGRAL):
+        in_range = (label >= 0) & (label <= F.lit(2**31 - 1))
+        return F.when(in_range, label.cast("int")).otherwise(F.lit(NOT_A_CLASS))
+    if isinstance(dtype, (T.FloatType, T.DoubleType, T.DecimalType)):
+        as_double = label.cast("double")
+        nan = F.isnan(as_double) if not isinstance(dtype, T.DecimalType) else F.lit(False)
+        integral = as_double == F.floor(as_double)
+        in_range = (as_double >= 0) & (as_double <= F.lit(float(2**31 - 1)))
+        return (
+            F.when(label.isNull(), F.lit(None).cast("int"))
+            .when(nan, F.lit(NAN_LABEL))
+            .when(~integral, F.lit(NOT_INTEGRAL))
+            .when(in_range, as_double.cast("int"))
+            .otherwise(F.lit(NOT_A_CLASS))
+        )
+    raise InputError(
+        f"label column '{field.name}' has type {dtype.simpleString()}; without `classes` labels must "
+        "be the integers 0..K-1 (any integer type, or integral floats). For string or other labels "
+        "pass classes=[...] listing the label value of each probability index.",
+        column=field.name,
+    )
+
+
+def prepare_input(
+    df: DataFrame,
+    *,
+    label_col: str,
+    probs_col: str,
+    id_col: str,
+    classes: Sequence[Any] | None = None,
+    check_output_columns: bool = True,
+) -> PreparedInput:
+    """Check names and types and add the working columns; raises :class:`InputError`."""
+    label_field = _field(df, label_col, "label")
+    probs_field = _field(df, probs_col, "probs")
+    id_field = _field(df, id_col, "id")
+    if not isinstance(id_field.dataType, (*_INTEGRAL, T.StringType)):
+        raise InputError(
+            f"id column '{id_col}' has type {id_field.dataType.simpleString()}; ids must be an "
+            "integer or string column (they break ties and join results back). Cast it, or add one "
+            "with a stable unique value per row.",
+            column=id_col,
+        )
+    if classes is not None:
+        classes = tuple(classes)
+        if len(set(classes)) != len(classes):
+            raise InputError(f"classes {list(classes)} has repeated values; list each label value once.")
+        if len(classes) < 2:
+            raise InputError(
+                f"classes {list(classes)} has fewer than 2 classes; Confident Learning needs at least 2.",
+                column=label_col,
+            )
+    if check_output_columns:
+        clash = [c for c in OUTPUT_COLUMNS if c in df.columns]
+        if clash:
+            raise InputError(
+                f"the input already has result column(s) {clash}; drop or rename them before "
+                "finding label issues (for example df.drop(*cols)).",
+                column=clash[0],
+            )
+    prepared = df.withColumn(LABEL_INDEX, _label_index(label_field, classes)).withColumn(
+        PROBS, probs_as_double_array(probs_field)
+    )
+    return PreparedInput(
+        df=prepared,
+        label_col=label_col,
+        probs_col=probs_col,
+        id_col=id_col,
+        label_type=label_field.dataType,
+        id_type=id_field.dataType,
+        classes=classes,
+    )
+
+
+def drop_working_columns(df: DataFrame) -> DataFrame:
+    """The DataFrame without sparknoise's working columns."""
+    return df.drop(*[c for c in df.columns if c.startswith("__sn_")])

@@ -1,0 +1,302 @@
+"""find_label_issues and label_quality_scores: Confident Learning on a DataFrame.
+
+validate + pass 1 (class counts, thresholds) -> pass 2 (confident joint) -> driver KxK maths
+-> selection (per-cell cutoffs) -> lazy row map (flags, quality, predicted label, weight, rank).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Sequence
+
+import numpy as np
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from sparknoise.core import row_expressions, selection
+from sparknoise.core.confident_joint import calibrate_confident_joint, clip_diagonal, count_confident_joint
+from sparknoise.core.estimates import confident_thresholds, estimate_latent, prune_count_matrix
+from sparknoise.core.flags import FILTERS, LOW_SCORE_FILTERS, PRUNE_FILTERS, FlagRule, quality_udf
+from sparknoise.core.inputs import LABEL_INDEX, PROBS, classes_from_metadata, drop_working_columns, prepare_input
+from sparknoise.core.kernels import QUALITY_METHODS
+from sparknoise.core.ranking import RANK_BUCKETS, bucket_offsets, rank_bucket, with_issue_rank
+from sparknoise.core.result import LabelIssuesResult
+from sparknoise.core.row_map import annotate
+from sparknoise.core.validation import InputProfile, num_classes_of, profile_input
+from sparknoise.core.weights import POLICIES
+from sparknoise.errors import ConfigError
+
+log = logging.getLogger("sparknoise")
+
+
+def _check_options(
+    filter_by: str,
+    rank_by: str,
+    frac_noise: float,
+    num_to_remove_per_class: Any,
+    min_examples_per_class: int,
+    weights: str,
+) -> None:
+    if filter_by not in FILTERS:
+        raise ConfigError(f"filter_by={filter_by!r} is unknown; use one of {list(FILTERS)}.")
+    if rank_by not in QUALITY_METHODS:
+        raise ConfigError(f"rank_by={rank_by!r} is unknown; use one of {list(QUALITY_METHODS)}.")
+    if weights not in POLICIES:
+        raise ConfigError(f"weights={weights!r} is unknown; use one of {list(POLICIES)}.")
+    if not 0.0 <= float(frac_noise) <= 1.0:
+        raise ConfigError(f"frac_noise={frac_noise!r} must be within [0, 1].")
+    if int(min_examples_per_class) < 0:
+        raise ConfigError(f"min_examples_per_class={min_examples_per_class!r} must be >= 0.")
+    if num_to_remove_per_class is not None and filter_by not in PRUNE_FILTERS:
+        raise ConfigError(
+            f"num_to_remove_per_class is only supported with filter_by in {list(PRUNE_FILTERS)}, "
+            f"not {filter_by!r} (as in cleanlab)."
+        )
+    if frac_noise != 1.0 and filter_by not in PRUNE_FILTERS:
+        log.warning("frac_noise is ignored by filter_by=%r (only the prune methods use it)", filter_by)
+
+
+def _histogram_plan(filter_by: str, K: int) -> selection.HistogramPlan | None:
+    """Histogram every cell the filter could select from during pass 1, when there are few cells."""
+    if K < 2 or filter_by not in (*PRUNE_FILTERS, *LOW_SCORE_FILTERS):
+        return None
+    universe = _universe(filter_by, K)
+    if not selection.fusable(universe):
+        return None
+    return selection.HistogramPlan(
+        problems=tuple(universe), n_buckets=selection.buckets_for(sum(p.n_cells for p in universe))
+    )
+
+
+def _universe(filter_by: str, K: int) -> list[selection.SelectionProblem]:
+    """The filter's selection problems with every cell active (cell layout only; quotas unknown)."""
+    ones = np.ones(K, dtype=np.int64)
+    if filter_by in LOW_SCORE_FILTERS:
+        return [selection.global_score_problem(1, 2, filter_by[len("low_") :])]
+    problems = []
+    if filter_by in ("prune_by_class", "both"):
+        problems.append(selection.class_problem(ones, ones * 2))
+    if filter_by in ("prune_by_noise_rate", "both"):
+        problems.append(selection.noise_rate_problem(np.ones((K, K)), ones * 2, ones.astype(bool)))
+    return problems
+
+
+def _selections(
+    filter_by: str,
+    profile: InputProfile,
+    calibrated: np.ndarray,
+    num_label_issues: int,
+    *,
+    min_examples_per_class: int,
+    frac_noise: float,
+    num_to_remove_per_class: Any,
+) -> list[selection.SelectionProblem]:
+    counts = profile.label_counts
+    if filter_by in LOW_SCORE_FILTERS:
+        method = filter_by[len("low_") :]
+        return [selection.global_score_problem(num_label_issues, profile.n_rows, method)]
+    if filter_by not in PRUNE_FILTERS:
+        return []
+    pcm = prune_count_matrix(
+        calibrated,
+        counts,
+        min_examples_per_class=min_examples_per_class,
+        frac_noise=frac_noise,
+        num_to_remove_per_class=num_to_remove_per_class,
+    )
+    # cleanlab skips a class with c_k <= min_examples_per_class, and never writes back the mask of
+    # a one-row class.
+    eligible = (counts > min_examples_per_class) & (counts > 1)
+    skipped = np.flatnonzero((counts > 0) & ~eligible)
+    if skipped.size:
+        log.warning(
+            "classes %s have too few rows (<= min_examples_per_class=%d) and are never flagged by %s",
+            [profile.classes[k] for k in skipped[:20]],
+            min_examples_per_class,
+            filter_by,
+        )
+    problems = []
+    if filter_by in ("prune_by_class", "both"):
+        quotas = np.where(eligible, np.maximum(counts - np.diagonal(pcm), 0), 0)
+        problems.append(selection.class_problem(quotas, counts))
+    if filter_by in ("prune_by_noise_rate", "both"):
+        problems.append(selection.noise_rate_problem(pcm, counts, eligible))
+    return problems
+
+
+def find_label_issues(
+    df: DataFrame,
+    label_col: str = "label",
+    probs_col: str = "pred_probs",
+    id_col: str = "id",
+    classes: Sequence[Any] | None = None,
+    filter_by: str = "prune_by_noise_rate",
+    rank_by: str = "self_confidence",
+    frac_noise: float = 1.0,
+    num_to_remove_per_class: int | Sequence[int] | None = None,
+    min_examples_per_class: int = 1,
+    weights: str = "cleanlab",
+    *,
+    downweight: float = 0.1,
+    check_unique_ids: bool = True,
+) -> LabelIssuesResult:
+    """Find the rows whose given label is most likely wrong, exactly as cleanlab 2.9.0 does.
+
+    Args:
+        df: one row per example, with a label, out-of-fold predicted probabilities and a unique id.
+        label_col: the given (possibly noisy) label.
+        probs_col: out-of-fold probabilities: ``array<double>``, ``array<float>`` or an ML vector.
+        id_col: unique integer or string id; breaks exact ties (cleanlab's are arbitrary).
+        classes: the label value of each probability index; None: the classes recorded by
+            :func:`cross_val_predict_proba` on ``probs_col``, else labels are ints 0..K-1.
+        filter_by: prune_by_noise_rate | prune_by_class | both | confident_learning |
+            predicted_neq_given | low_normalized_margin | low_self_confidence.
+        rank_by: the ``label_quality`` score and issue order: self_confidence |
+            normalized_margin | confidence_weighted_entropy.
+        frac_noise, num_to_remove_per_class, min_examples_per_class: as in cleanlab (prune methods).
+        weights: sample_weight policy: prune | downweight | quality | cleanlab.
+        downweight: the weight of a flagged row under ``weights="downweight"``.
+        check_unique_ids: verify ids are unique (one extra aggregation over the ids).
+
+    Returns:
+        a :class:`LabelIssuesResult`; the KxK estimates are computed now (a few scans of ``df``),
+        ``rows`` is a lazy DataFrame with every input row plus ``label_quality``,
+        ``predicted_label``, ``is_label_issue``, ``issue_rank`` and ``sample_weight``.
+
+    Raises:
+        InputError: bad input (missing column, null, out-of-range probability, unknown label,
+            duplicate id; the message names the column); ConfigError: bad options.
+    """
+    _check_options(filter_by, rank_by, frac_noise, num_to_remove_per_class, min_examples_per_class, weights)
+    if classes is None and probs_col in df.columns:
+        classes = classes_from_metadata(df, probs_col)  # recorded by cross_val_predict_proba
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    clock = [started]
+
+    def lap(stage: str) -> None:
+        now = time.perf_counter()
+        timings[stage] = round(now - clock[0], 3)
+        clock[0] = now
+    prepared = prepare_input(df, label_col=label_col, probs_col=probs_col, id_col=id_col, classes=classes)
+    K = num_classes_of(prepared)
+    histogram = _histogram_plan(filter_by, K)
+    profile = profile_input(prepared, check_unique_ids=check_unique_ids, histogram=histogram, num_classes=K)
+    lap("validate_and_class_stats")
+    thresholds = confident_thresholds(profile.label_counts, profile.self_confidence_sums)
+
+    counts = count_confident_joint(prepared, thresholds, K)
+    lap("confident_joint")
+    calibrated = calibrate_confident_joint(clip_diagonal(counts.confident_joint), profile.label_counts)
+    latent = estimate_latent(calibrated, profile.label_counts)
+
+    source = prepared.df.select(LABEL_INDEX, PROBS, id_col)
+    problems = _selections(
+        filter_by,
+        profile,
+        calibrated,
+        counts.num_label_issues,
+        min_examples_per_class=int(min_examples_per_class),
+        frac_noise=float(frac_noise),
+        num_to_remove_per_class=num_to_remove_per_class,
+    )
+    histograms = histogram.split(profile.histogram_entries) if histogram is not None else [None] * len(problems)
+    chosen = [
+        (p, selection.find_cutoffs(source, p, num_classes=K, id_type=prepared.id_type, histogram=h))
+        for p, h in zip(problems, histograms)
+    ]
+    lap("selection")
+    rule = FlagRule(filter_by=filter_by, num_classes=K, thresholds=thresholds, selections=chosen)
+    annotated = annotate(
+        prepared, rule, rank_by, profile.classes,
+        weights=weights, noise_matrix=latent.noise_matrix, downweight=downweight,
+    )
+
+    bucket_counts = (
+        annotated.flagged.groupBy(rank_bucket(F.col("label_quality")).alias("b"), F.col(LABEL_INDEX).alias("y"))
+        .count()
+        .collect()
+    )  # <= RANK_BUCKETS x K summary rows
+    per_bucket: dict[int, int] = {}
+    per_class = np.zeros(K, dtype=np.int64)
+    for r in bucket_counts:
+        per_bucket[r["b"]] = per_bucket.get(r["b"], 0) + r["count"]
+        per_class[r["y"]] += r["count"]
+    lap("flag_counts")
+    rows = with_issue_rank(
+        annotated.rows,
+        annotated.flagged,
+        flag_col="is_label_issue",
+        score_col="label_quality",
+        id_col=id_col,
+        offsets=bucket_offsets(per_bucket, RANK_BUCKETS),
+    )
+    result = LabelIssuesResult(
+        rows=drop_working_columns(rows),
+        classes=profile.classes,
+        label_counts=profile.label_counts,
+        thresholds=thresholds,
+        confident_joint=calibrated,
+        joint=latent.joint,
+        noise_matrix=latent.noise_matrix,
+        inverse_noise_matrix=latent.inverse_noise_matrix,
+        prior=latent.prior,
+        num_label_issues=counts.num_label_issues,
+        num_flagged=int(per_class.sum()),
+        flagged_per_class=per_class,
+        n_rows=profile.n_rows,
+        filter_by=filter_by,
+        rank_by=rank_by,
+        options={
+            "label_col": label_col,
+            "probs_col": probs_col,
+            "id_col": id_col,
+            "frac_noise": frac_noise,
+            "num_to_remove_per_class": num_to_remove_per_class,
+            "min_examples_per_class": min_examples_per_class,
+            "weights": weights,
+        },
+        timings=timings,
+    )
+    log.info(
+        "find_label_issues(%s): %d of %d rows flagged, %d classes, in %.1fs",
+        filter_by,
+        result.num_flagged,
+        profile.n_rows,
+        K,
+        time.perf_counter() - started,
+    )
+    return result
+
+
+def label_quality_scores(
+    df: DataFrame,
+    label_col: str = "label",
+    probs_col: str = "pred_probs",
+    method: str = "self_confidence",
+    classes: Sequence[Any] | None = None,
+    id_col: str | None = None,
+) -> DataFrame:
+    """Add ``label_quality`` (cleanlab's ``get_label_quality_scores``; lower = more suspicious).
+
+    Runs one validation pass (labels, probabilities) and returns a lazy DataFrame with every input
+    column plus ``label_quality``.
+    """
+    if method not in QUALITY_METHODS:
+        raise ConfigError(f"method={method!r} is unknown; use one of {list(QUALITY_METHODS)}.")
+    tmp_id = None
+    if id_col is None:
+        tmp_id = "__sn_tmp_id"
+        df = df.withColumn(tmp_id, F.lit(0).cast("long"))
+    prepared = prepare_input(
+        df, label_col=label_col, probs_col=probs_col, id_col=id_col or tmp_id, classes=classes
+    )
+    profile = profile_input(prepared, check_unique_ids=False)
+    K = profile.num_classes
+    if K <= row_expressions.ROW_MAP_NATIVE_MAX_CLASSES and method in row_expressions.NATIVE_QUALITY_METHODS:
+        score = row_expressions.quality_score(F.col(PROBS), F.col(LABEL_INDEX), method, K)
+    else:
+        score = quality_udf(K, method)(F.col(LABEL_INDEX), F.col(PROBS))
+    out = prepared.df.withColumn("label_quality", score)
+    return drop_working_columns(out)

@@ -1,0 +1,137 @@
+"""The row map: every row's label_quality, predicted_label, is_label_issue and sample_weight.
+
+Everything N-sized was reduced to broadcast state (thresholds, cutoffs) before this step, so the
+annotation is a pure per-row map on the executors, with no shuffle. It runs in two forms:
+
+* ``rows``: every row, annotated;
+* ``flagged``: only the flagged rows, annotated (the flag counts and the issue rank need these).
+
+With a native score (self_confidence, normalized_margin) only the flag of the prune methods needs
+Python, and only for rows the safeguard does not keep: a row whose given label
+(nudged up by 1e-6) is its argmax is never flagged, and that test, the score and the prediction are
+native expressions. ``flagged`` filters those rows out in the JVM before the Arrow UDF, and
+``rows`` sends the UDF a null probability row for them, so most rows never cross into Python.
+For the entropy score and the low_* filters one Arrow UDF computes the whole annotation, as the
+kernels do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from sparknoise.core import row_expressions
+from sparknoise.core.constants import CONFIDENT_SLACK
+from sparknoise.core.flags import LOW_SCORE_FILTERS, FlagRule, annotate_udf, flag_udf
+from sparknoise.core.inputs import LABEL_INDEX, PROBS, PreparedInput
+from sparknoise.core.weights import sample_weight
+
+_ANNOTATION = "__sn_annotation"
+
+
+@dataclass(frozen=True)
+class Annotated:
+    """The annotated rows (lazy): all of them, and the flagged ones alone."""
+
+    rows: DataFrame
+    flagged: DataFrame
+
+
+@dataclass(frozen=True)
+class _Weights:
+    policy: str
+    noise_matrix: np.ndarray
+    downweight: float
+
+
+def uses_native_row_map(rule: FlagRule, rank_by: str) -> bool:
+    """Whether the score, prediction and safeguard are native expressions for this run."""
+    return (
+        rule.num_classes <= row_expressions.ROW_MAP_NATIVE_MAX_CLASSES
+        and rank_by in row_expressions.NATIVE_QUALITY_METHODS
+        and rule.filter_by not in LOW_SCORE_FILTERS
+    )
+
+
+def annotate(
+    prepared: PreparedInput,
+    rule: FlagRule,
+    rank_by: str,
+    classes: tuple,
+    *,
+    weights: str,
+    noise_matrix: np.ndarray,
+    downweight: float,
+) -> Annotated:
+    """Annotate every row (see the module docstring for which parts run where)."""
+    policy = _Weights(weights, noise_matrix, downweight)
+    if not uses_native_row_map(rule, rank_by):
+        rows = _annotate_in_python(prepared, rule, rank_by, classes, policy)
+        return Annotated(rows=rows, flagged=rows.filter(F.col("is_label_issue")))
+    K = rule.num_classes
+    probs, label, ident = F.col(PROBS), F.col(LABEL_INDEX), F.col(prepared.id_col)
+    kept_by_safeguard = row_expressions.keep_out(probs, label, K)
+    score = row_expressions.quality_score(probs, label, rank_by, K)
+    predicted = row_expressions.argmax_first(probs)
+
+    def finish(df: DataFrame, flag: Column) -> DataFrame:
+        out = (
+            df.withColumn("label_quality", score)
+            .withColumn("predicted_label", _predicted_label(prepared, classes, predicted))
+            .withColumn("is_label_issue", flag)
+        )
+        return _with_weight(out, policy)
+
+    if rule.filter_by in ("confident_learning", "predicted_neq_given"):
+        if rule.filter_by == "confident_learning":
+            guess = row_expressions.guessed_true_label(probs, np.asarray(rule.thresholds) - CONFIDENT_SLACK)
+            disagrees = (guess >= F.lit(0)) & (guess != label)
+        else:
+            disagrees = predicted != label
+        rows = finish(prepared.df, disagrees & ~kept_by_safeguard)
+        return Annotated(rows=rows, flagged=rows.filter(F.col("is_label_issue")))
+
+    flag = flag_udf(rule)  # the prune methods: per-cell cutoffs, in Python
+    rows = finish(prepared.df, flag(label, F.when(~kept_by_safeguard, probs), ident))
+    candidates = prepared.df.filter(~kept_by_safeguard)
+    flagged = finish(candidates, flag(label, probs, ident)).filter(F.col("is_label_issue"))
+    return Annotated(rows=rows, flagged=flagged)
+
+
+def _predicted_label(prepared: PreparedInput, classes: tuple, index: Column) -> Column:
+    if prepared.classes is None:
+        return index.cast(prepared.label_type)
+    values = F.array(*[F.lit(c).cast(prepared.label_type) for c in classes])
+    return F.element_at(values, index + 1)
+
+
+def _with_weight(df: DataFrame, policy: _Weights) -> DataFrame:
+    return df.withColumn(
+        "sample_weight",
+        sample_weight(
+            policy.policy,
+            flag=F.col("is_label_issue"),
+            label_index=F.col(LABEL_INDEX),
+            label_quality=F.col("label_quality"),
+            noise_matrix=policy.noise_matrix,
+            downweight=policy.downweight,
+        ),
+    )
+
+
+def _annotate_in_python(
+    prepared: PreparedInput, rule: FlagRule, rank_by: str, classes: tuple, policy: _Weights
+) -> DataFrame:
+    udf = annotate_udf(rule, rank_by)
+    a = F.col(_ANNOTATION)
+    out = (
+        prepared.df.withColumn(_ANNOTATION, udf(F.col(LABEL_INDEX), F.col(PROBS), F.col(prepared.id_col)))
+        .withColumn("label_quality", a["label_quality"])
+        .withColumn("predicted_label", _predicted_label(prepared, classes, a["predicted_index"]))
+        .withColumn("is_label_issue", a["is_label_issue"])
+    )
+    return _with_weight(out, policy).drop(_ANNOTATION)
+

@@ -1,0 +1,204 @@
+"""The validation pass, which is also pass 1 of Confident Learning (one scan, K-sized result).
+
+One ``mapInArrow`` scan (class_stats.py) checks every row-level input rule (nulls, NaNs, probability
+vector length and range, row sums within 1e-3, labels within the classes) and
+returns the per-class counts and exact sums of self-confidence that the thresholds need, plus,
+optionally, the histograms of the selection keys. Integer ids ride along: when the tasks read them
+as runs of consecutive ids over disjoint ranges (files written in id order), they are unique;
+otherwise (or for string or sparse ids) an aggregation over the ids finds the duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from sparknoise.core import class_stats
+from sparknoise.core.constants import ROW_SUM_TOLERANCE
+from sparknoise.core.inputs import LABEL_INDEX, NAN_LABEL, NOT_A_CLASS, NOT_INTEGRAL, PROBS, PreparedInput
+from sparknoise.core.selection import HistogramPlan
+from sparknoise.errors import InputError
+
+log = logging.getLogger("sparknoise")
+
+# integer ids ride along in pass 1: when the tasks read runs of consecutive ids over disjoint
+# ranges (tables written in id order), uniqueness is proven without the id aggregation
+_INTEGRAL_IDS = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
+
+
+@dataclass(frozen=True)
+class InputProfile:
+    """What the validation pass learned: K, the classes, per-class counts and self-confidence sums."""
+
+    n_rows: int
+    num_classes: int
+    classes: tuple
+    label_counts: np.ndarray  # (K,) int64
+    self_confidence_sums: np.ndarray  # (K,) float64, each the correctly rounded exact sum
+    histogram_entries: list = field(default_factory=list)  # (cell, bucket, count) when asked for
+
+
+def _fail(message: str, column: str) -> None:
+    raise InputError(message, column=column)
+
+
+def num_classes_of(prepared: PreparedInput) -> int:
+    """K: len(classes), else the length of the first non-null probability row (reads one row)."""
+    if prepared.classes is not None:
+        return len(prepared.classes)
+    first = prepared.df.filter(F.col(PROBS).isNotNull()).select(F.size(PROBS).alias("k")).limit(1).collect()
+    if first:
+        return int(first[0]["k"])
+    if not prepared.df.limit(1).collect():
+        _fail(f"the input is empty: no rows to check (label column '{prepared.label_col}'). Check input filters.",
+              prepared.label_col)
+    _fail(f"probability column '{prepared.probs_col}' is null in every row; compute the probabilities first.",
+          prepared.probs_col)
+    raise AssertionError("unreachable")
+
+
+def profile_input(
+    prepared: PreparedInput,
+    *,
+    check_unique_ids: bool = True,
+    histogram: HistogramPlan | None = None,
+    num_classes: int | None = None,
+    row_sum_tolerance: float = ROW_SUM_TOLERANCE,
+) -> InputProfile:
+    """Run the validation pass (pass 1); raise :class:`InputError` naming the column on the first problem.
+
+    ``histogram`` also counts the selection keys in the same scan (see selection.HistogramPlan).
+    """
+    started = time.perf_counter()
+    K = num_classes if num_classes is not None else num_classes_of(prepared)
+    ids_ride_along = check_unique_ids and isinstance(prepared.id_type, _INTEGRAL_IDS)
+    columns = [LABEL_INDEX, PROBS] + ([prepared.id_col] if ids_ride_along else [])
+    fn = class_stats.class_stats_fn(
+        K,
+        histogram=histogram.indices if histogram else None,
+        n_cells=histogram.n_cells if histogram else 0,
+        n_buckets=histogram.n_buckets if histogram else 1,
+        row_sum_tolerance=row_sum_tolerance,
+        with_ids=ids_ride_along,
+    )
+    merged = (
+        prepared.df.select(*columns)
+        .mapInArrow(fn, class_stats.SCHEMA)
+        .groupBy("kind", "a", "b")
+        .agg(F.sum("v").alias("v"))
+        .collect()
+    )  # 3K class sums + a few problem counts + a bounded histogram + one id run per task; never N-sized
+    counts = np.zeros(K, dtype=np.int64)
+    hi = np.zeros(K, dtype=object)
+    lo = np.zeros(K, dtype=object)
+    problems: dict[int, int] = {}
+    entries = []
+    id_runs: list[tuple[int, int]] = []
+    id_tasks = {class_stats.ID_RUNS: 0, class_stats.ID_UNSORTED: 0}
+    for r in merged:
+        kind, a, b, v = r["kind"], r["a"], r["b"], int(r["v"])
+        if kind == class_stats.CLASS:
+            (counts, hi, lo)[b][a] += v
+        elif kind == class_stats.PROBLEM:
+            problems[a] = problems.get(a, 0) + v
+        elif kind == class_stats.HISTOGRAM:
+            entries.append((a, b, v))
+        elif kind == class_stats.ID_RUN:
+            id_runs.append((a, b))
+        else:
+            id_tasks[kind] += v
+    _raise_for_problems(prepared, problems, K)
+    if int(counts.sum()) == 0:
+        _fail(f"the input is empty: no rows to check (label column '{prepared.label_col}'). Check input filters.",
+              prepared.label_col)
+    if K < 2:
+        _fail(f"probability column '{prepared.probs_col}' has {K} entry per row; at least 2 classes are needed.",
+              prepared.probs_col)
+    if np.count_nonzero(counts) < 2:
+        _fail(
+            f"label column '{prepared.label_col}' has a single distinct value; Confident Learning needs rows "
+            "of at least 2 classes.",
+            prepared.label_col,
+        )
+    if ids_ride_along and class_stats.ids_proven_unique(
+        id_runs, id_tasks[class_stats.ID_RUNS], id_tasks[class_stats.ID_UNSORTED]
+    ):
+        log.info("ids are unique: %d runs of consecutive ids over disjoint ranges", len(id_runs))
+    elif check_unique_ids:
+        checked = time.perf_counter()
+        _check_ids(prepared)
+        log.info("ids checked for nulls and duplicates in %.1fs", time.perf_counter() - checked)
+    sums = np.array([class_stats.exact_sum_to_float(h, l_) for h, l_ in zip(hi, lo)], dtype=np.float64)
+    classes = prepared.classes if prepared.classes is not None else tuple(range(K))
+    log.info("validated input: %d rows, %d classes, in %.1fs", int(counts.sum()), K, time.perf_counter() - started)
+    return InputProfile(
+        n_rows=int(counts.sum()),
+        num_classes=K,
+        classes=classes,
+        label_counts=counts,
+        self_confidence_sums=sums,
+        histogram_entries=entries,
+    )
+
+
+def _raise_for_problems(prepared: PreparedInput, problems: dict[int, int], K: int) -> None:
+    label, probs = prepared.label_col, prepared.probs_col
+    n = problems.get
+    if n(class_stats.NULL_LABEL):
+        _fail(f"label column '{label}' has {n(class_stats.NULL_LABEL)} null value(s); drop or fix those rows "
+              "(or label them) before finding label issues.", label)
+    if n(NAN_LABEL):
+        _fail(f"label column '{label}' has {n(NAN_LABEL)} NaN value(s); drop or fix those rows.", label)
+    if n(NOT_INTEGRAL):
+        _fail(f"label column '{label}' has {n(NOT_INTEGRAL)} non-integral value(s); without `classes`, labels "
+              "must be the integers 0..K-1. Pass classes=[...] to map other values.", label)
+    if n(NOT_A_CLASS):
+        where = (f"not in classes {list(prepared.classes)}" if prepared.classes is not None
+                 else "negative or too large to be a class index")
+        _fail(f"label column '{label}' has {n(NOT_A_CLASS)} value(s) {where}; fix those labels or pass the "
+              "full list of label values as classes=[...].", label)
+    if n(class_stats.NULL_PROBS):
+        _fail(f"probability column '{probs}' is null in {n(class_stats.NULL_PROBS)} row(s); drop or recompute "
+              "those rows.", probs)
+    if n(class_stats.WRONG_LENGTH):
+        want = f"{K} (one per class)" if prepared.classes is not None else f"{K}, the length of the first row"
+        _fail(f"probability column '{probs}' has {n(class_stats.WRONG_LENGTH)} row(s) whose length is not "
+              f"{want}. Recompute the probabilities with one entry per class.", probs)
+    if n(class_stats.LABEL_TOO_LARGE):
+        _fail(f"label column '{label}' has {n(class_stats.LABEL_TOO_LARGE)} value(s) outside 0..{K - 1} (the "
+              f"probability rows have {K} entries); fix those labels or pass classes=[...].", label)
+    if n(class_stats.NULL_ENTRY):
+        _fail(f"probability column '{probs}' has null entries inside {n(class_stats.NULL_ENTRY)} row(s); every "
+              "entry must be a number.", probs)
+    if n(class_stats.NAN_PROB):
+        _fail(f"probability column '{probs}' contains NaN in {n(class_stats.NAN_PROB)} row(s); drop or "
+              "recompute those rows.", probs)
+    if n(class_stats.NEGATIVE_PROB):
+        _fail(f"probability column '{probs}' has negative values in {n(class_stats.NEGATIVE_PROB)} row(s); "
+              "probabilities must be in [0, 1].", probs)
+    if n(class_stats.PROB_ABOVE_ONE):
+        _fail(f"probability column '{probs}' has values above 1 in {n(class_stats.PROB_ABOVE_ONE)} row(s); "
+              "probabilities must be in [0, 1].", probs)
+    if n(class_stats.ROW_SUM_OFF):
+        _fail(f"probability column '{probs}' has {n(class_stats.ROW_SUM_OFF)} row(s) whose entries do not sum "
+              f"to 1 (tolerance {ROW_SUM_TOLERANCE}); pass normalised probabilities (softmax output).", probs)
+
+
+def _check_ids(prepared: PreparedInput) -> None:
+    ident = prepared.id_col
+    bad = (
+        prepared.df.groupBy(F.col(ident)).count().filter((F.col("count") > 1) | F.col(ident).isNull()).limit(5).collect()
+    )  # at most 5 example ids
+    if any(r[ident] is None for r in bad):
+        _fail(f"id column '{ident}' has null values; every row needs a unique non-null id.", ident)
+    if bad:
+        _fail(
+            f"id column '{ident}' has duplicate values (for example {[r[ident] for r in bad]}); ids must be "
+            "unique per row. Deduplicate the input or build a unique id.",
+            ident,
+        )

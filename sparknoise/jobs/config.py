@@ -1,0 +1,301 @@
+"""Job configuration: documented defaults, a YAML file, and ``key.path=value`` overrides.
+
+The keys are a public contract: new keys may be added, existing ones are never renamed. Values given on the command
+line are parsed as YAML (``--set input.features=[a,b]`` gives a list). Unknown keys, wrong types
+and impossible combinations raise :class:`ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from typing import Any, Iterable
+
+import yaml
+
+from sparknoise.core.flags import FILTERS
+from sparknoise.core.kernels import QUALITY_METHODS
+from sparknoise.core.weights import POLICIES
+from sparknoise.errors import ConfigError
+from sparknoise.ml.estimators import ESTIMATORS
+from sparknoise.noise.injection import MODES
+from sparknoise.storage import is_path
+
+DEFAULTS: dict[str, Any] = {
+    "input": {
+        "path": None,  # a path (Delta, or Parquet) ...
+        "table": None,  # ... or a catalog table name
+        "format": "delta",  # delta | parquet, for input.path
+        "version": None,  # Delta time travel; default: the latest version, pinned for the run
+        "id_col": "id",
+        "label_col": "label",
+        "features": None,  # list of numeric columns ...
+        "features_col": None,  # ... or a vector column ...
+        "probs_col": None,  # ... or your own out-of-fold probabilities (no model is fitted)
+        "classes": None,  # label value of each probability index (default: sorted labels)
+        "where": None,  # optional SQL filter, e.g. "split = 'train'"
+        "passthrough": [],  # input columns copied into the issues table for annotators
+        "on_invalid": "error",  # rows with null/NaN labels, ids, features or probs: error | skip (counted in runs)
+    },
+    "model": {
+        "estimator": "logistic_regression",
+        "params": {},
+        "n_folds": 5,
+        "seed": 0,
+        "parallelism": 1,
+    },
+    "detection": {
+        "filter_by": "prune_by_noise_rate",
+        "rank_by": "self_confidence",
+        "frac_noise": 1.0,
+        "num_to_remove_per_class": None,
+        "min_examples_per_class": 1,
+        "weights": "cleanlab",
+        "downweight": 0.1,
+        "iterations": 1,
+        "min_new_issues": 1,
+        "scratch": None,  # Delta location for the out-of-fold probabilities and rounds; default beside output.scored
+    },
+    "output": {
+        "scored": "sparknoise-output/scored",
+        "issues": "sparknoise-output/issues",
+        "runs": "sparknoise-output/runs",
+        "mode": "replace_run",  # rows of this run id are replaced; other runs are kept
+        "noisy": "sparknoise-output/noisy",  # inject: the noisy copy of the input
+        "detection": "sparknoise-output/evaluation_detection",  # evaluate: detector precision/recall
+        "impact": "sparknoise-output/evaluation_impact",  # evaluate: test accuracy per noise rate
+        "plots": "sparknoise-output/plots",  # evaluate: a local folder for the PNG charts
+    },
+    "inject": {
+        "mode": "uniform",  # uniform | class_conditional | instance_dependent
+        "noise_rate": 0.2,
+        "noise_matrix": None,  # class_conditional: K x K, P(given=j | true=k) at [j][k]
+        "frac_zero_noise_rates": 0.0,  # class_conditional without a matrix: zero off-diagonal rates
+        "seed": 0,
+    },
+    "evaluate": {
+        "trusted_label_col": None,  # the trusted label; default: input.label_col
+        "test_where": None,  # SQL condition selecting the test split; default: a hash split by id
+        "test_fraction": 0.2,
+        "noise_rates": [0.0, 0.05, 0.1, 0.2, 0.3],
+        "noise_mode": "uniform",  # uniform | class_conditional | instance_dependent
+        "detection_noise_rate": 0.2,  # every detector is scored at this rate
+        "loss_top_fraction": None,  # top-p% log-loss detector; default: CL's estimated noise fraction
+        "self_confidence_threshold": 0.1,
+        "frac_zero_noise_rates": 0.0,  # class_conditional: fraction of zero off-diagonal noise rates
+        "seed": 0,
+        "parallelism": 2,  # rates, detectors and fits evaluated concurrently
+        "scratch": None,  # Delta location for intermediate tables; default: _sparknoise_scratch beside output.detection
+    },
+    "run": {"id": None},
+}
+
+JOBS = ("detect", "inject", "evaluate", "report")
+
+
+def _set_path(cfg: dict, dotted: str, value: Any, *, source: str) -> None:
+    keys = dotted.split(".")
+    node = cfg
+    for i, key in enumerate(keys):
+        where = ".".join(keys[: i + 1])
+        if not isinstance(node, dict) or key not in node:
+            known = sorted(node) if isinstance(node, dict) else []
+            raise ConfigError(f"unknown config key '{where}' (from {source}); known keys here: {known}")
+        if i == len(keys) - 1:
+            node[key] = value
+        elif key == "params":  # model.params is free-form
+            node[key] = {**(node[key] or {}), ".".join(keys[i + 1 :]): value}
+            return
+        else:
+            node = node[key]
+
+
+def _merge(cfg: dict, layer: dict, prefix: str, source: str) -> None:
+    for key, value in (layer or {}).items():
+        dotted = f"{prefix}{key}"
+        if key not in cfg:
+            raise ConfigError(f"unknown config key '{dotted}' (from {source}); known keys here: {sorted(cfg)}")
+        if isinstance(cfg[key], dict) and dotted != "model.params":
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key '{dotted}' (from {source}) must be a mapping")
+            _merge(cfg[key], value, f"{dotted}.", source)
+        else:
+            cfg[key] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``key.path=value`` -> (key.path, YAML-parsed value)."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like key.path=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override '{key}': value {raw!r} is not valid YAML ({e})") from None
+    return key.strip(), value
+
+
+def load_config(path: str | None = None, overrides: Iterable[str] = (), job: str = "detect") -> dict:
+    """Defaults, then the YAML file, then the overrides; validated for ``job`` (detect | inject | evaluate | report)."""
+    cfg = copy.deepcopy(DEFAULTS)
+    if path:
+        try:
+            with open(path) as f:
+                layer = yaml.safe_load(f) or {}
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+        if not isinstance(layer, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of sections (input, model, ...)")
+        _merge(cfg, layer, "", path)
+    for text in overrides:
+        key, value = parse_override(text)
+        _set_path(cfg, key, value, source="command line")
+    validate(cfg, job)
+    return cfg
+
+
+def validate(cfg: dict, job: str = "detect") -> None:
+    """Raise ConfigError on impossible or missing settings for ``job``."""
+    if job not in JOBS:
+        raise ConfigError(f"unknown job {job!r}; one of {list(JOBS)}")
+    if job == "report":  # reads a detect run's outputs; the input is not needed
+        for name in ("scored", "issues", "runs"):
+            if not cfg["output"][name] or not isinstance(cfg["output"][name], str):
+                raise ConfigError(f"'output.{name}' must be a path or a table name (the detect run's {name} table)")
+            if not is_path(cfg["output"][name]):
+                check_table_name(f"output.{name}", cfg["output"][name])
+        return
+    inp = cfg["input"]
+    if bool(inp["path"]) == bool(inp["table"]):
+        raise ConfigError("set exactly one of 'input.path' and 'input.table'")
+    if inp["table"]:
+        check_table_name("input.table", inp["table"])
+    if inp["on_invalid"] not in ("error", "skip"):
+        raise ConfigError(f"'input.on_invalid' must be error or skip, not {inp['on_invalid']!r}")
+    if inp["format"] not in ("delta", "parquet"):
+        raise ConfigError(f"'input.format' must be delta or parquet, not {inp['format']!r}")
+    if job == "inject":
+        _validate_inject(cfg)
+    elif job == "evaluate":
+        _validate_evaluate(cfg)
+    else:
+        _validate_detect(cfg)
+
+
+_IDENTIFIER = re.compile(r"^(?:[A-Za-z0-9_]+|`(?:[^`]|``)+`)$")
+
+
+def check_table_name(key: str, name: str) -> None:
+    """A catalog table name: one to three dot-separated identifiers (letters, digits, _ or `quoted`)."""
+    parts = re.findall(r"`(?:[^`]|``)+`|[^.]+", name) if isinstance(name, str) else []
+    if not 1 <= len(parts) <= 3 or ".".join(parts) != name or not all(_IDENTIFIER.match(p) for p in parts):
+        raise ConfigError(
+            f"'{key}' {name!r} is neither a path (it has no '/') nor a valid table name "
+            "([catalog.][schema.]table of letters, digits and _, or `quoted` parts)"
+        )
+
+
+def _check_outputs(cfg: dict, names: tuple[str, ...]) -> None:
+    out = cfg["output"]
+    here = cfg["input"]["path"] or cfg["input"]["table"]
+    for name in names:
+        if not out[name] or not isinstance(out[name], str):
+            raise ConfigError(f"'output.{name}' must be a path or a table name")
+        if not is_path(out[name]):
+            check_table_name(f"output.{name}", out[name])
+        if _same_location(out[name], here):
+            raise ConfigError(f"'output.{name}' is the input location {here!r}; the input is never written")
+    if len({_normal(out[n]) for n in names}) != len(names):
+        raise ConfigError(f"{', '.join(repr('output.' + n) for n in names)} must be different locations")
+
+
+def _validate_inject(cfg: dict) -> None:
+
+    inj = cfg["inject"]
+    if inj["mode"] not in MODES:
+        raise ConfigError(f"'inject.mode' {inj['mode']!r} is unknown; use one of {list(MODES)}")
+    if inj["mode"] == "instance_dependent" and not (cfg["input"]["features"] or cfg["input"]["features_col"]
+                                                    or cfg["input"]["probs_col"]):
+        raise ConfigError("'inject.mode' instance_dependent needs 'input.features', 'input.features_col' or "
+                          "'input.probs_col' (how confusable each row is)")
+    _check_outputs(cfg, ("noisy", "runs"))
+
+
+def _validate_evaluate(cfg: dict) -> None:
+
+    inp, ev = cfg["input"], cfg["evaluate"]
+    if inp["probs_col"] or not (inp["features"] or inp["features_col"]):
+        raise ConfigError("evaluate trains models: set 'input.features' (numeric columns) or 'input.features_col' "
+                          "(a vector column), not 'input.probs_col'")
+    if cfg["model"]["estimator"] not in ESTIMATORS:
+        raise ConfigError(f"'model.estimator' {cfg['model']['estimator']!r} is unknown; use one of {sorted(ESTIMATORS)}")
+    rates = ev["noise_rates"]
+    if not isinstance(rates, list) or not rates or not all(
+            isinstance(r, (int, float)) and not isinstance(r, bool) and 0 <= r < 1 for r in rates):
+        raise ConfigError("'evaluate.noise_rates' must be a non-empty list of rates in [0, 1)")
+    rate = ev["detection_noise_rate"]
+    if not isinstance(rate, (int, float)) or not 0 < rate < 1:
+        raise ConfigError("'evaluate.detection_noise_rate' must be a rate in (0, 1)")
+    if ev["noise_mode"] not in MODES:
+        raise ConfigError(f"'evaluate.noise_mode' {ev['noise_mode']!r} is unknown; use one of {list(MODES)}")
+    if ev["test_where"] is None and not 0 < ev["test_fraction"] < 1:
+        raise ConfigError("'evaluate.test_fraction' must be in (0, 1) (or set 'evaluate.test_where')")
+    top = ev["loss_top_fraction"]
+    if top is not None and not 0 < top < 1:
+        raise ConfigError("'evaluate.loss_top_fraction' must be in (0, 1) or null")
+    _check_outputs(cfg, ("detection", "impact", "runs"))
+
+
+def _validate_detect(cfg: dict) -> None:
+
+    inp, model, det, out = cfg["input"], cfg["model"], cfg["detection"], cfg["output"]
+    sources = [k for k in ("features", "features_col", "probs_col") if inp[k]]
+    if len(sources) != 1:
+        raise ConfigError(
+            "set exactly one of 'input.features' (numeric columns), 'input.features_col' (a vector column) "
+            f"and 'input.probs_col' (your out-of-fold probabilities); got {sources or 'none'}"
+        )
+    if inp["features"] is not None and not (isinstance(inp["features"], list) and inp["features"]):
+        raise ConfigError("'input.features' must be a non-empty list of column names")
+    if not inp["probs_col"] and model["estimator"] not in ESTIMATORS:
+        raise ConfigError(f"'model.estimator' {model['estimator']!r} is unknown; use one of {sorted(ESTIMATORS)}")
+    if not isinstance(model["params"], dict):
+        raise ConfigError("'model.params' must be a mapping of estimator parameters")
+    for key, low in (("n_folds", 2), ("parallelism", 1)):
+        if not isinstance(model[key], int) or model[key] < low:
+            raise ConfigError(f"'model.{key}' must be an integer >= {low}")
+    if det["filter_by"] not in FILTERS:
+        raise ConfigError(f"'detection.filter_by' {det['filter_by']!r} is unknown; use one of {list(FILTERS)}")
+    if det["rank_by"] not in QUALITY_METHODS:
+        raise ConfigError(f"'detection.rank_by' {det['rank_by']!r} is unknown; use one of {list(QUALITY_METHODS)}")
+    if det["weights"] not in POLICIES:
+        raise ConfigError(f"'detection.weights' {det['weights']!r} is unknown; use one of {list(POLICIES)}")
+    if not isinstance(det["iterations"], int) or det["iterations"] < 1:
+        raise ConfigError("'detection.iterations' must be an integer >= 1")
+    if det["iterations"] > 1 and inp["probs_col"]:
+        raise ConfigError("'detection.iterations' > 1 needs a model (input.features or input.features_col)")
+    if out["mode"] != "replace_run":
+        raise ConfigError("'output.mode' supports 'replace_run' (rows of the same run id are replaced)")
+    _check_outputs(cfg, ("scored", "issues", "runs"))
+
+
+def _normal(location: str) -> str:
+    import os
+
+    return os.path.abspath(location) if is_path(location) else location.lower()
+
+
+def _same_location(a: str, b: str) -> bool:
+    return _normal(a) == _normal(b)
+
+
+def config_hash(cfg: dict) -> str:
+    """SHA-256 of the canonical JSON of the configuration."""
+    return hashlib.sha256(canonical_json(cfg).encode()).hexdigest()
+
+
+def canonical_json(cfg: dict) -> str:
+    """The configuration as sorted, compact JSON."""
+    return json.dumps(cfg, sort_keys=True, separators=(",", ":"), default=str)

@@ -1,0 +1,251 @@
+"""The detect job: read a table, get out-of-fold probabilities, find label issues, write three tables.
+
+``run_detect(spark, cfg)`` is what ``sparknoise detect``, ``jobs/detect.py`` (spark-submit) and the
+Databricks wheel task all call. Outputs (Delta tables; each row carries its run_id):
+
+* scored: every input row once + label_quality, predicted_label, is_label_issue, issue_rank,
+  sample_weight, fold (when a model ran), run_id;
+* issues: the flagged rows: run_id, id, given_label, suggested_label, label_quality, issue_rank,
+  reason, round (+ passthrough columns);
+* runs: one row per run: status, timings, input and pinned version, config and its SHA-256,
+  version, counts and the K/KxK estimates.
+
+With a model, the out-of-fold probabilities are written once to the run's scratch location
+(``detection.scratch``; removed after the run when local) so detection's passes read a table, not
+k fold models' predictions. scored and issues are written only after the whole detection succeeded; runs is written last
+(succeeded) or on failure (failed, with the error), so an interrupted run never reads as done.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from sparknoise.core.invalid_rows import screen_invalid
+from sparknoise.core.label_issues import find_label_issues
+from sparknoise.core.result import LabelIssuesResult
+from sparknoise.errors import InputError
+from sparknoise.jobs.run_log import start_record, write_run_record
+from sparknoise.jobs.tables import (
+    check_output_location,
+    filtered,
+    materialised,
+    read_input,
+    read_table,
+    remove_local_scratch,
+    scratch_location,
+    write_run_rows,
+)
+from sparknoise.ml.cross_validation import cross_val_predict_proba
+from sparknoise.ml.estimators import make_estimator
+
+log = logging.getLogger("sparknoise")
+
+def _reason(filter_by: str) -> Any:
+    text = {
+        "prune_by_noise_rate": "confident learning (prune_by_noise_rate): among the rows of its given class most "
+        "likely to belong to the suggested class",
+        "prune_by_class": "confident learning (prune_by_class): among the lowest self-confidence rows of its class",
+        "both": "confident learning (both prune_by_class and prune_by_noise_rate)",
+        "confident_learning": "confident learning: confidently counted in another class",
+        "predicted_neq_given": "the model predicts another class",
+        "low_normalized_margin": "among the lowest normalized margins",
+        "low_self_confidence": "among the lowest self-confidences",
+    }[filter_by]
+    return F.lit(text)
+
+
+def _probabilities(cfg: dict, df: DataFrame) -> tuple[DataFrame, str]:
+    inp, model = cfg["input"], cfg["model"]
+    if inp["probs_col"]:
+        return df, inp["probs_col"]
+    oof = cross_val_predict_proba(
+        df, make_estimator(model["estimator"], model["params"]), label_col=inp["label_col"],
+        features_col=inp["features_col"] or "features", id_col=inp["id_col"], n_folds=model["n_folds"],
+        seed=model["seed"], probs_col="pred_probs", parallelism=model["parallelism"],
+        features=inp["features"], classes=inp["classes"], check_invalid=False,
+    )
+    return oof, "pred_probs"
+
+
+def _materialised_probabilities(cfg: dict, df: DataFrame, scratch: str, r: int,
+                                timings: dict) -> tuple[DataFrame, str]:
+    """The round's out-of-fold probabilities, written once to the run's scratch location when a model ran.
+
+    Detection reads its input several times (validation, confident joint, selection, flags); a
+    lazy out-of-fold frame would re-run every fold model's transform over the whole input on each
+    read, so its rows are materialised first (a Delta write and read, never a cache).
+    """
+    t = time.perf_counter()
+    oof, probs = _probabilities(cfg, df)
+    if cfg["input"]["probs_col"]:
+        return oof, probs
+    timings[f"cross_validation_round_{r}"] = round(time.perf_counter() - t, 3)
+    t = time.perf_counter()
+    oof = materialised(oof, scratch, f"probabilities_round_{r}")
+    timings[f"probabilities_written_round_{r}"] = round(time.perf_counter() - t, 3)
+    return oof, probs
+
+
+def _detect(cfg: dict, df: DataFrame, probs_col: str) -> LabelIssuesResult:
+    inp, det = cfg["input"], cfg["detection"]
+    return find_label_issues(
+        df, label_col=inp["label_col"], probs_col=probs_col, id_col=inp["id_col"], classes=inp["classes"],
+        filter_by=det["filter_by"], rank_by=det["rank_by"], frac_noise=det["frac_noise"],
+        num_to_remove_per_class=det["num_to_remove_per_class"],
+        min_examples_per_class=det["min_examples_per_class"], weights=det["weights"], downweight=det["downweight"],
+    )
+
+
+def run_detect(spark: SparkSession, cfg: dict) -> dict:
+    """Run the detect job; returns the runs-table row as a dict. Raises after recording a failure."""
+    clock = time.perf_counter()
+    cfg, record, meta = start_record(cfg, "detect")  # a private copy of cfg, with its run id
+    run_id = cfg["run"]["id"]
+    timings: dict[str, float] = {}
+    # Problems found before any work (unreadable input, missing columns) write nothing at all.
+    inp = cfg["input"]
+    pinned = read_input(spark, path=inp["path"], table=inp["table"], fmt=inp["format"], version=inp["version"])
+    record.update(input_location=pinned.location, input_version=pinned.version)
+    log.info("run %s: input %s (version %s)", run_id, pinned.location, pinned.version)
+    df = filtered(pinned.df, inp["where"])
+    _check_columns(cfg, df)
+    for name in ("scored", "issues", "runs"):
+        check_output_location(spark, f"output.{name}", cfg["output"][name])
+    # Probabilities are validated by find_label_issues' first pass anyway (before any write); screening
+    # them here too would be one more scan of the widest column, so only skip mode looks at them.
+    skip = inp["on_invalid"] == "skip"
+    screened = screen_invalid(df, inp["on_invalid"], id_col=inp["id_col"], label_col=inp["label_col"],
+                              features=inp["features"], features_col=inp["features_col"],
+                              probs_col=inp["probs_col"] if skip else None)
+    if screened.skipped:
+        log.warning("run %s: %d input rows left out (input.on_invalid: skip): %s", run_id, screened.n_skipped,
+                    {k: v for k, v in screened.skipped.items() if k != "__rows__"})
+    df = screened.df
+    record.update(n_skipped=screened.n_skipped,
+                  metrics=json.dumps({"skipped": {k: v for k, v in screened.skipped.items() if k != "__rows__"}}))
+    # From here on, a failure is recorded in the runs table; scored and issues stay as they were. Bad input
+    # found by validation (InputError) is reported like the checks above: nothing is written at all.
+    try:
+        result, scored, rounds = _rounds(cfg, df, timings)
+        t = time.perf_counter()
+        issues = _issues_frame(cfg, scored, result.filter_by, run_id)
+        write_run_rows(scored.withColumn("run_id", F.lit(run_id)), cfg["output"]["scored"], run_id=run_id,
+                       metadata=meta)
+        write_run_rows(issues, cfg["output"]["issues"], run_id=run_id, metadata=meta)
+        timings["write_outputs"] = round(time.perf_counter() - t, 3)
+        record.update(
+            status="succeeded", n_rows=result.n_rows, n_classes=result.num_classes,
+            classes=json.dumps(list(result.classes), default=str),
+            num_flagged=result.num_flagged if rounds == 1 else _flagged(cfg, run_id),
+            num_label_issues=result.num_label_issues, rounds=rounds,
+            thresholds=result.thresholds.tolist(), confident_joint=result.confident_joint.astype(int).tolist(),
+            noise_matrix=result.noise_matrix.tolist(), inverse_noise_matrix=result.inverse_noise_matrix.tolist(),
+            prior=result.prior.tolist(),
+        )
+    except InputError:
+        raise
+    except Exception as e:
+        record.update(status="failed", error=f"{type(e).__name__}: {e}"[:4000])
+        log.error("run %s failed: %s", run_id, record["error"])
+        log.debug("%s", traceback.format_exc())
+        write_run_record(spark, cfg["output"]["runs"], record, timings, clock, meta)
+        raise
+    finally:
+        remove_local_scratch(scratch_location(cfg["detection"]["scratch"], cfg["output"]["scored"], run_id))
+    write_run_record(spark, cfg["output"]["runs"], record, timings, clock, meta)
+    log.info("run %s succeeded: %s of %s rows flagged in %.1fs", run_id, record["num_flagged"], record["n_rows"],
+             time.perf_counter() - clock)
+    return record
+
+
+def _flagged(cfg: dict, run_id: str) -> int:
+    spark = SparkSession.active()
+    return read_table(spark, cfg["output"]["issues"]).filter(F.col("run_id") == run_id).count()
+
+
+def _check_columns(cfg: dict, df: DataFrame) -> None:
+    inp = cfg["input"]
+    wanted = [("input.id_col", inp["id_col"]), ("input.label_col", inp["label_col"])]
+    wanted += [("input.features", c) for c in inp["features"] or []]
+    wanted += [(f"input.{k}", inp[k]) for k in ("features_col", "probs_col") if inp[k]]
+    wanted += [("input.passthrough", c) for c in inp["passthrough"] or []]
+    for key, column in wanted:
+        if column not in df.columns:
+            raise InputError(f"'{key}': column '{column}' is not in the input; available: {df.columns}", column=column)
+
+
+def _rounds(cfg: dict, df: DataFrame, timings: dict) -> tuple[LabelIssuesResult, DataFrame, int]:
+    """Detection, repeated on the rows not yet flagged for detection.iterations rounds.
+
+    With more than one round, each round's rows are materialised in the run's scratch location
+    (a Delta write + read; the library never caches), so a round never recomputes the ones before it.
+    """
+    det, ident = cfg["detection"], cfg["input"]["id_col"]
+    scratch = scratch_location(det["scratch"], cfg["output"]["scored"], cfg["run"]["id"])
+    t = time.perf_counter()
+    oof, probs = _materialised_probabilities(cfg, df, scratch, 1, timings)
+    result = _detect(cfg, oof, probs)
+    timings["round_1"] = round(time.perf_counter() - t, 3)
+    scored = result.rows.withColumn("round", F.when(F.col("is_label_issue"), F.lit(1)))
+    if det["iterations"] == 1:
+        return result, scored, 1
+    scored = materialised(scored, scratch, "round_1")
+    remaining = scored.filter(~F.col("is_label_issue")).select(*df.columns)
+    rounds = 1
+    for r in range(2, det["iterations"] + 1):
+        t = time.perf_counter()
+        oof_r, probs_r = _materialised_probabilities(cfg, remaining, scratch, r, timings)
+        res_r = _detect(cfg, oof_r, probs_r)
+        timings[f"round_{r}"] = round(time.perf_counter() - t, 3)
+        log.info("round %d: %d new issues", r, res_r.num_flagged)
+        if res_r.num_flagged < max(1, det["min_new_issues"]):
+            break
+        rounds = r
+        rows_r = materialised(res_r.rows, scratch, f"round_{r}")
+        new = rows_r.filter("is_label_issue").select(ident, F.lit(r).alias("__sn_round"))
+        scored = (
+            scored.join(new, ident, "left")
+            .withColumn("round", F.coalesce(F.col("round"), F.col("__sn_round")))
+            .withColumn("is_label_issue", F.col("is_label_issue") | F.col("__sn_round").isNotNull())
+            .withColumn("sample_weight", F.when(F.col("__sn_round").isNotNull(), F.lit(0.0))
+                        .otherwise(F.col("sample_weight")))
+            .drop("__sn_round")
+        )
+        remaining = rows_r.filter(~F.col("is_label_issue")).select(*df.columns)
+    return result, scored, rounds
+
+
+def _issues_frame(cfg: dict, scored: DataFrame, filter_by: str, run_id: str) -> DataFrame:
+    inp = cfg["input"]
+    cols = [
+        F.lit(run_id).alias("run_id"),
+        F.col(inp["id_col"]),
+        F.col(inp["label_col"]).alias("given_label"),
+        F.col("predicted_label").alias("suggested_label"),
+        F.col("label_quality"),
+        F.col("issue_rank"),
+        _reason(filter_by).alias("reason"),
+        F.col("round").cast("int").alias("round"),
+    ] + [F.col(c) for c in inp["passthrough"] or []]
+    return scored.filter(F.col("is_label_issue")).select(*cols)
+
+
+def summary_lines(record: dict) -> list[str]:
+    """Human-readable lines about a finished run."""
+    nm = np.array(record["noise_matrix"]) if record.get("noise_matrix") else None
+    lines = [
+        f"run {record['run_id']}: {record['status']}",
+        f"rows {record.get('n_rows')}, classes {record.get('n_classes')} {record.get('classes')}",
+        f"flagged {record.get('num_flagged')} rows (cleanlab num_label_issues {record.get('num_label_issues')})",
+    ]
+    if nm is not None:
+        lines.append("estimated noise per true class: " + ", ".join(f"{1 - d:.3f}" for d in np.diagonal(nm)))
+    return lines

@@ -1,0 +1,67 @@
+"""`sparknoise report --run-id ID`: the HTML label-health report of a detect run, from its Delta tables."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import numpy as np
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from sparknoise.core.health import summarize_health
+from sparknoise.errors import InputError
+from sparknoise.jobs.tables import read_table
+from sparknoise.report.data import TOP_ROWS, ReportData, quality_histogram, top_rows
+from sparknoise.report.html import write_report
+
+log = logging.getLogger("sparknoise")
+
+
+def run_row(spark: SparkSession, runs_location: str, run_id: str) -> dict[str, Any]:
+    """The ``runs`` row of one run as a dict; InputError if there is none."""
+    rows = read_table(spark, runs_location).filter(F.col("run_id") == run_id).limit(2).collect()
+    if not rows:
+        raise InputError(f"no run '{run_id}' in the runs table {runs_location}; check --run-id and output.runs")
+    return rows[0].asDict()
+
+
+def from_tables(spark: SparkSession, outputs: dict[str, str], run_id: str, *, top: int = TOP_ROWS) -> ReportData:
+    """Report data of a detect run from its ``runs``, ``issues`` and ``scored`` Delta tables."""
+    record = run_row(spark, outputs["runs"], run_id)
+    if record.get("job") not in (None, "detect"):
+        raise InputError(f"run '{run_id}' is a {record['job']} run; the report describes detect runs")
+    if record["status"] != "succeeded":
+        raise InputError(f"run '{run_id}' did not succeed ({record['status']}: {record.get('error')}); "
+                         "there is nothing to report")
+    config = json.loads(record["config"]) if record.get("config") else {}
+    passthrough = list((config.get("input") or {}).get("passthrough") or [])
+    issues = read_table(spark, outputs["issues"]).filter(F.col("run_id") == run_id)
+    scored = read_table(spark, outputs["scored"]).filter(F.col("run_id") == run_id)
+    id_col = (config.get("input") or {}).get("id_col", "id")
+    columns = [id_col, "given_label", "suggested_label", "label_quality", "issue_rank", "round", *passthrough]
+    classes = [str(c) for c in json.loads(record["classes"])]
+    cj = np.asarray(record["confident_joint"], dtype=np.int64)
+    run = {k: record.get(k) for k in ("run_id", "status", "started_at", "finished_at", "input_location",
+                                       "input_version", "config_sha256", "sparknoise_version", "rounds")}
+    run.update(config=config, timings=json.loads(record["timings"]) if record.get("timings") else {})
+    return ReportData(
+        run=run, classes=classes, n_rows=record["n_rows"], num_flagged=record["num_flagged"],
+        num_label_issues=record["num_label_issues"], confident_joint=cj,
+        noise_matrix=np.asarray(record["noise_matrix"], dtype=np.float64),
+        health=summarize_health(cj, record["n_rows"], record["num_label_issues"], classes),
+        quality_histogram=quality_histogram(scored), top_rows=top_rows(issues, columns, top),
+        passthrough=passthrough,
+    )
+
+
+def run_report(spark: SparkSession, cfg: dict, run_id: str, path: str, *, top: int = TOP_ROWS) -> str:
+    """Read the run's rows of the configured output tables and write the report to ``path``."""
+    started = time.perf_counter()
+    data = from_tables(spark, cfg["output"], run_id, top=top)
+    write_report(data, path)
+    log.info("report of run %s (%d rows, %d classes, %d flagged) written to %s in %.1fs", run_id, data.n_rows,
+             len(data.classes), data.num_flagged, path, time.perf_counter() - started)
+    return path

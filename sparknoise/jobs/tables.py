@@ -1,0 +1,174 @@
+"""Reading the input at a pinned version and writing run outputs to Delta (paths or catalog tables).
+
+Every write is one Delta commit that replaces the rows of one run id (``replaceWhere``), so a
+re-run replaces its own rows, another run id appends, and a failed or killed write changes
+nothing. Every commit carries ``userMetadata`` (run id, config hash, sparknoise version). All of
+it goes through the DataFrame and SQL APIs, so it works on Spark Connect too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, SparkSession
+
+from sparknoise.errors import InputError
+from sparknoise.storage import is_path, materialised, read_table
+
+__all__ = ["is_path", "materialised", "read_table"]  # re-exported: the jobs read and write through this module
+
+log = logging.getLogger("sparknoise")
+
+
+@dataclass(frozen=True)
+class PinnedInput:
+    """The input as read for the whole run."""
+
+    df: DataFrame
+    location: str
+    version: int | None  # Delta version read (None for Parquet)
+
+
+def _delta_ref(location: str) -> str:
+    """SQL reference to a Delta path or table; ``delta.`path``` needs an absolute path, so local
+    relative paths (``demo-output/input``) are made absolute against the working directory."""
+    if not is_path(location):
+        return location
+    if "://" not in location and not location.startswith(("/", "file:")):
+        location = os.path.abspath(location)
+    return f"delta.`{location}`"
+
+
+def latest_version(spark: SparkSession, location: str) -> int:
+    """The current Delta version of a path or table (one small metadata query)."""
+    row = spark.sql(f"DESCRIBE HISTORY {_delta_ref(location)} LIMIT 1").select("version").first()
+    return int(row["version"])
+
+
+def read_input(spark: SparkSession, *, path: str | None, table: str | None, fmt: str = "delta",
+               version: int | None = None) -> PinnedInput:
+    """Read the input; a Delta input is pinned to one version for every pass of the run."""
+    location = path or table
+    assert location is not None
+    try:
+        if path and fmt == "parquet":
+            return PinnedInput(spark.read.parquet(path), path, None)
+        pinned = int(version) if version is not None else latest_version(spark, location)
+        reader = spark.read.format("delta").option("versionAsOf", pinned)
+        df = reader.load(path) if path else reader.table(table)
+        df.schema  # noqa: B018 - resolve now, so a missing input fails before any work
+        return PinnedInput(df, location, pinned)
+    except InputError:
+        raise
+    except Exception as e:  # noqa: BLE001 - report any read failure as bad input
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"cannot read input {location!r} (version {version}): {first}") from None
+
+
+# Delta's optimistic concurrency: another run committed to the same table first (its rows never
+# overlap ours, but Delta checks conflicts per file, not per run id), or created it first.
+_RETRYABLE = ("concurrent", "protocolchanged", "metadatachanged", "delta_protocol_changed",
+              "delta_metadata_changed", "already exists", "delta_table_already_exists", "filealreadyexists")
+WRITE_ATTEMPTS = 8
+
+
+def _retryable(error: Exception) -> bool:
+    text = f"{type(error).__name__} {error}".lower()
+    return any(marker in text for marker in _RETRYABLE)
+
+
+def write_run_rows(df: DataFrame, location: str, *, run_id: str, metadata: dict, merge_schema: bool = False) -> None:
+    """Replace this run's rows at ``location`` (create the table if needed) in one Delta commit.
+
+    ``merge_schema`` lets the commit add new columns to an existing table (the runs log gains
+    columns across versions; old rows read them as null). A commit that loses a race with
+    another run's commit is retried: it replaces only its own run id's rows, so retrying is safe.
+    """
+    safe = run_id.replace("'", "''")
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        # An overwrite limited to the run's rows; on a missing table it creates the table.
+        writer = (df.write.format("delta").option("userMetadata", json.dumps(metadata, sort_keys=True))
+                  .mode("overwrite").option("replaceWhere", f"run_id = '{safe}'"))
+        if merge_schema:
+            writer = writer.option("mergeSchema", "true")
+        try:
+            if is_path(location):
+                writer.save(location)
+            else:
+                writer.saveAsTable(location)
+            return
+        except Exception as e:  # noqa: BLE001 - only Delta's write conflicts are retried
+            if attempt == WRITE_ATTEMPTS or not _retryable(e):
+                raise
+            pause = min(8.0, 0.25 * 2 ** attempt) * (0.5 + random.random())
+            log.warning(
+                "write to %s conflicted with another commit (attempt %d/%d): %s; retrying in %.1fs", location,
+                attempt, WRITE_ATTEMPTS, str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__,
+                pause)
+            time.sleep(pause)
+
+
+def scratch_location(base: str | None, anchor: str, run_id: str) -> str:
+    """A run's scratch folder (or table-name prefix): ``base``, default ``_sparknoise_scratch`` beside ``anchor``."""
+    import re
+
+    if base is None:
+        base = (os.path.join(os.path.dirname(anchor.rstrip("/")), "_sparknoise_scratch") if is_path(anchor)
+                else f"{anchor}_scratch")
+    if is_path(base):
+        return f"{base.rstrip('/')}/{run_id}"
+    return f"{base}_{re.sub(r'[^A-Za-z0-9_]', '_', run_id)}"
+
+
+def remove_local_scratch(location: str) -> None:
+    """Delete a run's scratch folder when it is on the local file system (elsewhere it is left)."""
+    import shutil
+
+    path = location[len("file:"):] if location.startswith("file:") else location
+    if "://" not in path and "/" in path and os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+        parent = os.path.dirname(path)
+        if os.path.isdir(parent) and not os.listdir(parent):
+            os.rmdir(parent)
+
+
+def filtered(df: DataFrame, where: str | None, *, key: str = "input.where") -> DataFrame:
+    """``df.where(where)``, checked now: a boolean SQL expression over the input's columns, or InputError."""
+    if not where:
+        return df
+    if not isinstance(where, str):
+        raise InputError(f"'{key}' must be a SQL boolean expression (a string), not {where!r}")
+    try:
+        out = df.where(where)
+        out.schema  # noqa: B018 - analyse now (Spark Connect analyses lazily)
+    except Exception as e:  # noqa: BLE001 - parse and analysis errors alike
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"'{key}' {where!r} is not a boolean expression over the input's columns "
+                         f"{df.columns}: {first[:300]}") from None
+    return out
+
+
+def check_output_location(spark: SparkSession, key: str, location: str) -> None:
+    """An output must be a Delta table or not exist yet: never overwrite another kind of dataset."""
+    if is_path(location) and ("://" not in location or location.startswith("file:")):
+        local = os.path.abspath(location[len("file:"):] if location.startswith("file:") else location)
+        holds_other = os.path.isfile(local) or (
+            os.path.isdir(local) and os.listdir(local) and not os.path.isdir(os.path.join(local, "_delta_log")))
+        if holds_other:
+            raise InputError(f"'{key}' {location!r} already holds files that are not a Delta table; choose another "
+                             "location or remove them")
+        return
+    try:
+        fmt = spark.sql(f"DESCRIBE DETAIL {_delta_ref(location)}").select("format").first()["format"]
+    except Exception as e:  # noqa: BLE001
+        if "not a delta table" in str(e).lower():
+            raise InputError(f"'{key}' {location!r} holds a dataset that is not a Delta table; choose another "
+                             "location") from None
+        return  # does not exist yet
+    if fmt and str(fmt).lower() != "delta":
+        raise InputError(f"'{key}' {location!r} is a {fmt} table, not Delta; choose another table name")

@@ -1,0 +1,231 @@
+"""Inject known label noise into a table: ``sn.inject_label_noise``.
+
+Three modes, all with exact realised counts and all deterministic for (id, seed), whatever the
+partitioning or the engine:
+
+* ``uniform``: exactly ``round(noise_rate * N)`` rows flip, each to another class chosen uniformly;
+* ``class_conditional``: flips follow a K x K noise matrix P(given | true) (columns sum to 1), given
+  or drawn from the trace ``K * (1 - noise_rate)`` like cleanlab's
+  ``generate_noise_matrix_from_trace``. Per true class k, cell (j, k) gets exactly
+  ``n_k * P(j | k)`` rows, rounded so the class total is kept;
+* ``instance_dependent``: a row's chance to flip grows with the probability a model gives to its
+  most likely *other* class, and it flips to that class. Exactly ``round(noise_rate * N)`` rows
+  flip, drawn without replacement with weights (keys ``-ln(u) / w``, the Efraimidis-Spirakis scheme).
+
+Which rows flip comes from a hash of (id, seed) ranked exactly per class (rank_segments.py): no
+sort of the table, nothing row-level on the driver. The original label is kept in ``true_label``
+and ``is_noisy`` marks the flipped rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+import numpy as np
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from sparknoise.core.estimates import round_preserving_sum
+from sparknoise.errors import ConfigError, InputError
+from sparknoise.ml.cross_validation import label_classes
+from sparknoise.noise.matrices import check_noise_matrix, noise_matrix_from_trace
+from sparknoise.noise.segments import SEGMENT, assign_segments, linear_bucket, log_bucket, uniform_hash
+
+log = logging.getLogger("sparknoise")
+
+MODES = ("uniform", "class_conditional", "instance_dependent")
+TRUE_LABEL = "true_label"
+IS_NOISY = "is_noisy"
+_INDEX = "__sn_true_index"
+_PROBS = "__sn_noise_probs"
+_NEW = "__sn_new_index"
+
+
+def _resolve_classes(df: DataFrame, label_col: str, classes: Sequence[Any] | None) -> tuple:
+
+    if classes is None:
+        classes = label_classes(df, label_col)
+    classes = tuple(classes)
+    if len(set(classes)) != len(classes) or len(classes) < 2:
+        raise InputError(f"classes {list(classes)} must list at least 2 distinct label values", column=label_col)
+    return classes
+
+
+def _class_index(label_col: str, classes: Sequence[Any], dtype) -> Column:
+    values = F.array(*[F.lit(c).cast(dtype) for c in classes])
+    return (F.array_position(values, F.col(label_col)) - F.lit(1)).cast("int")
+
+
+def _label_value(index: Column, classes: Sequence[Any], dtype) -> Column:
+    values = F.array(*[F.lit(c).cast(dtype) for c in classes])
+    return F.element_at(values, index + F.lit(1))
+
+
+def _check_args(mode: str, noise_rate, noise_matrix, probs_col, features_col) -> None:
+    if mode not in MODES:
+        raise ConfigError(f"mode {mode!r} is unknown; use one of {list(MODES)}")
+    if noise_rate is not None:
+        if isinstance(noise_rate, bool) or not isinstance(noise_rate, (int, float)) or not 0.0 <= noise_rate < 1.0:
+            raise ConfigError(f"noise_rate must be a number in [0, 1), got {noise_rate!r}")
+    if mode == "class_conditional":
+        if (noise_rate is None) == (noise_matrix is None):
+            raise ConfigError("class_conditional noise needs exactly one of noise_matrix (K x K, P(given | true)) "
+                              "and noise_rate (a random matrix with trace K * (1 - noise_rate))")
+        return
+    if noise_matrix is not None:
+        raise ConfigError(f"noise_matrix is used by mode='class_conditional' only, not by mode={mode!r}")
+    if noise_rate is None:
+        raise ConfigError(f"mode={mode!r} needs noise_rate (a number in [0, 1))")
+    if mode == "instance_dependent" and not (probs_col or features_col):
+        raise ConfigError("instance_dependent noise needs probs_col (a model's probabilities per class) or "
+                          "features_col (a vector column or a list of numeric columns; a logistic regression "
+                          "is fitted to get them)")
+
+
+def _profile(df: DataFrame, label_col: str, id_col: str, K: int, with_probs: bool) -> tuple[np.ndarray, int]:
+    """Rows per class index (one aggregation); raises on null/unknown labels, null ids, bad probs."""
+    aggs = [F.count(F.lit(1)).alias("n"), F.sum(F.col(id_col).isNull().cast("long")).alias("null_ids")]
+    if with_probs:
+        aggs.append(F.sum((F.size(F.col(_PROBS)) != F.lit(K)).cast("long")).alias("bad_probs"))
+    per_class = df.groupBy(_INDEX, F.col(label_col).isNull().alias("null_label")).agg(*aggs).collect()  # <= K+2 rows
+    counts = np.zeros(K, dtype=np.int64)
+    for row in per_class:
+        if row["null_label"]:
+            raise InputError(f"label column '{label_col}' has {row['n']} null value(s); drop or fix those rows.",
+                             column=label_col)
+        if row[_INDEX] is None or row[_INDEX] < 0:
+            raise InputError(f"label column '{label_col}' has {row['n']} value(s) outside classes; pass classes "
+                             "listing every label value.", column=label_col)
+        if row["null_ids"]:
+            raise InputError(f"id column '{id_col}' has null values; every row needs a unique non-null id.",
+                             column=id_col)
+        if with_probs and row["bad_probs"]:
+            raise InputError(f"probabilities have {row['bad_probs']} row(s) whose length is not {K} (one per class)",
+                             column=_PROBS)
+        counts[row[_INDEX]] = row["n"]
+    if counts.sum() == 0:
+        raise InputError("the input has no rows; there is nothing to add noise to.", column=label_col)
+    dup = df.groupBy(id_col).count().filter(F.col("count") > 1).limit(3).collect()  # at most 3 example ids
+    if dup:
+        raise InputError(f"id column '{id_col}' has duplicate values (for example {[r[0] for r in dup]}); the "
+                         "noise is drawn per id, so ids must be unique.", column=id_col)
+    return counts, int(counts.sum())
+
+
+def _buckets(n_rows_per_group: int) -> int:
+    return int(min(1 << 16, max(16, n_rows_per_group // 256)))
+
+
+def _model_probabilities(df: DataFrame, label_col: str, features_col, classes, label_type) -> DataFrame:
+    """In-sample probabilities of a logistic regression on the true labels (for instance_dependent)."""
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.feature import VectorAssembler
+    from pyspark.ml.functions import vector_to_array
+
+    work = df
+    column = features_col
+    if isinstance(features_col, (list, tuple)):
+        column = "__sn_noise_features"
+        work = VectorAssembler(inputCols=list(features_col), outputCol=column, handleInvalid="error").transform(work)
+    elif isinstance(df.schema[features_col].dataType, T.ArrayType):
+        from pyspark.ml.functions import array_to_vector
+
+        column = "__sn_noise_features"
+        work = work.withColumn(column, array_to_vector(F.col(features_col)))
+    work = work.withColumn("__sn_noise_label", _class_index(label_col, classes, label_type).cast("double"))
+    model = LogisticRegression(featuresCol=column, labelCol="__sn_noise_label", maxIter=50,
+                               probabilityCol="__sn_noise_probability", predictionCol="__sn_noise_prediction",
+                               rawPredictionCol="__sn_noise_raw").fit(work)
+    out = model.transform(work).withColumn(_PROBS, vector_to_array(F.col("__sn_noise_probability"), "float64"))
+    drop = ["__sn_noise_label", "__sn_noise_probability", "__sn_noise_prediction", "__sn_noise_raw"]
+    if column != features_col:
+        drop.append(column)
+    return out.drop(*drop)
+
+
+def inject_label_noise(df: DataFrame, label_col: str, *, noise_rate: float | None = None, noise_matrix=None,
+                       mode: str = "uniform", seed: int = 0, id_col: str = "id",
+                       classes: Sequence[Any] | None = None, probs_col: str | None = None,
+                       features_col: str | Sequence[str] | None = None,
+                       frac_zero_noise_rates: float = 0.0) -> DataFrame:
+    """A copy of ``df`` with noisy labels in ``label_col``, the original in ``true_label``, ``is_noisy``.
+
+    Args:
+        df: the table; ``id_col`` must be unique and non-null (the noise is drawn per id).
+        label_col: the trusted labels (any type; mapped through ``classes``, default the sorted values).
+        noise_rate: fraction of rows to flip, in [0, 1) (for ``class_conditional``: the average
+            rate of a random matrix with trace ``K * (1 - noise_rate)``, drawn for the data's prior).
+        noise_matrix: ``class_conditional`` only: K x K, ``[j][k] = P(given=j | true=k)``.
+        mode: ``uniform`` | ``class_conditional`` | ``instance_dependent``.
+        seed: the same (id, seed) always gives the same noise.
+        probs_col / features_col: ``instance_dependent`` only: a model's probabilities per class
+            (array or vector), or features (a vector column or numeric columns) to fit one on.
+        frac_zero_noise_rates: for a generated matrix, the fraction of zero off-diagonal rates.
+
+    Raises :class:`ConfigError` on bad arguments and :class:`InputError` on bad input.
+    """
+    _check_args(mode, noise_rate, noise_matrix, probs_col, features_col)
+    for name, column in (("label_col", label_col), ("id_col", id_col)):
+        if column not in df.columns:
+            raise InputError(f"{name} '{column}' is not a column of the input; available: {df.columns}", column=column)
+    for column in (TRUE_LABEL, IS_NOISY):
+        if column in df.columns:
+            raise InputError(f"the input already has a '{column}' column; drop or rename it before injecting noise",
+                             column=column)
+    if probs_col and probs_col not in df.columns:
+        raise InputError(f"probs_col '{probs_col}' is not a column of the input", column=probs_col)
+    label_type = df.schema[label_col].dataType
+    classes = _resolve_classes(df, label_col, classes)
+    K = len(classes)
+    work = df.withColumn(_INDEX, _class_index(label_col, classes, label_type))
+    if mode == "instance_dependent":
+        if probs_col:
+            from sparknoise.core.inputs import probs_as_double_array
+
+            work = work.withColumn(_PROBS, probs_as_double_array(df.schema[probs_col]))
+        else:
+            work = _model_probabilities(work, label_col, features_col, classes, label_type)
+    counts, n = _profile(work, label_col, id_col, K, with_probs=mode == "instance_dependent")
+    u = uniform_hash(id_col, seed, 1)
+    if mode == "uniform":
+        n_flip = int(round(noise_rate * n))
+        nb = _buckets(n)
+        out = assign_segments(work, group=F.lit(0), score=u, bucket=linear_bucket(u, nb), id_col=id_col,
+                              bounds=[[n_flip]], n_buckets=nb)
+        step = F.floor(uniform_hash(id_col, seed, 2) * F.lit(float(K - 1))).cast("int") + F.lit(1)
+        new = F.when(F.col(SEGMENT) == 0, (F.col(_INDEX) + step) % F.lit(K)).otherwise(F.col(_INDEX))
+    elif mode == "class_conditional":
+        if noise_matrix is None:
+            noise_matrix = noise_matrix_from_trace(K, K * (1.0 - noise_rate), py=counts / n,
+                                                   frac_zero_noise_rates=frac_zero_noise_rates, seed=seed)
+        nm = check_noise_matrix(noise_matrix, K)
+        bounds = []
+        for k in range(K):
+            cells = round_preserving_sum(counts[k] * nm[:, k])
+            off = np.delete(cells, k)  # targets j != k, in index order
+            bounds.append([int(b) for b in np.cumsum(off)])
+        nb = _buckets(max(1, n // K))
+        nb = int(min(nb, max(16, (1 << 16) // K)))  # <= 2^16 (class, bucket) counts for K <= 4096
+        out = assign_segments(work, group=F.col(_INDEX), score=u, bucket=linear_bucket(u, nb), id_col=id_col,
+                              bounds=bounds, n_buckets=nb)
+        seg = F.col(SEGMENT)
+        target = seg + F.when(seg >= F.col(_INDEX), F.lit(1)).otherwise(F.lit(0))
+        new = F.when(seg < F.lit(K - 1), target).otherwise(F.col(_INDEX))
+    else:
+        n_flip = int(round(noise_rate * n))
+        masked = F.transform(F.col(_PROBS), lambda x, i: F.when(i == F.col(_INDEX), F.lit(-1.0)).otherwise(x))
+        work = work.withColumn("__sn_other_p", F.array_max(masked)).withColumn(
+            "__sn_other", (F.array_position(masked, F.col("__sn_other_p")) - F.lit(1)).cast("int"))
+        w = F.col("__sn_other_p")
+        score = F.when(w > 0, -F.log(u) / w).otherwise(F.lit(float("inf")))
+        nb = 2048
+        out = assign_segments(work, group=F.lit(0), score=score, bucket=log_bucket(score, nb), id_col=id_col,
+                              bounds=[[n_flip]], n_buckets=nb)
+        new = F.when(F.col(SEGMENT) == 0, F.col("__sn_other")).otherwise(F.col(_INDEX))
+    out = out.withColumn(_NEW, new)
+    log.info("inject_label_noise: mode %s, %d rows, %d classes, seed %d", mode, n, K, seed)
+    columns = [(_label_value(F.col(_NEW), classes, label_type).alias(label_col) if c == label_col else F.col(c))
+               for c in df.columns]
+    return out.select(*columns, F.col(label_col).alias(TRUE_LABEL), (F.col(_NEW) != F.col(_INDEX)).alias(IS_NOISY))

@@ -1,0 +1,191 @@
+"""The label-health report as one self-contained HTML page (images inlined, no network needed)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sparknoise.report.data import ReportData
+from sparknoise.report.plots import matrix_heatmap_png, most_confused_classes, quality_histogram_png
+
+MAX_HEATMAP_CLASSES = 30  # above this, heatmaps show the most confused classes only
+TOP_PAIRS = 25
+
+_CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1280px;color:#222;
+ padding:0 16px}
+h1{font-size:24px;margin-bottom:4px} h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
+.sub{color:#666;margin-top:0}
+.cards{display:flex;flex-wrap:wrap;gap:12px;margin:16px 0}
+.card{border:1px solid #ddd;border-radius:8px;padding:10px 16px;min-width:140px;background:#fafafa}
+.card .v{font-size:22px;font-weight:600} .card .k{font-size:12px;color:#666}
+table{border-collapse:collapse;font-size:13px;margin:8px 0}
+th,td{border:1px solid #ddd;padding:3px 8px;text-align:right} th{background:#f2f2f2}
+td:first-child,th:first-child{text-align:left}
+.figs{display:flex;flex-wrap:wrap;gap:16px} .figs figure{margin:0} figcaption{font-size:12px;color:#666;max-width:560px}
+.scroll{max-height:460px;overflow:auto;display:inline-block}
+pre{background:#f6f6f6;padding:8px;font-size:12px;overflow:auto;max-height:320px}
+.note{font-size:13px;color:#555}
+"""
+
+# Marks the page once the heatmap image has decoded: headless-browser tests read it from the DOM.
+_SCRIPT = """
+window.addEventListener('load', function () {
+  var img = document.getElementById('heatmap-noise-matrix');
+  document.body.setAttribute('data-heatmap-loaded', img && img.complete && img.naturalWidth > 0 ? 'true' : 'false');
+});
+"""
+
+
+def _img(png: bytes, alt: str, element_id: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img id="{element_id}" alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _table(df: pd.DataFrame, floats: str = "{:.4f}") -> str:
+    return df.to_html(index=False, border=0, na_rep="", float_format=lambda v: floats.format(v))
+
+
+def _card(value: str, key: str) -> str:
+    return f'<div class="card"><div class="v">{html.escape(value)}</div><div class="k">{html.escape(key)}</div></div>'
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _run_section(run: dict[str, Any]) -> str:
+    rows = [
+        ("run id", run.get("run_id") or "(not from a job run)"),
+        ("source", run.get("source") or "detect job"),
+        ("input", run.get("input_location")),
+        ("input Delta version", run.get("input_version")),
+        ("started", run.get("started_at")),
+        ("finished", run.get("finished_at")),
+        ("sparknoise version", run.get("sparknoise_version")),
+        ("config sha256", run.get("config_sha256")),
+        ("cleaning rounds", run.get("rounds")),
+    ]
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows
+                   if v is not None)
+    timings = run.get("timings") or {}
+    timing_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{float(v):.2f}</td></tr>" for k, v in timings.items())
+    config = json.dumps(run.get("config") or {}, indent=2, sort_keys=True, default=_jsonable)
+    return (
+        "<h2>Run</h2><table>" + body + "</table>"
+        + (f"<p>Timings (seconds)</p><table><tr><th>stage</th><th>seconds</th></tr>{timing_rows}</table>"
+           if timing_rows else "")
+        + f"<details><summary>Configuration</summary><pre>{html.escape(config)}</pre></details>"
+    )
+
+
+def _heatmaps(data: ReportData) -> str:
+    K = len(data.classes)
+    shown = None
+    note = ""
+    if K > MAX_HEATMAP_CLASSES:
+        shown = most_confused_classes(data.health.joint, MAX_HEATMAP_CLASSES)
+        note = (f'<p class="note">{K} classes are too many for a readable heatmap: the heatmaps show the '
+                f"{len(shown)} classes of the most confused pairs; the table of overlapping classes below "
+                "lists the top pairs of all classes.</p>")
+    noise = matrix_heatmap_png(
+        data.noise_matrix, data.classes, title="Estimated noise matrix P(given label | true label)",
+        row_label="given label", col_label="true label", shown=shown,
+    )
+    cj = matrix_heatmap_png(
+        data.confident_joint, data.classes, title="Confident joint (calibrated row counts)",
+        row_label="given label", col_label="true label (confidently predicted)", fmt="{:.0f}", shown=shown,
+    )
+    return (
+        "<h2>Where the labels are wrong</h2>" + note + '<div class="figs">'
+        + "<figure>" + _img(noise, "heatmap of the estimated noise matrix", "heatmap-noise-matrix")
+        + "<figcaption>Column j: how rows whose true class is j are labelled. Off-diagonal cells are label "
+          "noise.</figcaption></figure>"
+        + "<figure>" + _img(cj, "heatmap of the confident joint", "heatmap-confident-joint")
+        + "<figcaption>Rows counted by given label (rows) and the class the model is confident in "
+          "(columns), calibrated to the class counts.</figcaption></figure></div>"
+    )
+
+
+def _embedded(data: ReportData) -> dict[str, Any]:
+    """The report's numbers, machine-readable (a JSON script element in the page)."""
+    hist = data.quality_histogram
+    return {
+        **data.headline(),
+        "classes": data.classes,
+        "classes_by_label_quality": data.health.classes_by_label_quality.to_dict(orient="records"),
+        "quality_histogram": {"bin_start": hist["bin_start"].tolist(), "flagged": hist["flagged"].tolist(),
+                              "kept": hist["kept"].tolist()},
+        "top_ids": data.top_rows.iloc[:, 0].tolist() if len(data.top_rows) else [],
+    }
+
+
+def _rank_by(run: dict[str, Any]) -> str:
+    config = run.get("config") or {}
+    return str(config.get("rank_by") or (config.get("detection") or {}).get("rank_by") or "self_confidence")
+
+
+def render_report(data: ReportData, *, title: str = "sparknoise label-health report") -> str:
+    """The whole report as an HTML string."""
+    h = data.headline()
+    flagged_share = data.num_flagged / data.n_rows if data.n_rows else 0.0
+    cards = "".join([
+        _card(f"{data.n_rows:,}", "rows"),
+        _card(f"{len(data.classes):,}", "classes"),
+        _card(f"{data.num_flagged:,}", f"flagged rows ({flagged_share:.2%})"),
+        _card(f"{data.estimated_noise_rate:.2%}", "estimated label noise (1 - trace of the joint)"),
+        _card(f"{h['overall_label_health_score']:.4f}", "label health score"),
+        _card(f"{data.num_label_issues:,}", "cleanlab num_label_issues"),
+    ])
+    classes = data.health.classes_by_label_quality
+    pairs = data.health.overlapping_classes.head(TOP_PAIRS)
+    top = data.top_rows
+    sub = f"run <code>{html.escape(str(h['run_id']))}</code>" if h["run_id"] else "from a find_label_issues result"
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1><p class='sub'>{sub}; generated "
+        f"{dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}</p>",
+        f'<div class="cards" id="headline">{cards}</div>',
+        _heatmaps(data),
+        "<h2>Classes by label quality</h2><p class='note'>Worst first. Label Noise = P(true != k | given k); "
+        "Inverse Label Noise = P(given != k | true k); counts are estimates for the whole table "
+        "(cleanlab.dataset semantics).</p>",
+        f'<div class="scroll">{_table(classes)}</div>',
+        f"<h2>Overlapping classes</h2><p class='note'>The {len(pairs)} most confused class pairs (symmetric: "
+        "both directions summed). Consider merging classes at the top of this list.</p>",
+        f'<div class="scroll">{_table(pairs, "{:.5f}")}</div>',
+        "<h2>Label quality</h2>",
+        "<figure>" + _img(quality_histogram_png(data.quality_histogram, score=_rank_by(data.run)), "histogram of label quality",
+                          "quality-histogram") + "</figure>",
+        f"<h2>The {len(top)} most suspicious rows</h2><p class='note'>Ordered by issue rank (most suspicious "
+        "first); hand them to annotators with the suggested label.</p>",
+        f'<div class="scroll">{_table(top)}</div>',
+        _run_section(data.run),
+        '<script type="application/json" id="sparknoise-report-data">'
+        + json.dumps(_embedded(data), default=_jsonable).replace("</", "<\\/") + "</script>",
+        f"<script>{_SCRIPT}</script></body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def write_report(data: ReportData, path: str) -> str:
+    """Write the report to ``path`` (a local file); returns the path."""
+    import os
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(render_report(data))
+    return path
