@@ -6,6 +6,7 @@
 """
 
 from sparknoise._version import __version__
+from sparknoise.cleaning.apply import CleaningResult, apply_cleaning
 from sparknoise.core.health import HealthSummary, health_summary
 from sparknoise.core.label_issues import find_label_issues, label_quality_scores
 from sparknoise.core.result import LabelIssuesResult
@@ -17,6 +18,8 @@ from sparknoise.noise.injection import inject_label_noise
 from sparknoise.noise.matrices import noise_matrix_from_trace, noise_matrix_is_valid
 
 __all__ = [
+    "apply_cleaning",
+    "CleaningResult",
     "CleanLearning",
     "CleanLearningModel",
     "cross_val_predict_proba",

@@ -1,4 +1,4 @@
-"""The ``sparknoise`` command: detect | demo | inject | evaluate | report.
+"""The ``sparknoise`` command: detect | demo | inject | evaluate | report | review export|import | apply.
 
 Options: ``--config FILE`` (YAML), repeatable ``--set key.path=value`` and, for Databricks
 ``python_wheel_task`` named parameters, ``--key.path=value``. Exit code 0 on success, 2 on a
@@ -72,6 +72,37 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--output", metavar="FILE", help="HTML file to write (default report-<run id>.html)")
     report.add_argument("--top", type=int, default=50, help="how many of the most suspicious rows to list")
     _config_args(report)
+    loop_keys = ("Tables from --config / --set: output.scored, output.issues, output.runs, output.reviews, "
+                 "output.cleaned, output.audit (one config file serves detect and the whole cleaning loop).")
+    review = sub.add_parser("review", help="the review queue: export it for reviewers, import their verdicts")
+    review_sub = review.add_subparsers(dest="review_command", required=True)
+    export = review_sub.add_parser(
+        "export", help="write a detect run's flagged rows (most suspicious first) for reviewers",
+        description="Columns: id, given_label, suggested_label, label_quality, issue_rank, confidence and the run's "
+        "passthrough columns. Label Studio (.json): a task list with the suggested label pre-selected, and its "
+        "labeling config in <name>.label_config.xml. " + loop_keys)
+    export.add_argument("--run-id", required=True, help="the detect run whose queue to export")
+    export.add_argument("--output", required=True, metavar="FILE", help="file to write (.csv, .jsonl or .json)")
+    export.add_argument("--top", type=int, default=None, help="only the N most suspicious rows (default: all)")
+    export.add_argument("--format", choices=["csv", "jsonl", "labelstudio"], default=None,
+                        help="default: from the extension (.csv, .jsonl, .json = Label Studio tasks)")
+    _config_args(export)
+    imp = review_sub.add_parser(
+        "import", help="check a verdicts file and append it to output.reviews",
+        description="A verdict: the row's id, decision (keep | relabel | remove), new_label (for relabel: one of "
+        "the run's classes), optional reviewer, note, reviewed_at (ISO time). A Label Studio JSON export of the "
+        "exported tasks imports too. Any bad verdict stops the import with nothing written. " + loop_keys)
+    imp.add_argument("--run-id", required=True, help="the detect run the verdicts are about")
+    imp.add_argument("--input", required=True, metavar="FILE", help="verdicts (.csv, .jsonl, or .json from Label Studio)")
+    imp.add_argument("--format", choices=["csv", "jsonl", "labelstudio"], default=None)
+    imp.add_argument("--allow-unflagged", action="store_true", help="accept verdicts on rows the run did not flag")
+    _config_args(imp)
+    apply = sub.add_parser(
+        "apply", help="apply verdicts and the unreviewed policy: write output.cleaned and output.audit",
+        description="Keys: apply.unreviewed (remove | downweight | relabel | keep), apply.downweight, "
+        "apply.relabel_only_high, apply.protect_where. " + loop_keys + " See conf/apply.yaml.")
+    apply.add_argument("--run-id", required=True, help="the detect run to clean")
+    _config_args(apply)
     return parser
 
 
@@ -119,6 +150,28 @@ def main(argv: list[str] | None = None) -> int:
 
             path = run_report(spark, cfg, args.run_id, args.output or f"report-{args.run_id}.html", top=args.top)
             print(f"report of run {args.run_id}: {path}")
+            return 0
+        if args.command == "review" and args.review_command == "export":
+            from sparknoise.jobs.review import export_queue
+
+            files, n = export_queue(spark, cfg, args.run_id, args.output, top=args.top, fmt=args.format)
+            print(f"review queue of run {args.run_id}: {n} rows in {' and '.join(files)}")
+            return 0
+        if args.command == "review":
+            from sparknoise.jobs.review import import_verdicts
+
+            n = import_verdicts(spark, cfg, args.run_id, args.input, fmt=args.format,
+                                allow_unflagged=args.allow_unflagged)
+            print(f"run {args.run_id}: {n} verdicts imported into {cfg['output']['reviews']}")
+            return 0
+        if args.command == "apply":
+            from sparknoise.jobs.apply import run_apply
+            from sparknoise.jobs.apply import summary_lines as apply_lines
+
+            record = run_apply(spark, cfg, args.run_id)
+            for line in apply_lines(record):
+                print(line)
+            print(f"tables: {cfg['output']['cleaned']} {cfg['output']['audit']}")
             return 0
         if args.command == "inject":
             from sparknoise.jobs.inject import run_inject

@@ -150,6 +150,10 @@ def test_iterative_cleaning_records_rounds(spark, tmp_path):
     assert counts == sorted(counts, reverse=True)  # non-increasing
     assert scored.count() == 900 and scored.filter("is_label_issue").count() == sum(counts)
     assert scored.filter(F.col("is_label_issue") & (F.col("sample_weight") != 0)).count() == 0
+    # every round's rows have an issue_rank, ranked after the earlier rounds' rows: 1..flagged, in round order
+    ranked = sorted((r["issue_rank"], r["round"]) for r in issues.select("issue_rank", "round").collect())
+    assert [rank for rank, _ in ranked] == list(range(1, sum(counts) + 1))
+    assert [rnd for _, rnd in ranked] == sorted(rnd for _, rnd in ranked)
     assert not (tmp_path / "out" / "_sparknoise_scratch").exists()  # the rounds' scratch tables are removed
 
 

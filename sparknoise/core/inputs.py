@@ -84,7 +84,7 @@ def probs_as_double_array(field: T.StructField) -> Column:
     )
 
 
-def _label_index(field: T.StructField, classes: Sequence[Any] | None) -> Column:
+def label_index(field: T.StructField, classes: Sequence[Any] | None) -> Column:
     label = F.col(field.name)
     dtype = field.dataType
     if classes is not None:
@@ -153,7 +153,7 @@ def prepare_input(
                 "finding label issues (for example df.drop(*cols)).",
                 column=clash[0],
             )
-    prepared = df.withColumn(LABEL_INDEX, _label_index(label_field, classes)).withColumn(
+    prepared = df.withColumn(LABEL_INDEX, label_index(label_field, classes)).withColumn(
         PROBS, probs_as_double_array(probs_field)
     )
     return PreparedInput(

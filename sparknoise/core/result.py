@@ -8,8 +8,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
+from sparknoise.core.agreement import flagged_with_agreement
 from sparknoise.core.health import HealthSummary, health_summary
 
 
@@ -60,8 +60,14 @@ class LabelIssuesResult:
         return len(self.classes)
 
     def issues(self) -> DataFrame:
-        """Only the flagged rows, most suspicious first (``issue_rank`` ascending)."""
-        return self.rows.filter(F.col("is_label_issue")).orderBy("issue_rank")
+        """Only the flagged rows, most suspicious first (``issue_rank`` ascending), with the agreement
+        of the out-of-fold loss: ``loss_rank`` (the row's rank by log loss of its given label among all
+        rows, 1 = highest) and ``confidence`` (``high`` when ``loss_rank <= num_flagged``, i.e. the row
+        is also within the top p% by loss, p the fraction flagged; else ``medium``). Lazy."""
+        o = self.options
+        return flagged_with_agreement(self.rows, label_col=o["label_col"], probs_col=o["probs_col"],
+                                      id_col=o["id_col"], classes=self.classes,
+                                      num_flagged=self.num_flagged).orderBy("issue_rank")
 
     def class_table(self) -> pd.DataFrame:
         """One row per class: rows, flagged rows, threshold, estimated noise of its given labels."""

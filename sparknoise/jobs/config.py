@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from sparknoise.cleaning.apply import UNREVIEWED_POLICIES
 from sparknoise.core.flags import FILTERS
 from sparknoise.core.kernels import QUALITY_METHODS
 from sparknoise.core.weights import POLICIES
@@ -67,6 +68,15 @@ DEFAULTS: dict[str, Any] = {
         "detection": "sparknoise-output/evaluation_detection",  # evaluate: detector precision/recall
         "impact": "sparknoise-output/evaluation_impact",  # evaluate: test accuracy per noise rate
         "plots": "sparknoise-output/plots",  # evaluate: a local folder for the PNG charts
+        "reviews": "sparknoise-output/reviews",  # review import: reviewers' verdicts, appended
+        "cleaned": "sparknoise-output/cleaned",  # apply: the rows downstream training reads
+        "audit": "sparknoise-output/audit",  # apply: one row per removed, relabeled or down-weighted row
+    },
+    "apply": {
+        "unreviewed": "remove",  # flagged rows without a verdict: remove | downweight | relabel | keep
+        "downweight": 0.1,  # sample_weight of down-weighted rows
+        "relabel_only_high": False,  # unreviewed=relabel: relabel only high-confidence rows, remove the rest
+        "protect_where": None,  # SQL over the scored columns: rows never changed (e.g. "split = 'test'")
     },
     "inject": {
         "mode": "uniform",  # uniform | class_conditional | instance_dependent
@@ -92,7 +102,10 @@ DEFAULTS: dict[str, Any] = {
     "run": {"id": None},
 }
 
-JOBS = ("detect", "inject", "evaluate", "report")
+JOBS = ("detect", "inject", "evaluate", "report", "review", "apply")
+# the tables each job of the cleaning loop reads or writes (all come from one config file)
+_LOOP_TABLES = {"report": ("scored", "issues", "runs"), "review": ("scored", "issues", "runs", "reviews"),
+                "apply": ("scored", "issues", "runs", "reviews", "cleaned", "audit")}
 
 
 def _set_path(cfg: dict, dotted: str, value: Any, *, source: str) -> None:
@@ -160,12 +173,17 @@ def validate(cfg: dict, job: str = "detect") -> None:
     """Raise ConfigError on impossible or missing settings for ``job``."""
     if job not in JOBS:
         raise ConfigError(f"unknown job {job!r}; one of {list(JOBS)}")
-    if job == "report":  # reads a detect run's outputs; the input is not needed
-        for name in ("scored", "issues", "runs"):
+    if job in _LOOP_TABLES:  # reads (and writes) a detect run's outputs; the input is not needed
+        for name in _LOOP_TABLES[job]:
             if not cfg["output"][name] or not isinstance(cfg["output"][name], str):
                 raise ConfigError(f"'output.{name}' must be a path or a table name (the detect run's {name} table)")
             if not is_path(cfg["output"][name]):
                 check_table_name(f"output.{name}", cfg["output"][name])
+        names = _LOOP_TABLES[job]
+        if len({_normal(cfg["output"][n]) for n in names}) != len(names):
+            raise ConfigError(f"{', '.join(repr('output.' + n) for n in names)} must be different locations")
+        if job == "apply":
+            _validate_apply(cfg["apply"])
         return
     inp = cfg["input"]
     if bool(inp["path"]) == bool(inp["table"]):
@@ -209,6 +227,20 @@ def _check_outputs(cfg: dict, names: tuple[str, ...]) -> None:
             raise ConfigError(f"'output.{name}' is the input location {here!r}; the input is never written")
     if len({_normal(out[n]) for n in names}) != len(names):
         raise ConfigError(f"{', '.join(repr('output.' + n) for n in names)} must be different locations")
+
+
+def _validate_apply(ap: dict) -> None:
+    if ap["unreviewed"] not in UNREVIEWED_POLICIES:
+        raise ConfigError(f"'apply.unreviewed' {ap['unreviewed']!r} is unknown; use one of {list(UNREVIEWED_POLICIES)}")
+    w = ap["downweight"]
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w <= 1:
+        raise ConfigError(f"'apply.downweight' must be a weight in (0, 1], not {w!r}")
+    if not isinstance(ap["relabel_only_high"], bool):
+        raise ConfigError("'apply.relabel_only_high' must be true or false")
+    if ap["relabel_only_high"] and ap["unreviewed"] != "relabel":
+        raise ConfigError("'apply.relabel_only_high' applies to 'apply.unreviewed: relabel'; set both or neither")
+    if ap["protect_where"] is not None and not (isinstance(ap["protect_where"], str) and ap["protect_where"].strip()):
+        raise ConfigError("'apply.protect_where' must be a SQL condition such as \"split = 'test'\"")
 
 
 def _validate_inject(cfg: dict) -> None:

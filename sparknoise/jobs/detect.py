@@ -28,6 +28,7 @@ import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from sparknoise.core.agreement import CONFIDENCE, LOSS_RANK, flagged_with_agreement
 from sparknoise.core.invalid_rows import screen_invalid
 from sparknoise.core.label_issues import find_label_issues
 from sparknoise.core.result import LabelIssuesResult
@@ -134,17 +135,20 @@ def run_detect(spark: SparkSession, cfg: dict) -> dict:
     # From here on, a failure is recorded in the runs table; scored and issues stay as they were. Bad input
     # found by validation (InputError) is reported like the checks above: nothing is written at all.
     try:
-        result, scored, rounds = _rounds(cfg, df, timings)
+        result, scored, rounds, num_flagged = _rounds(cfg, df, timings)
         t = time.perf_counter()
-        issues = _issues_frame(cfg, scored, result.filter_by, run_id)
         write_run_rows(scored.withColumn("run_id", F.lit(run_id)), cfg["output"]["scored"], run_id=run_id,
                        metadata=meta)
+        # The issues come from the scored rows just written (a Delta read), not from a second
+        # evaluation of the row map.
+        written = read_table(spark, cfg["output"]["scored"]).filter(F.col("run_id") == run_id)
+        issues = _issues_frame(cfg, written, result, num_flagged, run_id)
         write_run_rows(issues, cfg["output"]["issues"], run_id=run_id, metadata=meta)
         timings["write_outputs"] = round(time.perf_counter() - t, 3)
         record.update(
             status="succeeded", n_rows=result.n_rows, n_classes=result.num_classes,
             classes=json.dumps(list(result.classes), default=str),
-            num_flagged=result.num_flagged if rounds == 1 else _flagged(cfg, run_id),
+            num_flagged=num_flagged,
             num_label_issues=result.num_label_issues, rounds=rounds,
             thresholds=result.thresholds.tolist(), confident_joint=result.confident_joint.astype(int).tolist(),
             noise_matrix=result.noise_matrix.tolist(), inverse_noise_matrix=result.inverse_noise_matrix.tolist(),
@@ -166,11 +170,6 @@ def run_detect(spark: SparkSession, cfg: dict) -> dict:
     return record
 
 
-def _flagged(cfg: dict, run_id: str) -> int:
-    spark = SparkSession.active()
-    return read_table(spark, cfg["output"]["issues"]).filter(F.col("run_id") == run_id).count()
-
-
 def _check_columns(cfg: dict, df: DataFrame) -> None:
     inp = cfg["input"]
     wanted = [("input.id_col", inp["id_col"]), ("input.label_col", inp["label_col"])]
@@ -182,8 +181,12 @@ def _check_columns(cfg: dict, df: DataFrame) -> None:
             raise InputError(f"'{key}': column '{column}' is not in the input; available: {df.columns}", column=column)
 
 
-def _rounds(cfg: dict, df: DataFrame, timings: dict) -> tuple[LabelIssuesResult, DataFrame, int]:
+def _rounds(cfg: dict, df: DataFrame, timings: dict) -> tuple[LabelIssuesResult, DataFrame, int, int]:
     """Detection, repeated on the rows not yet flagged for detection.iterations rounds.
+
+    Returns (the first round's result, the scored rows, the rounds kept, the rows flagged in all of
+    them). Rows flagged in round r >= 2 are ranked after every earlier round's rows: their
+    ``issue_rank`` is their rank within round r plus the number of rows flagged before it.
 
     With more than one round, each round's rows are materialised in the run's scratch location
     (a Delta write + read; the library never caches), so a round never recomputes the ones before it.
@@ -196,7 +199,8 @@ def _rounds(cfg: dict, df: DataFrame, timings: dict) -> tuple[LabelIssuesResult,
     timings["round_1"] = round(time.perf_counter() - t, 3)
     scored = result.rows.withColumn("round", F.when(F.col("is_label_issue"), F.lit(1)))
     if det["iterations"] == 1:
-        return result, scored, 1
+        return result, scored, 1, result.num_flagged
+    flagged_so_far = result.num_flagged
     scored = materialised(scored, scratch, "round_1")
     remaining = scored.filter(~F.col("is_label_issue")).select(*df.columns)
     rounds = 1
@@ -210,21 +214,28 @@ def _rounds(cfg: dict, df: DataFrame, timings: dict) -> tuple[LabelIssuesResult,
             break
         rounds = r
         rows_r = materialised(res_r.rows, scratch, f"round_{r}")
-        new = rows_r.filter("is_label_issue").select(ident, F.lit(r).alias("__sn_round"))
+        new = rows_r.filter("is_label_issue").select(
+            ident, F.lit(r).alias("__sn_round"), (F.col("issue_rank") + F.lit(flagged_so_far)).alias("__sn_rank"))
+        flagged_so_far += res_r.num_flagged
         scored = (
             scored.join(new, ident, "left")
             .withColumn("round", F.coalesce(F.col("round"), F.col("__sn_round")))
             .withColumn("is_label_issue", F.col("is_label_issue") | F.col("__sn_round").isNotNull())
+            .withColumn("issue_rank", F.coalesce(F.col("issue_rank"), F.col("__sn_rank")))
             .withColumn("sample_weight", F.when(F.col("__sn_round").isNotNull(), F.lit(0.0))
                         .otherwise(F.col("sample_weight")))
-            .drop("__sn_round")
+            .drop("__sn_round", "__sn_rank")
         )
         remaining = rows_r.filter(~F.col("is_label_issue")).select(*df.columns)
-    return result, scored, rounds
+    return result, scored, rounds, flagged_so_far
 
 
-def _issues_frame(cfg: dict, scored: DataFrame, filter_by: str, run_id: str) -> DataFrame:
+def _issues_frame(cfg: dict, scored: DataFrame, result: LabelIssuesResult, num_flagged: int,
+                  run_id: str) -> DataFrame:
+    """The review queue: the flagged rows of ``scored`` with their agreement with the loss ranking."""
     inp = cfg["input"]
+    flagged = flagged_with_agreement(scored, label_col=inp["label_col"], probs_col=inp["probs_col"] or "pred_probs",
+                                     id_col=inp["id_col"], classes=result.classes, num_flagged=num_flagged)
     cols = [
         F.lit(run_id).alias("run_id"),
         F.col(inp["id_col"]),
@@ -232,10 +243,12 @@ def _issues_frame(cfg: dict, scored: DataFrame, filter_by: str, run_id: str) -> 
         F.col("predicted_label").alias("suggested_label"),
         F.col("label_quality"),
         F.col("issue_rank"),
-        _reason(filter_by).alias("reason"),
+        _reason(result.filter_by).alias("reason"),
         F.col("round").cast("int").alias("round"),
+        F.col(LOSS_RANK),
+        F.col(CONFIDENCE),
     ] + [F.col(c) for c in inp["passthrough"] or []]
-    return scored.filter(F.col("is_label_issue")).select(*cols)
+    return flagged.select(*cols)
 
 
 def summary_lines(record: dict) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any
 
 import numpy as np
 from pyspark.sql import SparkSession
@@ -13,19 +12,12 @@ from pyspark.sql import functions as F
 
 from sparknoise.core.health import summarize_health
 from sparknoise.errors import InputError
+from sparknoise.jobs.run_log import latest_apply, run_row
 from sparknoise.jobs.tables import read_table
 from sparknoise.report.data import TOP_ROWS, ReportData, quality_histogram, top_rows
 from sparknoise.report.html import write_report
 
 log = logging.getLogger("sparknoise")
-
-
-def run_row(spark: SparkSession, runs_location: str, run_id: str) -> dict[str, Any]:
-    """The ``runs`` row of one run as a dict; InputError if there is none."""
-    rows = read_table(spark, runs_location).filter(F.col("run_id") == run_id).limit(2).collect()
-    if not rows:
-        raise InputError(f"no run '{run_id}' in the runs table {runs_location}; check --run-id and output.runs")
-    return rows[0].asDict()
 
 
 def from_tables(spark: SparkSession, outputs: dict[str, str], run_id: str, *, top: int = TOP_ROWS) -> ReportData:
@@ -41,7 +33,9 @@ def from_tables(spark: SparkSession, outputs: dict[str, str], run_id: str, *, to
     issues = read_table(spark, outputs["issues"]).filter(F.col("run_id") == run_id)
     scored = read_table(spark, outputs["scored"]).filter(F.col("run_id") == run_id)
     id_col = (config.get("input") or {}).get("id_col", "id")
-    columns = [id_col, "given_label", "suggested_label", "label_quality", "issue_rank", "round", *passthrough]
+    agreement = [c for c in ("confidence", "loss_rank") if c in issues.columns]  # runs before 0.2 lack them
+    columns = [id_col, "given_label", "suggested_label", "label_quality", "issue_rank", *agreement, "round",
+               *passthrough]
     classes = [str(c) for c in json.loads(record["classes"])]
     cj = np.asarray(record["confident_joint"], dtype=np.int64)
     run = {k: record.get(k) for k in ("run_id", "status", "started_at", "finished_at", "input_location",
@@ -53,7 +47,7 @@ def from_tables(spark: SparkSession, outputs: dict[str, str], run_id: str, *, to
         noise_matrix=np.asarray(record["noise_matrix"], dtype=np.float64),
         health=summarize_health(cj, record["n_rows"], record["num_label_issues"], classes),
         quality_histogram=quality_histogram(scored), top_rows=top_rows(issues, columns, top),
-        passthrough=passthrough,
+        passthrough=passthrough, cleaning=latest_apply(spark, outputs["runs"], run_id),
     )
 
 

@@ -1,4 +1,5 @@
-"""The ``runs`` table: one row per job run (detect, inject, evaluate), written last or on failure."""
+"""The ``runs`` table: one row per job run (detect, inject, evaluate, apply), written last or on failure,
+and the lookups of a run's row. Driver side; each lookup reads one or two rows."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import uuid
 from typing import Any
 
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from sparknoise._version import __version__
+from sparknoise.errors import InputError
 from sparknoise.jobs.config import canonical_json, config_hash
-from sparknoise.jobs.tables import write_run_rows
+from sparknoise.jobs.tables import read_table, write_run_rows
 
 RUNS_SCHEMA = (
     "run_id string, status string, error string, started_at timestamp, finished_at timestamp, "
@@ -53,3 +56,34 @@ def write_run_record(spark: SparkSession, location: str, record: dict, timings: 
     row = tuple(record.get(n) for n in names)
     write_run_rows(spark.createDataFrame([row], RUNS_SCHEMA), location, run_id=record["run_id"], metadata=meta,
                    merge_schema=True)
+
+
+def run_row(spark: SparkSession, runs_location: str, run_id: str) -> dict[str, Any]:
+    """The ``runs`` row of one run as a dict; InputError if there is none."""
+    rows = read_table(spark, runs_location).filter(F.col("run_id") == run_id).limit(2).collect()
+    if not rows:
+        raise InputError(f"no run '{run_id}' in the runs table {runs_location}; check --run-id and output.runs")
+    return rows[0].asDict()
+
+
+def detect_run(spark: SparkSession, runs_location: str, run_id: str) -> dict[str, Any]:
+    """The ``runs`` row of a succeeded detect run, with its config parsed into ``config_dict``."""
+    record = run_row(spark, runs_location, run_id)
+    if record.get("job") not in (None, "detect"):
+        raise InputError(f"run '{run_id}' is a {record['job']} run; give the run id of a detect run (--run-id)")
+    if record["status"] != "succeeded":
+        raise InputError(f"run '{run_id}' did not succeed ({record['status']}: {record.get('error')}); "
+                         "run detect again first")
+    record["config_dict"] = json.loads(record["config"]) if record.get("config") else {}
+    return record
+
+
+def latest_apply(spark: SparkSession, runs_location: str, run_id: str) -> dict[str, Any] | None:
+    """The metrics of the latest succeeded apply run of detect run ``run_id``, or None."""
+    rows = (read_table(spark, runs_location)
+            .filter((F.col("job") == "apply") & (F.col("status") == "succeeded")
+                    & (F.get_json_object("metrics", "$.applied_run_id") == run_id))
+            .orderBy(F.col("finished_at").desc()).select("run_id", "metrics").limit(1).collect())
+    if not rows:
+        return None
+    return {"run_id": rows[0]["run_id"], **json.loads(rows[0]["metrics"])}

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from sparknoise.errors import InputError
 from sparknoise.storage import is_path, materialised, read_table
@@ -172,3 +173,13 @@ def check_output_location(spark: SparkSession, key: str, location: str) -> None:
         return  # does not exist yet
     if fmt and str(fmt).lower() != "delta":
         raise InputError(f"'{key}' {location!r} is a {fmt} table, not Delta; choose another table name")
+
+
+def run_rows(spark: SparkSession, location: str, key: str, run_id: str) -> DataFrame:
+    """The rows of one run id in an output table; InputError naming ``key`` when it cannot be read."""
+    try:
+        df = read_table(spark, location)
+        df.schema  # noqa: B018 - resolve now: a missing table fails here
+    except Exception:  # noqa: BLE001 - a missing or unreadable table
+        raise InputError(f"'{key}' {location!r} cannot be read; point {key} at the detect run's table") from None
+    return df.filter(F.col("run_id") == run_id)

@@ -37,6 +37,8 @@ class ReportData:
     quality_histogram: pd.DataFrame  # bin_start, bin_end, flagged, kept
     top_rows: pd.DataFrame  # id, given_label, suggested_label, label_quality, issue_rank, passthrough...
     passthrough: list[str] = field(default_factory=list)
+    # the latest apply of this run: counts per action and source, reviewed rows (None: never applied)
+    cleaning: dict[str, Any] | None = None
 
     @property
     def estimated_noise_rate(self) -> float:
@@ -83,9 +85,9 @@ def from_result(result: LabelIssuesResult, *, passthrough: Sequence[str] = (), t
     opts = result.options
     issues = result.issues().select(
         F.col(opts.get("id_col", "id")).alias("id"), F.col(opts.get("label_col", "label")).alias("given_label"),
-        F.col("predicted_label").alias("suggested_label"), "label_quality", "issue_rank", *passthrough,
+        F.col("predicted_label").alias("suggested_label"), "label_quality", "issue_rank", "confidence", *passthrough,
     )
-    columns = ["id", "given_label", "suggested_label", "label_quality", "issue_rank", *passthrough]
+    columns = ["id", "given_label", "suggested_label", "label_quality", "issue_rank", "confidence", *passthrough]
     run = {
         "run_id": None, "source": "sparknoise.find_label_issues", "sparknoise_version": __version__,
         "config": {"filter_by": result.filter_by, "rank_by": result.rank_by, **opts},

@@ -132,6 +132,23 @@ def _embedded(data: ReportData) -> dict[str, Any]:
     }
 
 
+def _cleaning_section(cleaning: dict[str, Any] | None) -> str:
+    """What the cleaning loop did with this run: reviewed rows and the rows per action and source."""
+    if not cleaning:
+        return ""
+    counts = cleaning.get("counts") or {}
+    by_source = counts.get("by_source") or {}
+    table = pd.DataFrame([
+        {"action": a, "rows": counts.get(a, 0), "by review": (by_source.get("review") or {}).get(a, 0),
+         "by policy": (by_source.get("policy") or {}).get(a, 0)}
+        for a in ("kept", "relabeled", "downweighted", "removed")
+    ])
+    return (f"<h2 id='cleaning'>Cleaning</h2><p class='note'>Applied by run <code>"
+            f"{html.escape(str(cleaning.get('run_id')))}</code> (policy for unreviewed flagged rows: "
+            f"<code>{html.escape(str(cleaning.get('unreviewed')))}</code>): {counts.get('reviewed', 0):,} rows "
+            "reviewed.</p>" + f'<div class="scroll">{_table(table)}</div>')
+
+
 def _rank_by(run: dict[str, Any]) -> str:
     config = run.get("config") or {}
     return str(config.get("rank_by") or (config.get("detection") or {}).get("rank_by") or "self_confidence")
@@ -173,6 +190,7 @@ def render_report(data: ReportData, *, title: str = "sparknoise label-health rep
         f"<h2>The {len(top)} most suspicious rows</h2><p class='note'>Ordered by issue rank (most suspicious "
         "first); hand them to annotators with the suggested label.</p>",
         f'<div class="scroll">{_table(top)}</div>',
+        _cleaning_section(data.cleaning),
         _run_section(data.run),
         '<script type="application/json" id="sparknoise-report-data">'
         + json.dumps(_embedded(data), default=_jsonable).replace("</", "<\\/") + "</script>",

@@ -1,0 +1,257 @@
+"""Apply reviewers' verdicts and a policy for the unreviewed flagged rows: the cleaned table and its audit.
+
+Every scored row gets one action, decided per row on the executors (no shuffle beyond one join
+with the verdicts, which are few):
+
+1. a row matching ``protect`` (SQL, e.g. ``split = 'test'``) is never changed: ``kept``;
+2. a row with a verdict follows the latest one (by ``reviewed_at``, then ``imported_at``):
+   ``keep`` -> ``kept``; ``relabel`` -> ``relabeled`` to ``new_label`` (to the given label itself:
+   ``kept``); ``remove`` -> ``removed``;
+3. a flagged row without a verdict follows ``unreviewed``: ``remove`` (CleanLearning's choice);
+   ``downweight`` (weight ``downweight``); ``relabel`` to the suggested label (with
+   ``relabel_only_high``: only rows whose ``confidence`` is ``high``, the others removed); ``keep``;
+4. every other row is ``kept``.
+
+``cleaned`` holds every row not removed, with its columns plus ``clean_label`` (the new label, else
+the given one), ``sample_weight`` (1.0, or ``downweight`` for down-weighted rows) and ``action``.
+``audit`` holds one row per changed row (removed, relabeled, down-weighted): old and new label,
+``source`` (``review`` or ``policy``), a readable ``reason``, the reviewer and note, the row's
+``issue_rank`` and ``label_quality`` and ``applied_at``.
+
+Checks run eagerly, in one aggregation over the verdicts joined with the scored rows: a verdict
+for an id not in ``scored``, for a protected row, with an unknown decision, a ``relabel`` without
+``new_label``, or two different decisions at the same time for one id is an :class:`InputError`
+naming the id. Spark Connect safe; nothing row-level reaches the driver.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from sparknoise.errors import ConfigError, InputError
+
+DECISIONS = ("keep", "relabel", "remove")
+UNREVIEWED_POLICIES = ("remove", "downweight", "relabel", "keep")
+ACTIONS = ("kept", "relabeled", "downweighted", "removed")
+VERDICT_COLUMNS = ("decision", "new_label", "reviewer", "note", "reviewed_at", "imported_at")
+
+_V = "__sn_v_"  # prefix of the verdict columns after the join
+_ACTION = "__sn_action"
+_SOURCE = "__sn_source"
+_PROTECTED = "__sn_protected"
+_NEW = "__sn_new_label"
+
+
+@dataclass(frozen=True)
+class CleaningResult:
+    """What :func:`apply_cleaning` decided. Both frames are lazy (each action re-reads ``scored``)."""
+
+    cleaned: DataFrame
+    audit: DataFrame
+    decided: DataFrame  # every scored row's id, action and source (removed rows included)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts per action and per (source, action); one small aggregation runs."""
+        counts = {a: 0 for a in ACTIONS}
+        by_source: dict[str, dict[str, int]] = {"review": {}, "policy": {}, "none": {}}
+        for row in self.decided.groupBy(_ACTION, _SOURCE).count().collect():  # <= 4 x 3 rows
+            counts[row[0]] += row[2]
+            by_source[row[1]][row[0]] = row[2]
+        return {**counts, "rows": sum(counts.values()),
+                "reviewed": sum(by_source["review"].values()), "by_source": by_source}
+
+
+def latest_verdicts(reviews: DataFrame, id_col: str) -> DataFrame:
+    """One verdict per id: the latest ``reviewed_at`` (missing: the import time), then the latest import.
+
+    Adds ``__sn_conflict``: true when another verdict for the id has the same time and another
+    decision (the caller raises on it).
+    """
+    imported = F.col("imported_at") if "imported_at" in reviews.columns else F.lit(None).cast("timestamp")
+    when = F.coalesce(F.col("reviewed_at").cast("timestamp"), imported)
+    v = reviews.withColumn("__sn_when", when).withColumn("__sn_imported", imported)
+    latest = Window.partitionBy(id_col).orderBy(F.col("__sn_when").desc_nulls_last(),
+                                                F.col("__sn_imported").desc_nulls_last(), F.col("decision"))
+    same_time = Window.partitionBy(id_col, "__sn_when")
+    v = (v.withColumn("__sn_n", F.row_number().over(latest))
+         .withColumn("__sn_conflict", F.size(F.collect_set("decision").over(same_time)) > 1))
+    return v.filter(F.col("__sn_n") == 1).drop("__sn_n", "__sn_when", "__sn_imported")
+
+
+def _check_verdicts(joined: DataFrame, id_col: str) -> None:
+    """One aggregation: counts and up to 3 example ids of each problem (nothing else reaches the driver)."""
+    problems = {
+        "is not a row of the scored table": F.col("__sn_in_scored").isNull(),
+        "is a protected row (apply.protect_where / protect): it is never changed": F.col(_PROTECTED),
+        f"has a decision that is not one of {list(DECISIONS)}": ~F.col(_V + "decision").isin(*DECISIONS),
+        "is a relabel without new_label": (F.col(_V + "decision") == "relabel") & F.col(_NEW).isNull(),
+        "has two different decisions at the same reviewed_at": F.col("__sn_conflict"),
+    }
+    aggs = []
+    for i, cond in enumerate(problems.values()):
+        aggs.append(F.sum(F.when(cond, 1).otherwise(0)).alias(f"n{i}"))
+        aggs.append(F.slice(F.sort_array(F.collect_list(F.when(cond, F.col(id_col).cast("string")))), 1, 3)
+                    .alias(f"ids{i}"))
+    row = joined.agg(*aggs).first()  # one row
+    for i, text in enumerate(problems):
+        if row[f"n{i}"]:
+            raise InputError(f"{row[f'n{i}']} verdict(s) for {id_col} {', '.join(row[f'ids{i}'])}: the id {text}",
+                             column=id_col)
+
+
+def apply_cleaning(
+    scored: DataFrame,
+    reviews: DataFrame | None = None,
+    *,
+    id_col: str = "id",
+    label_col: str = "label",
+    unreviewed: str = "remove",
+    downweight: float = 0.1,
+    relabel_only_high: bool = False,
+    protect: str | None = None,
+    issues: DataFrame | None = None,
+    filter_by: str | None = None,
+    applied_at: dt.datetime | None = None,
+) -> CleaningResult:
+    """Apply verdicts (``reviews``) and the ``unreviewed`` policy to scored rows; see the module docstring.
+
+    Args:
+        scored: every row with ``is_label_issue``, ``predicted_label`` (the suggested label),
+            ``issue_rank`` and ``label_quality``: ``res.rows`` or a detect run's ``scored`` table.
+        reviews: verdicts: ``id_col``, ``decision`` (keep | relabel | remove), ``new_label`` (for
+            relabel; cast to the label column's type), optional ``reviewer``, ``note``,
+            ``reviewed_at``, ``imported_at``. Several per id: the latest wins.
+        unreviewed: remove | downweight | relabel | keep, for flagged rows without a verdict.
+        downweight: the ``sample_weight`` of down-weighted rows, in (0, 1].
+        relabel_only_high: with ``unreviewed="relabel"``, relabel only rows of ``high`` confidence
+            (the rest are removed); the confidence comes from ``scored`` or ``issues``
+            (``res.issues()`` or a run's issues table).
+        protect: a SQL condition over ``scored``'s columns; matching rows are never changed.
+        filter_by: the detection method, named in the policy's audit reasons.
+        applied_at: the time recorded in ``audit`` (default: now, UTC).
+
+    Returns:
+        a :class:`CleaningResult` with ``cleaned``, ``audit`` and ``summary()``.
+    """
+    if unreviewed not in UNREVIEWED_POLICIES:
+        raise ConfigError(f"unreviewed {unreviewed!r} is unknown; use one of {list(UNREVIEWED_POLICIES)}")
+    if not isinstance(downweight, (int, float)) or not 0 < downweight <= 1:
+        raise ConfigError(f"downweight must be in (0, 1], not {downweight!r}")
+    needed = [id_col, label_col, "is_label_issue", "predicted_label", "issue_rank", "label_quality"]
+    missing = [c for c in needed if c not in scored.columns]
+    if missing:
+        raise InputError(f"scored has no column(s) {missing}; pass the rows of find_label_issues (res.rows) or a "
+                         f"detect run's scored table; available: {scored.columns}", column=missing[0])
+    label_type = scored.schema[label_col].dataType
+    applied_at = applied_at or dt.datetime.now(dt.timezone.utc)
+    df = scored.drop(*[c for c in scored.columns if c.startswith("__sn_")])
+    if relabel_only_high and unreviewed == "relabel" and "confidence" not in df.columns:
+        if issues is None:
+            raise ConfigError("relabel_only_high needs each flagged row's confidence: pass issues=res.issues() "
+                              "(or the run's issues table)")
+        df = df.join(issues.select(id_col, F.col("confidence").alias("__sn_confidence")), id_col, "left")
+        confidence = F.col("__sn_confidence")
+    else:
+        confidence = F.col("confidence") if "confidence" in df.columns else F.lit(None).cast("string")
+    try:
+        protected = F.coalesce(F.expr(protect), F.lit(False)) if protect else F.lit(False)
+        df = df.withColumn(_PROTECTED, protected)
+        df.schema  # noqa: B018 - resolve now: a bad condition fails here, naming the key
+    except Exception as e:  # noqa: BLE001 - any analysis error of the user's SQL
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"protect condition {protect!r} does not run on the scored rows: {first}") from None
+
+    flagged = F.coalesce(F.col("is_label_issue"), F.lit(False))
+    if reviews is not None:
+        missing = [c for c in (id_col, "decision") if c not in reviews.columns]
+        if missing:
+            raise InputError(f"reviews has no column(s) {missing}; available: {reviews.columns}", column=missing[0])
+        for c in ("new_label", "reviewer", "note", "reviewed_at"):
+            if c not in reviews.columns:
+                reviews = reviews.withColumn(c, F.lit(None).cast("string"))
+        latest = latest_verdicts(reviews, id_col)
+        v = latest.select(
+            F.col(id_col),
+            *[F.col(c).alias(_V + c) for c in ("decision", "reviewer", "note")],
+            F.col("new_label").cast(label_type).alias(_NEW),
+            F.col("__sn_conflict"),
+        )
+        checked = v.join(df.select(id_col, _PROTECTED, F.lit(True).alias("__sn_in_scored")), id_col, "left")
+        _check_verdicts(checked, id_col)
+        df = df.join(v.drop("__sn_conflict"), id_col, "left")
+    else:
+        df = (df.withColumn(_V + "decision", F.lit(None).cast("string"))
+              .withColumn(_V + "reviewer", F.lit(None).cast("string"))
+              .withColumn(_V + "note", F.lit(None).cast("string"))
+              .withColumn(_NEW, F.lit(None).cast(label_type)))
+    decision = F.col(_V + "decision")
+    reviewed = decision.isNotNull()
+    suggested = F.col("predicted_label")
+    same_label = F.coalesce(F.col(_NEW) == F.col(label_col), F.lit(False))
+    policy_relabel = confidence == "high" if relabel_only_high else F.lit(True)
+    policy_action = {
+        "remove": F.lit("removed"), "downweight": F.lit("downweighted"), "keep": F.lit("kept"),
+        "relabel": F.when(policy_relabel & (suggested != F.col(label_col)), F.lit("relabeled"))
+        .when(policy_relabel, F.lit("kept")).otherwise(F.lit("removed")),
+    }[unreviewed]
+    action = (
+        F.when(F.col(_PROTECTED), F.lit("kept"))
+        .when(reviewed & (decision == "keep"), F.lit("kept"))
+        .when(reviewed & (decision == "relabel") & same_label, F.lit("kept"))
+        .when(reviewed & (decision == "relabel"), F.lit("relabeled"))
+        .when(reviewed & (decision == "remove"), F.lit("removed"))
+        .when(flagged, policy_action)
+        .otherwise(F.lit("kept"))
+    )
+    source = (F.when(F.col(_PROTECTED), F.lit("none")).when(reviewed, F.lit("review"))
+              .when(flagged, F.lit("policy")).otherwise(F.lit("none")))
+    new_label = F.when(reviewed, F.col(_NEW)).otherwise(suggested)
+    decided = df.withColumn(_ACTION, action).withColumn(_SOURCE, source)
+    a = F.col(_ACTION)
+    clean_label = F.when(a == "relabeled", new_label).otherwise(F.col(label_col)).cast(label_type)
+    weight = F.when(a == "downweighted", F.lit(float(downweight))).otherwise(F.lit(1.0))
+    keep_cols = [c for c in scored.columns if not c.startswith("__sn_") and c != "sample_weight"]
+    cleaned = decided.filter(a != "removed").select(
+        *keep_cols, clean_label.alias("clean_label"), weight.alias("sample_weight"), a.alias("action"))
+    audit = decided.filter(a != "kept").select(
+        *([F.col("run_id")] if "run_id" in df.columns else []),
+        F.col(id_col),
+        a.alias("action"),
+        F.col(label_col).alias("old_label"),
+        F.when(a == "relabeled", new_label).cast(label_type).alias("new_label"),
+        F.col(_SOURCE).alias("source"),
+        _reason(a, F.col(_SOURCE), label_col, new_label, confidence, unreviewed, downweight, filter_by)
+        .alias("reason"),
+        F.col(_V + "reviewer").alias("reviewer"),
+        F.col(_V + "note").alias("note"),
+        F.col("issue_rank"),
+        F.col("label_quality"),
+        F.lit(applied_at).cast("timestamp").alias("applied_at"),
+    )
+    return CleaningResult(cleaned=cleaned, audit=audit, decided=decided.select(id_col, _ACTION, _SOURCE))
+
+
+def _reason(action: Column, source: Column, label_col: str, new_label: Column, confidence: Column,
+            unreviewed: str, downweight: float, filter_by: str | None) -> Column:
+    """A sentence saying why the row changed: the reviewer and note, or the policy and the evidence."""
+    what = (F.when(action == "relabeled", F.concat(F.lit("relabeled from "), F.col(label_col).cast("string"),
+                                                   F.lit(" to "), new_label.cast("string")))
+            .when(action == "removed", F.lit("removed"))
+            .otherwise(F.lit(f"down-weighted to {downweight:g}")))
+    by_review = F.concat(what, F.lit(" by reviewer "), F.coalesce(F.col(_V + "reviewer"), F.lit("(unnamed)")),
+                         F.when(F.col(_V + "note").isNotNull(), F.concat(F.lit(": "), F.col(_V + "note")))
+                         .otherwise(F.lit("")))
+    method = f"flagged by {filter_by}" if filter_by else "flagged"
+    by_policy = F.concat(
+        what, F.lit(f" by policy apply.unreviewed={unreviewed} (not reviewed; {method}, suggested label "),
+        F.col("predicted_label").cast("string"),
+        F.lit(", label_quality "), F.format_number(F.col("label_quality"), 4),
+        F.lit(", issue_rank "), F.coalesce(F.col("issue_rank").cast("string"), F.lit("-")),
+        F.lit(", confidence "), F.coalesce(confidence, F.lit("unknown")), F.lit(")"),
+    )
+    return F.when(source == "review", by_review).otherwise(by_policy)

@@ -1,0 +1,258 @@
+"""The review queue's file formats and the verdict files reviewers send back (driver side, plain Python).
+
+Queue (export): ``csv``, ``jsonl`` (one JSON object per row) or ``labelstudio``: a JSON task list
+that Label Studio's importer accepts, each task's ``data`` holding the row and a ``predictions``
+entry pre-selecting the suggested label (with the model's probability of it as ``score``), plus a
+labeling config (``<Choices>`` of the classes and ``remove``) written beside it.
+
+Verdicts (import): ``csv`` or ``jsonl`` with columns ``<id>, decision, new_label, reviewer, note,
+reviewed_at`` (an empty cell is missing), or a Label Studio JSON export of the tasks above: a
+chosen class equal to the given label is ``keep``, another class ``relabel``, ``remove`` is
+``remove``; the annotator and time come from the annotation. Parsing checks each row on its own
+(decision, new_label among the classes, time); the run-level checks (ids, flags) are the job's.
+Every problem is a :class:`InputError` naming the file, the row (or task) and the fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Sequence
+from xml.sax.saxutils import quoteattr
+
+from sparknoise.cleaning.apply import DECISIONS
+from sparknoise.errors import ConfigError, InputError
+
+FORMATS = ("csv", "jsonl", "labelstudio")
+REMOVE_CHOICE = "remove"
+FROM_NAME = "verdict"  # the <Choices> name in the labeling config
+TO_NAME = "item"  # the <Text> object it annotates
+
+
+def format_of(path: str, given: str | None) -> str:
+    """The file format: ``given``, else from the extension (.csv, .jsonl, .json = Label Studio)."""
+    if given:
+        if given not in FORMATS:
+            raise ConfigError(f"--format {given!r} is unknown; use one of {list(FORMATS)}")
+        return given
+    ext = os.path.splitext(path)[1].lower()
+    found = {".csv": "csv", ".jsonl": "jsonl", ".json": "labelstudio"}.get(ext)
+    if found is None:
+        raise ConfigError(f"cannot tell the format of {path!r} from its extension; name it .csv, .jsonl or .json "
+                          f"(Label Studio), or pass --format {'|'.join(FORMATS)}")
+    return found
+
+
+def label_config_path(tasks_path: str) -> str:
+    """Where the Label Studio labeling config of a task file is written: ``<name>.label_config.xml``."""
+    return os.path.splitext(tasks_path)[0] + ".label_config.xml"
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def label_studio_config(classes: Sequence[Any]) -> str:
+    """The labeling config: the row's fields as text, one single choice among the classes and ``remove``."""
+    choices = "\n".join(f"    <Choice value={quoteattr(str(c))}/>" for c in [*classes, REMOVE_CHOICE])
+    return f"""<View>
+  <Header value="Given label: $given_label. sparknoise suggests $suggested_label ($confidence confidence)."/>
+  <Text name="{TO_NAME}" value="$item"/>
+  <Header value="The right label (or remove the row):"/>
+  <Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="single" showInline="true">
+{choices}
+  </Choices>
+</View>
+"""
+
+
+def write_queue(rows: list[dict[str, Any]], path: str, fmt: str, *, classes: Sequence[Any], run_id: str,
+                id_col: str, shown: Sequence[str]) -> list[str]:
+    """Write the queue rows (already in issue_rank order); returns the files written.
+
+    ``rows`` carry the export columns plus ``__score`` (the model's probability of the suggested label,
+    used as the Label Studio prediction score). ``shown`` are the columns the reviewer reads (the
+    passthrough columns), joined into the task's ``item`` text.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    public = [{k: _jsonable(v) for k, v in r.items() if not k.startswith("__")} for r in rows]
+    columns = list(public[0]) if public else [id_col, "given_label", "suggested_label", "label_quality",
+                                              "issue_rank", "confidence"]
+    if fmt == "csv":
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=[*columns, "decision", "new_label", "reviewer", "note",
+                                                   "reviewed_at"])
+            writer.writeheader()
+            for r in public:
+                writer.writerow(r)
+        return [path]
+    if fmt == "jsonl":
+        with open(path, "w") as f:
+            for r in public:
+                f.write(json.dumps(r) + "\n")
+        return [path]
+    tasks = []
+    for r, raw in zip(public, rows):
+        item = "\n".join(f"{c}: {r.get(c)}" for c in shown) or f"{id_col} {r[id_col]}"
+        tasks.append({
+            "data": {**r, "item": item},
+            "predictions": [{
+                "model_version": f"sparknoise-{run_id}",
+                "score": _jsonable(raw.get("__score")),
+                "result": [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices",
+                            "value": {"choices": [str(r["suggested_label"])]}}],
+            }],
+        })
+    with open(path, "w") as f:
+        json.dump(tasks, f, indent=1)
+    config = label_config_path(path)
+    with open(config, "w") as f:
+        f.write(label_studio_config(classes))
+    return [path, config]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One parsed verdict; ``where`` says which row or task of the file it came from (for messages)."""
+
+    id: Any
+    decision: str
+    new_label: Any
+    reviewer: str | None
+    note: str | None
+    reviewed_at: dt.datetime | None
+    where: str
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() == "")
+
+
+def _time(value: Any, where: str, path: str) -> dt.datetime | None:
+    if _missing(value):
+        return None
+    try:
+        t = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"{path}: {where}: reviewed_at {value!r} is not an ISO time such as "
+                         "2026-11-29T10:00:00Z") from None
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
+def _class_value(value: Any, classes: Sequence[Any], where: str, path: str) -> Any:
+    by_text = {str(c): c for c in classes}
+    found = by_text.get(str(value).strip())
+    if found is None:
+        raise InputError(f"{path}: {where}: new_label {value!r} is not one of the run's classes "
+                         f"{[str(c) for c in classes]}")
+    return found
+
+
+def _verdict(record: dict[str, Any], where: str, path: str, id_col: str, classes: Sequence[Any]) -> Verdict:
+    if _missing(record.get(id_col)):
+        raise InputError(f"{path}: {where}: no {id_col} (every verdict names the row it is about)")
+    decision = record.get("decision")
+    decision = None if _missing(decision) else str(decision).strip().lower()
+    if decision not in DECISIONS:
+        raise InputError(f"{path}: {where} ({id_col} {record[id_col]}): decision {record.get('decision')!r} is not "
+                         f"one of {list(DECISIONS)}")
+    new_label = None
+    if decision == "relabel":
+        if _missing(record.get("new_label")):
+            raise InputError(f"{path}: {where} ({id_col} {record[id_col]}): a relabel needs new_label")
+        new_label = _class_value(record["new_label"], classes, f"{where} ({id_col} {record[id_col]})", path)
+    text = {k: None if _missing(record.get(k)) else str(record[k]) for k in ("reviewer", "note")}
+    return Verdict(id=record[id_col], decision=decision, new_label=new_label, reviewer=text["reviewer"],
+                   note=text["note"], reviewed_at=_time(record.get("reviewed_at"), where, path), where=where)
+
+
+def _records(path: str, fmt: str) -> list[tuple[str, dict[str, Any]]]:
+    try:
+        with open(path, newline="") as f:
+            if fmt == "csv":
+                return [(f"row {i}", dict(r)) for i, r in enumerate(csv.DictReader(f), start=1)]
+            out = []
+            for i, line in enumerate(f, start=1):
+                if line.strip():
+                    record = json.loads(line)
+                    if not isinstance(record, dict):
+                        raise InputError(f"{path}: line {i}: expected a JSON object")
+                    out.append((f"line {i}", record))
+            return out
+    except OSError as e:
+        raise InputError(f"cannot read verdicts file {path}: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: not JSON lines ({e.msg} at line {e.lineno})") from None
+
+
+def _label_studio_records(path: str, id_col: str) -> list[tuple[str, dict[str, Any]]]:
+    """Label Studio's JSON export: one record per (task, annotation), skipping cancelled annotations."""
+    try:
+        with open(path) as f:
+            tasks = json.load(f)
+    except OSError as e:
+        raise InputError(f"cannot read verdicts file {path}: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: not a Label Studio JSON export ({e.msg} at line {e.lineno})") from None
+    if not isinstance(tasks, list):
+        raise InputError(f"{path}: a Label Studio JSON export is a list of tasks")
+    out = []
+    for task in tasks:
+        data = task.get("data") or {}
+        where = f"task {task.get('id', '?')}"
+        if id_col not in data:
+            raise InputError(f"{path}: {where}: its data has no {id_col!r}; import tasks written by "
+                             "'sparknoise review export'")
+        for ann in task.get("annotations") or []:
+            if ann.get("was_cancelled"):
+                continue
+            choices = [c for r in ann.get("result") or [] if r.get("from_name") == FROM_NAME
+                       for c in (r.get("value") or {}).get("choices") or []]
+            if len(choices) != 1:
+                raise InputError(f"{path}: {where}: expected one choice in '{FROM_NAME}', got {choices}")
+            choice = choices[0]
+            if choice == REMOVE_CHOICE:
+                decision, new_label = "remove", None
+            elif str(choice) == str(data.get("given_label")):
+                decision, new_label = "keep", None
+            else:
+                decision, new_label = "relabel", choice
+            who = ann.get("completed_by")
+            if isinstance(who, dict):
+                who = who.get("email") or who.get("username") or who.get("id")
+            out.append((where, {id_col: data[id_col], "decision": decision, "new_label": new_label,
+                                "reviewer": None if who is None else str(who),
+                                "note": None, "reviewed_at": ann.get("updated_at") or ann.get("created_at")}))
+    return out
+
+
+def read_verdicts(path: str, fmt: str, *, id_col: str, classes: Sequence[Any]) -> list[Verdict]:
+    """Parse and check a verdicts file; two different decisions for one id at one time is an error."""
+    if fmt == "labelstudio":
+        records = _label_studio_records(path, id_col)
+    else:
+        records = _records(path, fmt)
+        if records and id_col not in records[0][1] or records and "decision" not in records[0][1]:
+            have = sorted(records[0][1])
+            raise InputError(f"{path}: needs the columns {id_col!r} and 'decision' (plus new_label, reviewer, note, "
+                             f"reviewed_at); it has {have}")
+    verdicts = [_verdict(r, where, path, id_col, classes) for where, r in records]
+    seen: dict[tuple[str, Any], Verdict] = {}
+    for v in verdicts:
+        key = (str(v.id), v.reviewed_at)
+        other = seen.get(key)
+        if other is not None and (other.decision, other.new_label) != (v.decision, v.new_label):
+            raise InputError(f"{path}: {id_col} {v.id} has two different verdicts at the same reviewed_at "
+                             f"({other.where}: {other.decision}, {v.where}: {v.decision}); keep one")
+        seen[key] = v
+    return verdicts

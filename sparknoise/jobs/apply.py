@@ -1,0 +1,125 @@
+"""`sparknoise apply --run-id R`: the cleaned table and the audit trail of a detect run.
+
+Reads the run's scored rows, its issues (for ``confidence``) and its verdicts in ``output.reviews``
+(pinned to one Delta version; none yet is fine), applies them with :func:`sparknoise.apply_cleaning`
+and the ``apply.*`` policy, and writes ``output.cleaned`` and ``output.audit``, one commit each,
+replacing that run id's rows (a rerun gives the same tables). The apply run is recorded in
+``output.runs`` (``job = apply``) with the detect run it applied, the reviews version and the
+counts per action and source. Bad verdicts or settings stop it before anything is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+import traceback
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from sparknoise.cleaning.apply import apply_cleaning
+from sparknoise.errors import ConfigError, InputError
+from sparknoise.jobs.run_log import detect_run, start_record, write_run_record
+from sparknoise.jobs.tables import latest_version, read_table, run_rows, write_run_rows
+
+log = logging.getLogger("sparknoise")
+
+
+def _reviews(spark: SparkSession, location: str, run_id: str):
+    """(the run's verdicts at the latest version, that version), or (None, None) with no reviews table."""
+    try:
+        version = latest_version(spark, location)
+    except Exception:  # noqa: BLE001 - no table yet: nobody has reviewed anything
+        log.info("no reviews table at %s: applying the policy to every flagged row", location)
+        return None, None
+    reader = spark.read.format("delta").option("versionAsOf", version)
+    df = reader.load(location) if "/" in location or "://" in location else reader.table(location)
+    return df.filter(F.col("run_id") == run_id).drop("run_id"), version
+
+
+def _counts(spark: SparkSession, cfg: dict, run_id: str) -> dict:
+    """Counts per action and per (source, action), from the two tables just written (small aggregations)."""
+    out = cfg["output"]
+    counts = {a: 0 for a in ("kept", "relabeled", "downweighted", "removed")}
+    by_source: dict[str, dict[str, int]] = {"review": {}, "policy": {}}
+    for r in read_table(spark, out["cleaned"]).filter(F.col("run_id") == run_id).groupBy("action").count().collect():
+        counts[r[0]] = r[1]  # <= 3 rows
+    audit = read_table(spark, out["audit"]).filter(F.col("run_id") == run_id)
+    for r in audit.groupBy("action", "source").count().collect():  # <= 6 rows
+        if r[0] == "removed":
+            counts["removed"] += r[2]
+        by_source[r[1]][r[0]] = r[2]
+    return {**counts, "rows": sum(counts.values()), "by_source": by_source}
+
+
+def run_apply(spark: SparkSession, cfg: dict, run_id: str) -> dict:
+    """Apply the verdicts and policy to detect run ``run_id``; returns the apply run's runs record."""
+    clock = time.perf_counter()
+    out, ap = cfg["output"], cfg["apply"]
+    detect = detect_run(spark, out["runs"], run_id)
+    inp = detect["config_dict"].get("input") or {}
+    id_col, label_col = inp.get("id_col", "id"), inp.get("label_col", "label")
+    filter_by = (detect["config_dict"].get("detection") or {}).get("filter_by")
+    cfg, record, meta = start_record(cfg, "apply")
+    timings: dict[str, float] = {}
+    scored = run_rows(spark, out["scored"], "output.scored", run_id)
+    issues = run_rows(spark, out["issues"], "output.issues", run_id)
+    reviews, version = _reviews(spark, out["reviews"], run_id)
+    record.update(input_location=out["scored"], input_version=version)
+    applied_at = dt.datetime.now(dt.timezone.utc)
+    try:
+        result = apply_cleaning(
+            scored, reviews, id_col=id_col, label_col=label_col, unreviewed=ap["unreviewed"],
+            downweight=ap["downweight"], relabel_only_high=ap["relabel_only_high"], protect=ap["protect_where"],
+            issues=issues if "confidence" in issues.columns else None, filter_by=filter_by, applied_at=applied_at,
+        )
+    except ConfigError as e:
+        if ap["protect_where"] and "protect condition" in str(e):
+            raise ConfigError(f"'apply.protect_where': {e}") from None
+        raise
+    except InputError as e:
+        if "protected row" in str(e):
+            raise InputError(f"{e} (apply.protect_where {ap['protect_where']!r})") from None
+        raise
+    timings["checks"] = round(time.perf_counter() - clock, 3)
+    meta = {**meta, "applied_run_id": run_id}
+    try:
+        t = time.perf_counter()
+        write_run_rows(result.cleaned, out["cleaned"], run_id=run_id, metadata=meta)
+        timings["write_cleaned"] = round(time.perf_counter() - t, 3)
+        t = time.perf_counter()
+        write_run_rows(result.audit, out["audit"], run_id=run_id, metadata=meta)
+        timings["write_audit"] = round(time.perf_counter() - t, 3)
+        counts = _counts(spark, cfg, run_id)
+        reviewed = 0 if reviews is None else reviews.select(id_col).distinct().count()
+        counts["reviewed"] = reviewed
+        record.update(status="succeeded", n_rows=counts["rows"], num_flagged=detect.get("num_flagged"),
+                      classes=detect.get("classes"), n_classes=detect.get("n_classes"),
+                      metrics=json.dumps({"applied_run_id": run_id, "reviews_location": out["reviews"],
+                                          "reviews_version": version, "unreviewed": ap["unreviewed"],
+                                          "counts": counts}, sort_keys=True))
+    except Exception as e:
+        record.update(status="failed", error=f"{type(e).__name__}: {e}"[:4000],
+                      metrics=json.dumps({"applied_run_id": run_id}))
+        log.error("apply run %s of %s failed: %s", record["run_id"], run_id, record["error"])
+        log.debug("%s", traceback.format_exc())
+        write_run_record(spark, out["runs"], record, timings, clock, meta)
+        raise
+    write_run_record(spark, out["runs"], record, timings, clock, meta)
+    log.info("apply run %s of detect run %s: %s in %.1fs", record["run_id"], run_id, counts,
+             time.perf_counter() - clock)
+    return record
+
+
+def summary_lines(record: dict) -> list[str]:
+    """Human-readable lines about a finished apply run."""
+    m = json.loads(record["metrics"])
+    c = m["counts"]
+    return [
+        f"apply run {record['run_id']} of detect run {m['applied_run_id']}: {record['status']}",
+        f"rows {c['rows']}: kept {c['kept']}, relabeled {c['relabeled']}, down-weighted {c['downweighted']}, "
+        f"removed {c['removed']}; {c['reviewed']} reviewed (reviews version {m['reviews_version']})",
+        f"by review: {c['by_source']['review']}; by policy ({m['unreviewed']}): {c['by_source']['policy']}",
+    ]
