@@ -3,10 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# Label Studio (the review round-trip test talks to a real server) lives in its own virtualenv so
+# its pins cannot clash with ours.
+LS_VENV := .venv-labelstudio
+LS_STAMP := $(LS_VENV)/.installed-stamp
+LABEL_STUDIO_VERSION := 1.23.2
 export SPARK_LOCAL_IP := 127.0.0.1
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 
-.PHONY: venv test test-classic test-connect lint demo evaluate bench bench-scale bench-detect clean
+.PHONY: venv label-studio test test-classic test-connect lint demo evaluate bench bench-scale bench-detect clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,12 +21,20 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+$(LS_STAMP):
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install --quiet --upgrade pip
+	$(LS_VENV)/bin/pip install --quiet "label-studio==$(LABEL_STUDIO_VERSION)"
+	touch $(LS_STAMP)
+
+label-studio: $(LS_STAMP)
+
 lint: $(STAMP)
 	$(BIN)/ruff check sparknoise tests bench jobs
 
 # Classic and Spark Connect suites run in separate processes: a Python process can hold either a
 # classic session or a local Connect session, not both.
-test-classic: $(STAMP)
+test-classic: $(STAMP) $(LS_STAMP)
 	$(BIN)/pytest tests --ignore=tests/connect --durations=15
 
 test-connect: $(STAMP)
@@ -53,4 +66,4 @@ bench-detect: $(STAMP)
 	$(BIN)/python bench/bench_detect_job.py --rows 10000000 --features 20 --classes 10
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache demo-output spark-warehouse
+	rm -rf $(VENV) $(LS_VENV) build *.egg-info .pytest_cache demo-output spark-warehouse

@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 import yaml
+from pyspark.sql import functions as F
 
 import sparknoise as sn
 from sparknoise.cli import main as cli_main
@@ -220,3 +221,44 @@ def test_policies_protect_and_verdict_on_a_protected_row(spark, loop):
     with pytest.raises(ConfigError, match="protect condition"):
         sn.apply_cleaning(scored, protect="no_such_column = 1")
     assert _cli(loop, "apply", "--run-id", "r1", "--set", "apply.unreviewed=sometimes") == 2
+
+
+def test_label_studio_round_trip(spark, loop, tmp_path):
+    """Export the queue, load it into a real Label Studio server, annotate through its API, export the
+    annotations, import them as verdicts and apply them."""
+    import os
+
+    from labelstudio import BINARY, label_studio_server
+
+    if not os.path.exists(BINARY):
+        pytest.skip(f"Label Studio is not installed at {BINARY} (make test installs it)")
+    tasks_file = tmp_path / "tasks.json"
+    assert _cli(loop, "review", "export", "--run-id", "r1", "--output", str(tasks_file), "--top", "3") == 0
+    tasks = json.load(open(tasks_file))
+    given = [t["data"]["given_label"] for t in tasks]
+    ids = [t["data"]["id"] for t in tasks]
+    other = next(n for n in NAMES if n != given[1])
+    choices = [given[0], other, "remove"]  # keep, relabel, remove
+    (tmp_path / "ls").mkdir()
+    with label_studio_server(str(tmp_path / "ls")) as ls:
+        project = ls.call("POST", "/api/projects", {
+            "title": "sparknoise review", "label_config": open(tmp_path / "tasks.label_config.xml").read()})
+        imported = ls.call("POST", f"/api/projects/{project['id']}/import", tasks)
+        assert imported["task_count"] == 3 and imported["prediction_count"] == 3
+        listed = ls.call("GET", f"/api/tasks?project={project['id']}&page_size=100")
+        by_row = {t["data"]["id"]: t["id"] for t in (listed["tasks"] if isinstance(listed, dict) else listed)}
+        for row_id, choice in zip(ids, choices):
+            ls.call("POST", f"/api/tasks/{by_row[row_id]}/annotations", {"result": [{
+                "from_name": "verdict", "to_name": "item", "type": "choices", "value": {"choices": [choice]}}]})
+        export = ls.call("GET", f"/api/projects/{project['id']}/export?exportType=JSON")
+    export_file = tmp_path / "label_studio_export.json"
+    export_file.write_text(json.dumps(export))
+    assert _cli(loop, "review", "import", "--run-id", "r1", "--input", str(export_file)) == 0
+    reviews = _table(spark, loop, "reviews").filter(F.col("source").startswith("labelstudio:")).toPandas()
+    got = {r["id"]: (r["decision"], r["new_label"]) for _, r in reviews.iterrows()}
+    assert got == {ids[0]: ("keep", None), ids[1]: ("relabel", other), ids[2]: ("remove", None)}
+    assert set(reviews["reviewer"]) == {"label-studio user 1"} and reviews["reviewed_at"].notna().all()
+    assert _cli(loop, "apply", "--run-id", "r1") == 0
+    cleaned = _table(spark, loop, "cleaned").toPandas().set_index("id")
+    assert cleaned.loc[ids[0], "action"] == "kept" and ids[2] not in cleaned.index
+    assert cleaned.loc[ids[1], "action"] == "relabeled" and cleaned.loc[ids[1], "clean_label"] == other

@@ -227,9 +227,11 @@ def _label_studio_records(path: str, id_col: str) -> list[tuple[str, dict[str, A
                 decision, new_label = "keep", None
             else:
                 decision, new_label = "relabel", choice
-            who = ann.get("completed_by")
+            who = ann.get("completed_by")  # a user id in Label Studio's JSON export, a dict in older ones
             if isinstance(who, dict):
                 who = who.get("email") or who.get("username") or who.get("id")
+            elif who is not None:
+                who = f"label-studio user {who}"
             out.append((where, {id_col: data[id_col], "decision": decision, "new_label": new_label,
                                 "reviewer": None if who is None else str(who),
                                 "note": None, "reviewed_at": ann.get("updated_at") or ann.get("created_at")}))

@@ -71,3 +71,37 @@ def test_health_summary_and_report_on_connect(k10, tmp_path):
     data = json.loads(re.search(r'id="sparknoise-report-data">(.*?)</script>', text, re.S).group(1))
     assert data["num_flagged"] == res.num_flagged and len(data["top_ids"]) == 5
     assert sum(data["quality_histogram"]["flagged"]) == res.num_flagged
+
+
+def test_issue_agreement_and_apply_cleaning_on_connect(spark):
+    import cleanlab.filter as cf
+    from pyspark.sql import functions as F
+
+    d = dataset("k3")
+    names = ["a", "b", "c"]
+    df = to_frame(spark, d).withColumn(
+        "label", F.element_at(F.array(*[F.lit(n) for n in names]), F.col("label").cast("int") + 1))
+    res = sn.find_label_issues(df, classes=names)
+    issues = res.issues()
+    got = issues.select("id", "loss_rank", "confidence").toPandas().set_index("id")
+    flagged = np.flatnonzero(cf.find_label_issues(d.labels, d.pred_probs))
+    assert sorted(got.index) == list(flagged)
+    n = len(d.labels)
+    p_given = d.pred_probs[np.arange(n), d.labels]
+    rank = np.empty(n, dtype=int)
+    rank[np.lexsort((np.arange(n), p_given))] = np.arange(1, n + 1)
+    assert list(got.loc[flagged, "loss_rank"]) == list(rank[flagged])
+    high = {i for i in flagged if rank[i] <= len(flagged)}
+    assert set(got.index[got["confidence"] == "high"]) == high
+    a, b = int(flagged[0]), int(flagged[1])
+    reviews = spark.createDataFrame([(a, "keep", None), (b, "relabel", "c")], "id long, decision string, new_label string")
+    out = sn.apply_cleaning(res.rows, reviews, unreviewed="relabel", relabel_only_high=True, issues=issues)
+    cleaned = out.cleaned.select("id", "action", "clean_label").toPandas().set_index("id")
+    expected_removed = set(flagged) - high - {a, b}
+    assert set(cleaned.index) == set(range(n)) - expected_removed
+    assert cleaned.loc[a, "action"] == "kept" and cleaned.loc[b, "clean_label"] == "c"
+    argmax = d.pred_probs.argmax(axis=1)
+    for i in high - {a, b}:
+        assert cleaned.loc[i, "clean_label"] == names[argmax[i]]
+    summary = out.summary()
+    assert summary["removed"] == len(expected_removed) and summary["reviewed"] == 2
