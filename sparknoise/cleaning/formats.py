@@ -6,7 +6,8 @@ entry pre-selecting the suggested label (with the model's probability of it as `
 labeling config (``<Choices>`` of the classes and ``remove``) written beside it.
 
 Verdicts (import): ``csv`` or ``jsonl`` with columns ``<id>, decision, new_label, reviewer, note,
-reviewed_at`` (an empty cell is missing), or a Label Studio JSON export of the tasks above: a
+reviewed_at`` (an empty cell is missing; a row without a decision is not reviewed yet and is skipped, so the
+exported queue itself can be filled in and imported), or a Label Studio JSON export of the tasks above: a
 chosen class equal to the given label is ``keep``, another class ``relabel``, ``remove`` is
 ``remove``; the annotator and time come from the annotation. Parsing checks each row on its own
 (decision, new_label among the classes, time); the run-level checks (ids, flags) are the job's.
@@ -158,7 +159,9 @@ def _class_value(value: Any, classes: Sequence[Any], where: str, path: str) -> A
     return found
 
 
-def _verdict(record: dict[str, Any], where: str, path: str, id_col: str, classes: Sequence[Any]) -> Verdict:
+def _verdict(record: dict[str, Any], where: str, path: str, id_col: str, classes: Sequence[Any]) -> Verdict | None:
+    if _missing(record.get("decision")):
+        return None  # a queue row nobody has decided yet (the exported queue can be filled in and imported)
     if _missing(record.get(id_col)):
         raise InputError(f"{path}: {where}: no {id_col} (every verdict names the row it is about)")
     decision = record.get("decision")
@@ -248,7 +251,8 @@ def read_verdicts(path: str, fmt: str, *, id_col: str, classes: Sequence[Any]) -
             have = sorted(records[0][1])
             raise InputError(f"{path}: needs the columns {id_col!r} and 'decision' (plus new_label, reviewer, note, "
                              f"reviewed_at); it has {have}")
-    verdicts = [_verdict(r, where, path, id_col, classes) for where, r in records]
+    parsed = [_verdict(r, where, path, id_col, classes) for where, r in records]
+    verdicts = [v for v in parsed if v is not None]
     seen: dict[tuple[str, Any], Verdict] = {}
     for v in verdicts:
         key = (str(v.id), v.reviewed_at)

@@ -21,6 +21,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from sparknoise.core.inputs import label_index, probs_as_double_array
+from sparknoise.errors import InputError
 
 LOSS_RANK = "loss_rank"
 CONFIDENCE = "confidence"
@@ -30,18 +31,28 @@ _BUCKET = "__sn_loss_bucket"
 _LO = "__sn_loss_lo"
 
 
-def given_label_probability(df: DataFrame, *, label_col: str, probs_col: str, classes: Sequence[Any]) -> Column:
-    """The probability of each row's given label (null when the label is not one of ``classes``)."""
+def given_label_probability(df: DataFrame, *, label_col: str, probs_col: str, classes: Sequence[Any],
+                            rank_by: str) -> Column:
+    """The probability of each row's given label (null when the label is not one of ``classes``).
+
+    With ``rank_by="self_confidence"`` that is the row's ``label_quality`` already (the same double),
+    so the probabilities are not read again; otherwise it is read from ``probs_col``.
+    """
+    if rank_by == "self_confidence" and "label_quality" in df.columns:
+        return F.col("label_quality")
+    if probs_col not in df.columns:
+        raise InputError(f"the rows have no probability column '{probs_col}' to rank them by loss; keep it in "
+                         "the rows (rank_by other than self_confidence needs it)", column=probs_col)
     index = label_index(df.schema[label_col], tuple(classes))
     probs = probs_as_double_array(df.schema[probs_col])
     return F.when(index >= 0, F.get(probs, index))
 
 
 def flagged_with_agreement(rows: DataFrame, *, label_col: str, probs_col: str, id_col: str,
-                           classes: Sequence[Any], num_flagged: int,
+                           classes: Sequence[Any], num_flagged: int, rank_by: str = "self_confidence",
                            flag_col: str = "is_label_issue") -> DataFrame:
     """The flagged rows of ``rows`` with ``loss_rank`` (int) and ``confidence`` (high | medium) added."""
-    p = given_label_probability(rows, label_col=label_col, probs_col=probs_col, classes=classes)
+    p = given_label_probability(rows, label_col=label_col, probs_col=probs_col, classes=classes, rank_by=rank_by)
     bucket = F.least(F.greatest(F.floor(F.coalesce(p, F.lit(0.0)) * LOSS_BUCKETS).cast("int"), F.lit(0)),
                      F.lit(LOSS_BUCKETS - 1))
     base = rows.select(F.col(id_col), p.alias(_P), F.col(flag_col).alias("__sn_flag"), bucket.alias(_BUCKET))

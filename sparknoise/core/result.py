@@ -67,7 +67,7 @@ class LabelIssuesResult:
         o = self.options
         return flagged_with_agreement(self.rows, label_col=o["label_col"], probs_col=o["probs_col"],
                                       id_col=o["id_col"], classes=self.classes,
-                                      num_flagged=self.num_flagged).orderBy("issue_rank")
+                                      num_flagged=self.num_flagged, rank_by=self.rank_by).orderBy("issue_rank")
 
     def class_table(self) -> pd.DataFrame:
         """One row per class: rows, flagged rows, threshold, estimated noise of its given labels."""

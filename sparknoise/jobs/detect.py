@@ -39,7 +39,6 @@ from sparknoise.jobs.tables import (
     filtered,
     materialised,
     read_input,
-    read_table,
     remove_local_scratch,
     scratch_location,
     write_run_rows,
@@ -137,12 +136,15 @@ def run_detect(spark: SparkSession, cfg: dict) -> dict:
     try:
         result, scored, rounds, num_flagged = _rounds(cfg, df, timings)
         t = time.perf_counter()
-        write_run_rows(scored.withColumn("run_id", F.lit(run_id)), cfg["output"]["scored"], run_id=run_id,
-                       metadata=meta)
-        # The issues come from the scored rows just written (a Delta read), not from a second
-        # evaluation of the row map.
-        written = read_table(spark, cfg["output"]["scored"]).filter(F.col("run_id") == run_id)
-        issues = _issues_frame(cfg, written, result, num_flagged, run_id)
+        # The scored rows are computed once, into the run's scratch location: the issues (with their
+        # loss ranks) and the scored output are both read from there, so the row map runs once and
+        # nothing reaches the outputs until every row is computed.
+        scratch = scratch_location(cfg["detection"]["scratch"], cfg["output"]["scored"], run_id)
+        scored = materialised(scored.withColumn("run_id", F.lit(run_id)), scratch, "scored")
+        timings["scored_computed"] = round(time.perf_counter() - t, 3)
+        t = time.perf_counter()
+        issues = _issues_frame(cfg, scored, result, num_flagged, run_id)
+        write_run_rows(scored, cfg["output"]["scored"], run_id=run_id, metadata=meta)
         write_run_rows(issues, cfg["output"]["issues"], run_id=run_id, metadata=meta)
         timings["write_outputs"] = round(time.perf_counter() - t, 3)
         record.update(
@@ -235,7 +237,8 @@ def _issues_frame(cfg: dict, scored: DataFrame, result: LabelIssuesResult, num_f
     """The review queue: the flagged rows of ``scored`` with their agreement with the loss ranking."""
     inp = cfg["input"]
     flagged = flagged_with_agreement(scored, label_col=inp["label_col"], probs_col=inp["probs_col"] or "pred_probs",
-                                     id_col=inp["id_col"], classes=result.classes, num_flagged=num_flagged)
+                                     id_col=inp["id_col"], classes=result.classes, num_flagged=num_flagged,
+                                     rank_by=result.rank_by)
     cols = [
         F.lit(run_id).alias("run_id"),
         F.col(inp["id_col"]),

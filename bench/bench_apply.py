@@ -1,0 +1,112 @@
+"""Benchmark: the cleaning loop's apply step at scale, against the cost of writing the scored table.
+
+A detect run (own probabilities, N x K, array<float>) writes scored / issues / runs once (not
+timed: the setup). Then, timed:
+  * baseline: the run's scored rows read and written to a new Delta table (what writing the scored
+    table costs, without detection);
+  * review import: a verdicts CSV of --verdicts flagged rows (a third each keep / relabel / remove);
+  * apply: ``sparknoise apply`` with those verdicts and the default policy (remove the unreviewed
+    flagged rows): the cleaned and audit tables written, the runs row recorded.
+Prints the times and the ratio apply / baseline (target: at most 1.5) and writes JSON
+(bench/results/apply.json by default).
+
+    .venv/bin/python bench/bench_apply.py --rows 10000000 --classes 10 --verdicts 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--verdicts", type=int, default=100_000)
+    parser.add_argument("--data", default=os.path.join(HERE, "data"), help="folder for the generated tables")
+    parser.add_argument("--out", default=os.path.join(HERE, "results", "apply.json"))
+    args = parser.parse_args()
+
+    import logging
+
+    from pyspark.sql import functions as F
+
+    from sparknoise.jobs.apply import run_apply
+    from sparknoise.jobs.config import load_config
+    from sparknoise.jobs.detect import run_detect
+    from sparknoise.jobs.review import import_verdicts
+    from sparknoise.jobs.session import local_spark
+    from sparknoise.noise.synthetic import probabilities_table
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    spark = local_spark("sparknoise-bench-apply", driver_memory="4g", shuffle_partitions=8)
+    os.makedirs(args.data, exist_ok=True)
+    n, k = args.rows, args.classes
+    path = os.path.join(args.data, f"probs_n{n}_k{k}_float_sep2")
+    if not os.path.exists(os.path.join(path, "_delta_log")):
+        probabilities_table(spark, n, k, noise_rate=0.2, seed=11, rows_per_partition=500_000,
+                            probs_type="float").write.format("delta").mode("overwrite").save(path)
+    with tempfile.TemporaryDirectory(dir=args.data) as tmp:
+        out = {name: os.path.join(tmp, name) for name in ("scored", "issues", "runs", "reviews", "cleaned", "audit")}
+        overrides = [f"input.path={path}", "input.probs_col=pred_probs", "run.id=bench"]
+        overrides += [f"output.{name}={loc}" for name, loc in out.items()]
+        cfg = load_config(None, overrides)
+        t = time.perf_counter()
+        detect = run_detect(spark, cfg)
+        t_detect = time.perf_counter() - t
+        scored = spark.read.format("delta").load(out["scored"]).filter(F.col("run_id") == "bench")
+        t = time.perf_counter()
+        scored.write.format("delta").save(os.path.join(tmp, "scored_copy"))
+        t_baseline = time.perf_counter() - t
+        # the verdicts: the first --verdicts flagged rows by id (benchmark-side collect)
+        ids = [r[0] for r in spark.read.format("delta").load(out["issues"]).select("id").orderBy("id")
+               .limit(args.verdicts).collect()]
+        verdicts = os.path.join(tmp, "verdicts.csv")
+        with open(verdicts, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["id", "decision", "new_label", "reviewer"])
+            for i, row_id in enumerate(ids):
+                decision = ("keep", "relabel", "remove")[i % 3]
+                w.writerow([row_id, decision, (row_id % k) if decision == "relabel" else "", "bench"])
+        loop_cfg = load_config(None, [f"output.{name}={loc}" for name, loc in out.items()], job="apply")
+        t = time.perf_counter()
+        imported = import_verdicts(spark, loop_cfg, "bench", verdicts)
+        t_import = time.perf_counter() - t
+        t = time.perf_counter()
+        record = run_apply(spark, loop_cfg, "bench")
+        t_apply = time.perf_counter() - t
+    counts = json.loads(record["metrics"])["counts"]
+    result = {
+        "rows": n, "classes": k, "verdicts": imported, "num_flagged": detect["num_flagged"],
+        "detect_s": round(t_detect, 2), "baseline_scored_write_s": round(t_baseline, 2),
+        "review_import_s": round(t_import, 2), "apply_s": round(t_apply, 2),
+        "apply_over_baseline": round(t_apply / t_baseline, 2), "apply_timings": json.loads(record["timings"]),
+        "counts": counts,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                 cwd=HERE).stdout.strip(),
+    }
+    print(f"N={n:,} K={k}: detect {t_detect:.1f}s; scored table written again {t_baseline:.1f}s; "
+          f"review import of {imported:,} verdicts {t_import:.1f}s; apply {t_apply:.1f}s "
+          f"= {t_apply / t_baseline:.2f}x the scored write (target <= 1.5x)")
+    print(f"counts: {counts}")
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
