@@ -11,7 +11,7 @@ LABEL_STUDIO_VERSION := 1.23.2
 export SPARK_LOCAL_IP := 127.0.0.1
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 
-.PHONY: venv label-studio test test-classic test-connect lint demo evaluate bench bench-scale bench-detect clean
+.PHONY: venv label-studio test test-classic test-connect lint demo evaluate bench bench-scale bench-apply bench-detect clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,9 @@ bench: $(STAMP)
 
 bench-scale: $(STAMP)
 	$(BIN)/python bench/bench_scale.py --cases 10000000x10,30000000x10,100000000x10,1000000x1000
+
+bench-apply: $(STAMP)
+	$(BIN)/python bench/bench_apply.py --rows 10000000 --classes 10 --verdicts 100000
 
 bench-detect: $(STAMP)
 	$(BIN)/python bench/bench_detect_job.py --rows 10000000 --features 20 --classes 10

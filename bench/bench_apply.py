@@ -34,7 +34,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--verdicts", type=int, default=100_000)
-    parser.add_argument("--data", default=os.path.join(HERE, "data"), help="folder for the generated tables")
+    parser.add_argument("--noise", type=float, default=0.2, help="label noise of the generated table")
+    parser.add_argument("--data", default=os.path.expanduser("~/.cache/sparknoise/bench-data"))
     parser.add_argument("--out", default=os.path.join(HERE, "results", "apply.json"))
     args = parser.parse_args()
 
@@ -54,9 +55,9 @@ def main() -> None:
     spark = local_spark("sparknoise-bench-apply", driver_memory="4g", shuffle_partitions=8)
     os.makedirs(args.data, exist_ok=True)
     n, k = args.rows, args.classes
-    path = os.path.join(args.data, f"probs_n{n}_k{k}_float_sep2")
+    path = os.path.join(args.data, f"probs_n{n}_k{k}_float_sep2" + ("" if args.noise == 0.2 else f"_noise{args.noise:g}"))
     if not os.path.exists(os.path.join(path, "_delta_log")):
-        probabilities_table(spark, n, k, noise_rate=0.2, seed=11, rows_per_partition=500_000,
+        probabilities_table(spark, n, k, noise_rate=args.noise, seed=11, rows_per_partition=500_000,
                             probs_type="float").write.format("delta").mode("overwrite").save(path)
     with tempfile.TemporaryDirectory(dir=args.data) as tmp:
         out = {name: os.path.join(tmp, name) for name in ("scored", "issues", "runs", "reviews", "cleaned", "audit")}
@@ -89,7 +90,7 @@ def main() -> None:
         t_apply = time.perf_counter() - t
     counts = json.loads(record["metrics"])["counts"]
     result = {
-        "rows": n, "classes": k, "verdicts": imported, "num_flagged": detect["num_flagged"],
+        "rows": n, "classes": k, "noise_rate": args.noise, "verdicts": imported, "num_flagged": detect["num_flagged"],
         "detect_s": round(t_detect, 2), "baseline_scored_write_s": round(t_baseline, 2),
         "review_import_s": round(t_import, 2), "apply_s": round(t_apply, 2),
         "apply_over_baseline": round(t_apply / t_baseline, 2), "apply_timings": json.loads(record["timings"]),

@@ -181,9 +181,10 @@ def apply_cleaning(
             F.col("new_label").cast(label_type).alias(_NEW),
             F.col("__sn_conflict"),
         )
-        checked = v.join(df.select(id_col, _PROTECTED, F.lit(True).alias("__sn_in_scored")), id_col, "left")
-        _check_verdicts(checked, id_col)
-        df = df.join(v.drop("__sn_conflict"), id_col, "left")
+        # verdicts are few next to the rows (a review queue): broadcast them, the rows never shuffle
+        scored_ids = df.select(id_col, _PROTECTED, F.lit(True).alias("__sn_in_scored"))
+        _check_verdicts(scored_ids.join(F.broadcast(v), id_col, "right"), id_col)
+        df = df.join(F.broadcast(v.drop("__sn_conflict")), id_col, "left")
     else:
         df = (df.withColumn(_V + "decision", F.lit(None).cast("string"))
               .withColumn(_V + "reviewer", F.lit(None).cast("string"))

@@ -58,7 +58,8 @@ def flagged_with_agreement(rows: DataFrame, *, label_col: str, probs_col: str, i
     base = rows.select(F.col(id_col), p.alias(_P), F.col(flag_col).alias("__sn_flag"), bucket.alias(_BUCKET))
     sizes = base.groupBy(_BUCKET).agg(F.count(F.lit(1)).alias("__sn_n"),
                                       F.max(F.col("__sn_flag").cast("int")).alias("__sn_has_flag"))
-    before = Window.orderBy(_BUCKET).rowsBetween(Window.unboundedPreceding, -1)  # <= LOSS_BUCKETS rows
+    # one partition holds the <= LOSS_BUCKETS bucket sizes (a constant key: Spark warns without one)
+    before = Window.partitionBy(F.lit(0)).orderBy(_BUCKET).rowsBetween(Window.unboundedPreceding, -1)
     offsets = (sizes.withColumn(_LO, F.coalesce(F.sum("__sn_n").over(before), F.lit(0)))
                .filter(F.col("__sn_has_flag") == 1).select(_BUCKET, _LO))
     order = Window.partitionBy(_BUCKET).orderBy(F.col(_P).asc_nulls_first(), F.col(id_col).asc())

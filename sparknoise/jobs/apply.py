@@ -108,6 +108,7 @@ def run_apply(spark: SparkSession, cfg: dict, run_id: str) -> dict:
         write_run_record(spark, out["runs"], record, timings, clock, meta)
         raise
     write_run_record(spark, out["runs"], record, timings, clock, meta)
+    record["timings"] = json.dumps(timings, sort_keys=True)
     log.info("apply run %s of detect run %s: %s in %.1fs", record["run_id"], run_id, counts,
              time.perf_counter() - clock)
     return record
