@@ -175,6 +175,9 @@ def test_bad_verdicts_exit_2_and_write_nothing(spark, loop, capsys, tmp_path, ro
     assert len(err.splitlines()) == 1 and path in err and fragment.replace("FLAGGED", str(flagged)) in err, err
     after = _table(spark, loop, "reviews").count() if (loop["base"] / "reviews").exists() else 0
     assert after == before
+    if "allow-unflagged" in fragment:  # the same file is accepted when the reviewer meant it
+        assert _cli(loop, "review", "import", "--run-id", "r1", "--input", path, "--allow-unflagged") == 0
+        assert _table(spark, loop, "reviews").count() == before + 1
 
 
 def test_bad_files_and_runs_exit_2(loop, capsys, tmp_path):
