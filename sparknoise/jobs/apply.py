@@ -19,10 +19,10 @@ import traceback
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from sparknoise.cleaning.apply import apply_cleaning
+from sparknoise.cleaning.apply import ACTIONS, apply_cleaning
 from sparknoise.errors import ConfigError, InputError
 from sparknoise.jobs.run_log import detect_run, start_record, write_run_record
-from sparknoise.jobs.tables import latest_version, read_table, run_rows, write_run_rows
+from sparknoise.jobs.tables import is_path, latest_version, read_table, run_rows, write_run_rows
 
 log = logging.getLogger("sparknoise")
 
@@ -35,14 +35,14 @@ def _reviews(spark: SparkSession, location: str, run_id: str):
         log.info("no reviews table at %s: applying the policy to every flagged row", location)
         return None, None
     reader = spark.read.format("delta").option("versionAsOf", version)
-    df = reader.load(location) if "/" in location or "://" in location else reader.table(location)
+    df = reader.load(location) if is_path(location) else reader.table(location)
     return df.filter(F.col("run_id") == run_id).drop("run_id"), version
 
 
 def _counts(spark: SparkSession, cfg: dict, run_id: str) -> dict:
     """Counts per action and per (source, action), from the two tables just written (small aggregations)."""
     out = cfg["output"]
-    counts = {a: 0 for a in ("kept", "relabeled", "downweighted", "removed")}
+    counts = {a: 0 for a in ACTIONS}
     by_source: dict[str, dict[str, int]] = {"review": {}, "policy": {}}
     for r in read_table(spark, out["cleaned"]).filter(F.col("run_id") == run_id).groupBy("action").count().collect():
         counts[r[0]] = r[1]  # <= 3 rows

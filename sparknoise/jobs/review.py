@@ -91,7 +91,7 @@ def import_verdicts(spark: SparkSession, cfg: dict, run_id: str, path: str, *, f
             raise InputError(f"{path}: {row[f'first{i}']} {text}" + (f"; {row[f'n{i}'] - 1} more like it"
                                                                       if row[f"n{i}"] > 1 else ""))
     imported_at = dt.datetime.now(dt.timezone.utc)
-    source = f"{fmt}:{os.path.abspath(path) if is_path(path) or os.path.exists(path) else path}"
+    source = f"{fmt}:{os.path.abspath(path)}"
     rows = [(run_id, str(v.id), v.decision, None if v.new_label is None else str(v.new_label), v.reviewer, v.note,
              v.reviewed_at, imported_at, source) for v in verdicts]
     schema = T.StructType([
