@@ -15,6 +15,9 @@ Prints the figures and precision/recall against the known flips, writes JSON
 (bench/results/detect_job.json by default).
 
     .venv/bin/python bench/bench_detect_job.py --rows 10000000 --features 20 --classes 10
+    # XGBoost's Spark estimator instead of logistic regression (model.estimator: xgboost)
+    .venv/bin/python bench/bench_detect_job.py --rows 1000000 --features 10 --classes 5 --estimator xgboost \
+        --params '{"n_estimators": 100, "max_depth": 6, "num_workers": 2}' --out bench/results/detect_job_xgboost.json
 """
 
 from __future__ import annotations
@@ -48,7 +51,9 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--max-iter", type=int, default=30)
+    parser.add_argument("--max-iter", type=int, default=30, help="logistic regression's maxIter")
+    parser.add_argument("--estimator", default="logistic_regression", help="model.estimator")
+    parser.add_argument("--params", default=None, help="model.params as JSON (default: {maxIter: --max-iter})")
     parser.add_argument("--driver-memory", default="2g")
     parser.add_argument("--data", default=os.path.expanduser("~/.cache/sparknoise/bench-data"))
     parser.add_argument("--out", default=os.path.join(HERE, "results", "detect_job.json"))
@@ -97,9 +102,10 @@ def main() -> None:
 
     dj.cross_val_predict_proba, dj.find_label_issues = timed_cv, timed_fli
     features = [f"x{j}" for j in range(d)]
+    params = json.loads(args.params) if args.params else {"maxIter": args.max_iter}
     cfg = load_config(None, [
         f"input.path={path}", f"input.features={features}", "input.passthrough=[true_label]",
-        f"model.n_folds={args.folds}", f"model.params={{maxIter: {args.max_iter}}}",
+        f"model.n_folds={args.folds}", f"model.params={json.dumps(params)}", f"model.estimator={args.estimator}",
         f"output.scored={out}/scored", f"output.issues={out}/issues", f"output.runs={out}/runs", "run.id=bench",
     ])
     with PeakRss() as rss:
@@ -114,12 +120,12 @@ def main() -> None:
     ).first()
     flagged = record["num_flagged"]
     row = {
-        "n": n, "features": d, "k": k, "folds": args.folds, "estimator": "logistic_regression",
-        "params": {"maxIter": args.max_iter}, "driver_memory": args.driver_memory,
+        "n": n, "features": d, "k": k, "folds": args.folds, "estimator": args.estimator,
+        "params": params, "driver_memory": args.driver_memory,
         "total_s": round(total, 2), "stages_s": stages, "find_label_issues_stages_s": flis_stages,
         "job_timings_s": job_timings, "num_flagged": flagged,
         "precision": round(truth["tp"] / max(flagged, 1), 4), "recall": round(truth["tp"] / max(truth["flips"], 1), 4),
-        "peak_rss_mb": round(rss.peak / 2**20),
+        "peak_rss_mb": round(rss.peak / 2**20), "model_fit": json.loads(record["metrics"]).get("model"),
     }
     doc = {
         "benchmark": "detect_job",

@@ -24,6 +24,12 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="INFO", help="sparknoise log level (default INFO)")
 
 
+def _keys(job: str, example: str) -> str:
+    from sparknoise.jobs.config import job_keys
+
+    return f"Config keys (YAML via --config, or --set key=value; see {example}): {', '.join(job_keys(job))}."
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -33,14 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     detect = sub.add_parser("detect", help="find label issues in a table and write scored/issues/runs Delta tables",
-                            description="Keys: input.path|input.table, input.version, input.id_col, input.label_col, "
-                            "input.features|input.features_col|input.probs_col, input.where, input.classes, "
-                            "input.passthrough, model.estimator, model.params, model.n_folds, model.seed, "
-                            "model.parallelism, detection.filter_by, detection.rank_by, detection.frac_noise, "
-                            "detection.num_to_remove_per_class, detection.min_examples_per_class, "
-                            "detection.weights, detection.downweight, detection.iterations, detection.scratch, "
-                            "detection.min_new_issues, output.scored, output.issues, output.runs, output.mode, "
-                            "run.id.")
+                            description=_keys("detect", "conf/detect.yaml"))
     _config_args(detect)
     demo = sub.add_parser("demo", help="generate a noisy dataset as a local Delta table and run detect on it")
     demo.add_argument("--rows", type=int, default=200_000)
@@ -50,19 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--log-level", default="INFO")
     inject = sub.add_parser(
         "inject", help="write a noisy copy of a table (known flips in true_label / is_noisy)",
-        description="Keys: input.path|input.table, input.version, input.where, input.id_col, input.label_col, "
-        "input.classes, input.features|input.features_col|input.probs_col (instance_dependent only), "
-        "inject.mode (uniform|class_conditional|instance_dependent), inject.noise_rate, inject.noise_matrix, "
-        "inject.frac_zero_noise_rates, inject.seed, output.noisy, output.runs, run.id. See conf/inject.yaml.")
+        description=_keys("inject", "conf/inject.yaml"))
     _config_args(inject)
     evaluate = sub.add_parser(
         "evaluate", help="measure detection quality and what cleaning recovers, on injected noise",
-        description="Keys: input.path|input.table, input.version, input.where, input.id_col, input.label_col, "
-        "input.features|input.features_col, input.classes, model.estimator, model.params, model.n_folds, "
-        "detection.filter_by, detection.downweight, evaluate.trusted_label_col, evaluate.test_where, "
-        "evaluate.test_fraction, evaluate.noise_rates, evaluate.noise_mode, evaluate.detection_noise_rate, "
-        "evaluate.loss_top_fraction, evaluate.self_confidence_threshold, evaluate.seed, output.detection, "
-        "output.impact, output.plots, output.runs, run.id. See conf/evaluate.yaml.")
+        description=_keys("evaluate", "conf/evaluate.yaml"))
     _config_args(evaluate)
     report = sub.add_parser(
         "report", help="write the HTML label-health report of a detect run",

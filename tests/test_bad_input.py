@@ -238,3 +238,30 @@ def test_id_runs_prove_uniqueness_only_when_disjoint():
     assert not ids_proven_unique([(0, 9)], 2, 0)  # two runs merged into one range
     assert not ids_proven_unique([(0, 9), (20, 29)], 2, 1)  # an unsorted task
     assert ids_proven_unique([(20, 29), (0, 9)], 2, 0)  # order of the groups does not matter
+
+
+def test_probs_repair_clip_matches_cleanlab_on_the_repaired_rows(spark):
+    import cleanlab.filter as cf
+    import numpy as np
+
+    from sparknoise.noise.synthetic import noisy_probabilities
+
+    d = noisy_probabilities(400, 3, noise_rate=0.2, seed=5)
+    probs = [list(p) for p in d.pred_probs]
+    hair = {3: [1.00002, 0.00003, 0.0], 10: [-0.00004, 0.3, 0.70004], 17: [0.0, 1.0, 0.0]}  # 17 needs nothing
+    for i, row in hair.items():
+        probs[i] = row
+    rows = [(i, int(d.labels[i]), probs[i]) for i in range(len(probs))]
+    _raises(spark, rows, "pred_probs")  # refused by default; the message names probs_repair
+    res = _run(spark, rows, probs_repair="clip")
+    assert res.n_repaired == 2
+    fixed = np.array(probs)
+    for i in (3, 10):
+        clipped = np.clip(fixed[i], 0.0, 1.0)
+        fixed[i] = clipped / sum(clipped.tolist())  # summed left to right, as Spark's aggregate does
+    mask = cf.find_label_issues(d.labels, fixed)
+    assert sorted(r["id"] for r in res.issues().select("id").collect()) == np.flatnonzero(mask).tolist()
+    # further off than 1e-4 is still refused
+    rows[5] = (5, rows[5][1], [1.001, 0.0, 0.0])
+    with pytest.raises(InputError, match="pred_probs"):
+        _run(spark, rows, probs_repair="clip")

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 
 import numpy as np
+import pyspark
 import pytest
 import yaml
 from ml_data import classification
-from pyspark.ml.classification import LogisticRegression
 from pyspark.sql import functions as F
 
 import sparknoise as sn
@@ -44,19 +45,46 @@ def _tables(spark, conf_path):
     return [spark.read.format("delta").load(cfg["output"][n]) for n in ("scored", "issues", "runs")]
 
 
+def _python_without_sparknoise(folder) -> str:
+    """An interpreter with sparknoise's dependencies but not sparknoise, like a cluster's Python.
+
+    A virtualenv whose site-packages names this test environment's site-packages in a .pth line:
+    the packages there import, but the .pth files there (sparknoise's editable install) are not run.
+    """
+    import sysconfig
+
+    venv = folder / "cluster-python"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    with open(os.path.join(site, "dependencies.pth"), "w") as f:
+        f.write(sysconfig.get_paths()["purelib"] + "\n")
+    assert subprocess.run([python, "-c", "import pyspark, numpy, pandas, yaml"], cwd=folder).returncode == 0
+    assert subprocess.run([python, "-c", "import sparknoise"], cwd=folder, capture_output=True).returncode != 0
+    return python
+
+
 def test_spark_submit_end_to_end(spark, features_table, tmp_path):
+    # what the README says to submit: the zip from `make zip` in --py-files, Ivy pointed at sparknoise's cache,
+    # with driver and worker interpreters that do not have sparknoise installed
     path, frame = features_table
     conf = _conf(tmp_path, input={"path": path, "features": FEATURES, "passthrough": ["true_label"]},
                  model={"estimator": "logistic_regression", "params": {"maxIter": 30}, "n_folds": 3},
                  run={"id": "r1"})
-    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
+    package = subprocess.run([sys.executable, os.path.join(ROOT, "dev", "package_zip.py"), str(tmp_path / "dist")],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    python = _python_without_sparknoise(tmp_path)
+    env = dict(os.environ, PYSPARK_PYTHON=python, PYSPARK_DRIVER_PYTHON=python, SPARK_LOCAL_IP="127.0.0.1",
+               SPARK_HOME=os.path.dirname(pyspark.__file__))
+    env.pop("PYSPARK_SUBMIT_ARGS", None)
     spark_submit = os.path.join(os.path.dirname(sys.executable), "spark-submit")
     proc = subprocess.run(
         [spark_submit, "--master", "local[2]", "--packages", DELTA_PACKAGE, "--conf", f"spark.jars.ivy={IVY_CACHE}",
          "--conf", "spark.sql.shuffle.partitions=4", "--conf", "spark.ui.enabled=false",
-         "--conf", "spark.databricks.delta.snapshotPartitions=2",
+         "--conf", "spark.databricks.delta.snapshotPartitions=2", "--py-files", package,
          os.path.join(ROOT, "jobs", "detect.py"), "--config", conf],
-        capture_output=True, text=True, env=env, timeout=900,
+        capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "run r1: succeeded" in proc.stdout
@@ -70,11 +98,18 @@ def test_spark_submit_end_to_end(spark, features_table, tmp_path):
     run = runs.collect()
     assert len(run) == 1 and run[0]["status"] == "succeeded" and run[0]["num_flagged"] == len(flagged)
     assert run[0]["input_version"] == 0 and len(run[0]["config_sha256"]) == 64
-    # the same flags as the Python API on the same data
-    df = spark.read.format("delta").load(path)
-    oof = sn.cross_val_predict_proba(df, LogisticRegression(maxIter=30), features=FEATURES, n_folds=3, seed=0)
-    api = {r["id"] for r in sn.find_label_issues(oof).issues().select("id").collect()}
+    # the same flags as the Python API on the job's own out-of-fold probabilities (scored.pred_probs)
+    probs_rows = scored.select("id", "label", "pred_probs")
+    api = {r["id"] for r in sn.find_label_issues(probs_rows).issues().select("id").collect()}
     assert api == flagged
+    # the out-of-fold model's fit, recorded beside the majority-class baseline
+    pdf = probs_rows.toPandas()
+    probs, labels = np.stack(pdf["pred_probs"].to_numpy()), pdf["label"].to_numpy()
+    fit = json.loads(run[0]["metrics"])["model"]
+    assert fit["n"] == len(frame) and fit["accuracy"] == np.mean(probs.argmax(axis=1) == labels)
+    assert fit["log_loss"] == pytest.approx(-np.mean(np.log(probs[np.arange(len(labels)), labels])), abs=1e-12)
+    assert fit["baseline_accuracy"] == np.bincount(labels).max() / len(labels)
+    assert json.loads(run[0]["metrics"])["warnings"] == []
     # every commit carries the run's metadata
     history = spark.sql(f"DESCRIBE HISTORY delta.`{yaml.safe_load(open(conf))['output']['issues']}`").collect()
     assert '"run_id": "r1"' in history[0]["userMetadata"]

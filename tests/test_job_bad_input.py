@@ -30,6 +30,7 @@ def _row(i: int) -> dict:
         "probs_neg": [1.2, -0.1, -0.1] if special else good,
         "probs_big": [1.5, 0.0, 0.0] if special else good,
         "probs_sum": [0.5, 0.1, 0.1] if special else good,
+        "probs_hair": [-0.00001, 1.00001, 0.0] if special else good,  # float32 rounding
         "probs_nan": [float("nan"), 0.5, 0.5] if special else good,
         "probs_null": None if special else good,
         "label_null": None if special else k,
@@ -45,7 +46,8 @@ def _row(i: int) -> dict:
 
 SCHEMA = (
     "id long, label long, note string, x0 double, x1 double, probs array<double>, probs_short array<double>, "
-    "probs_neg array<double>, probs_big array<double>, probs_sum array<double>, probs_nan array<double>, "
+    "probs_neg array<double>, probs_big array<double>, probs_sum array<double>, probs_hair array<double>, "
+    "probs_nan array<double>, "
     "probs_null array<double>, label_null long, label_one long, label_rare long, x_nan double, x_inf double, "
     "x_null double, x_text string, dup_id long"
 )
@@ -93,6 +95,10 @@ CASES = {
     "probs-negative": (["--set", "input.probs_col=probs_neg"], "probs_neg"),
     "probs-above-one": (["--set", "input.probs_col=probs_big"], "probs_big"),
     "probs-not-summing-to-one": (["--set", "input.probs_col=probs_sum"], "probs_sum"),
+    "probs-a-hair-off": (["--set", "input.probs_col=probs_hair"], "input.probs_repair: clip"),
+    "probs-too-far-off-to-repair": (["--set", "input.probs_col=probs_big", "--set", "input.probs_repair=clip"],
+                                    "probs_big"),
+    "bad-probs-repair": (["--set", "input.probs_repair=round"], "input.probs_repair"),
     "duplicate-ids": (["--set", "input.id_col=dup_id"], "dup_id"),
     "empty-table": (["--set", "input.where=id < 0"], "empty"),
     "unknown-key": (["--set", "detection.colour=red"], "detection.colour"),
@@ -107,6 +113,15 @@ CASES = {
     "output-is-input": (["--set", "output.scored=INPUT"], "output.scored"),
     "output-holds-parquet": (["--set", "output.issues=PARQUET"], "output.issues"),
     "bad-on-invalid": (["--set", "input.on_invalid=ignore"], "input.on_invalid"),
+    "input-path-missing": (["--set", "input.path=INPUT_typo"], "'input.path'"),
+    "input-path-is-parquet": (["--set", "input.path=PARQUET/data"], "input.format: parquet"),
+    "input-table-is-a-path": (["--set", "input.path=null", "--set", "input.table=demo-output/input"],
+                              "looks like a path, not a table name; set 'input.path' instead"),
+    "input-table-missing": (["--set", "input.path=null", "--set", "input.table=no_such_table"], "'input.table'"),
+    "bare-output-name-in-memory-catalog": (["--set", "output.scored=docs"], "'output.scored' 'docs' is a table name"),
+    "drop-unknown-column": (["--set", "input.drop=[colour]"], "'input.drop'"),
+    "result-columns-need-drop": (["--set", "input.path=SCORED", "--set", "input.drop=[run_id]"],
+                                 "input.drop: ['label_quality'"),
 }
 
 
@@ -116,13 +131,49 @@ def test_bad_input_exits_2_and_touches_nothing(spark, setup, capsys, case):
     before = _versions(spark, cfg)
     overrides, text = CASES[case]
     overrides = [o.replace("INPUT", str(root / "input")).replace("PARQUET", str(root / "parquet_here"))
-                 for o in overrides]
+                 .replace("SCORED", str(root / "scored")) for o in overrides]
     capsys.readouterr()
     assert cli_main(["detect", "--config", conf, "--set", f"run.id={case}", *overrides]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("sparknoise: error:")]
     assert len(err) == 1 and text in err[0], err
     assert _versions(spark, cfg) == before
     assert os.listdir(root / "parquet_here") == ["data"]
+    assert not os.path.exists(os.path.join("spark-warehouse", "docs"))  # no table name became a local folder
+
+
+def test_probs_repair_clip_repairs_and_counts(spark, setup):
+    root, conf, cfg = setup
+    assert cli_main(["detect", "--config", conf, "--set", "run.id=clip", "--set", "input.probs_col=probs_hair",
+                     "--set", "input.probs_repair=clip"]) == 0
+    run = spark.read.format("delta").load(cfg["output"]["runs"]).filter("run_id = 'clip'").first()
+    assert run["status"] == "succeeded" and json.loads(run["metrics"])["repaired_probability_rows"] == 1
+    # the repaired row is [0, 1, 0]: the same flags as the good column with that row replaced
+    import cleanlab.filter as cf
+
+    rows = [_row(i) for i in range(N)]
+    probs = np.array([r["probs_hair"] for r in rows])
+    probs[7] = [0.0, 1.0, 0.0]
+    mask = cf.find_label_issues(np.array([r["label"] for r in rows]), probs)
+    scored = spark.read.format("delta").load(cfg["output"]["scored"]).filter("run_id = 'clip'")
+    assert sorted(r["id"] for r in scored.filter("is_label_issue").collect()) == [i for i in range(N) if mask[i]]
+
+
+def test_input_drop_lets_a_scored_table_be_detected_again(spark, setup):
+    # a job's own scored table as input: its result columns go with input.drop
+    root, conf, cfg = setup
+    result_cols = ["label_quality", "predicted_label", "is_label_issue", "issue_rank", "sample_weight", "round",
+                   "run_id"]
+    assert cli_main(["detect", "--config", conf, "--set", "run.id=again", "--set", f"input.path={root / 'scored'}",
+                     "--set", "input.where=run_id = 'good'", "--set", f"input.drop=[{', '.join(result_cols)}]",
+                     "--set", f"output.scored={root / 'scored_again'}"]) == 0
+    again = spark.read.format("delta").load(str(root / "scored_again"))
+    first = spark.read.format("delta").load(cfg["output"]["scored"]).filter("run_id = 'good'")
+    assert sorted(r["id"] for r in again.filter("is_label_issue").collect()) == \
+        sorted(r["id"] for r in first.filter("is_label_issue").collect())
+    config = json.loads(spark.read.format("delta").load(cfg["output"]["runs"]).filter("run_id = 'again'")
+                        .first()["config"])
+    assert config["input"]["drop"] == result_cols
+    assert set(config) == {"input", "model", "detection", "output", "run"}  # no inject/evaluate defaults
 
 
 def test_on_invalid_skip_excludes_and_counts(spark, setup):

@@ -22,6 +22,8 @@ PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 FORBIDDEN = [r"\bsparkContext\b", r"\.rdd\b", r"\b_jvm\b", r"\b_jdf\b", r"\.cache\(", r"\.persist\("]
 
 ALLOWED_COLLECTS = {
+    "core/fit_quality.py:probability_fit": "one row per class: counts, hits, summed log loss",
+    "jobs/tables.py:_drop_scratch_tables": "the table names of one schema (SHOW TABLES)",
     "ml/clean_learning.py:_exists": "limit(1): does a path exist",
     "ml/clean_learning.py:load": "one metadata line",
     "core/confident_joint.py:count_confident_joint": "K x K partial counts",

@@ -33,6 +33,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from sparknoise.core.inputs import unfolded
 from sparknoise.errors import ConfigError, InputError
 
 DECISIONS = ("keep", "relabel", "remove")
@@ -143,6 +144,7 @@ def apply_cleaning(
     if not isinstance(downweight, (int, float)) or not 0 < downweight <= 1:
         raise ConfigError(f"downweight must be in (0, 1], not {downweight!r}")
     needed = [id_col, label_col, "is_label_issue", "predicted_label", "issue_rank", "label_quality"]
+    scored = unfolded(scored)
     missing = [c for c in needed if c not in scored.columns]
     if missing:
         raise InputError(f"scored has no column(s) {missing}; pass the rows of find_label_issues (res.rows) or a "

@@ -58,10 +58,16 @@ def flagged_with_agreement(rows: DataFrame, *, label_col: str, probs_col: str, i
     base = rows.select(F.col(id_col), p.alias(_P), F.col(flag_col).alias("__sn_flag"), bucket.alias(_BUCKET))
     sizes = base.groupBy(_BUCKET).agg(F.count(F.lit(1)).alias("__sn_n"),
                                       F.max(F.col("__sn_flag").cast("int")).alias("__sn_has_flag"))
-    # one partition holds the <= LOSS_BUCKETS bucket sizes (a constant key: Spark warns without one)
-    before = Window.partitionBy(F.lit(0)).orderBy(_BUCKET).rowsBetween(Window.unboundedPreceding, -1)
-    offsets = (sizes.withColumn(_LO, F.coalesce(F.sum("__sn_n").over(before), F.lit(0)))
-               .filter(F.col("__sn_has_flag") == 1).select(_BUCKET, _LO))
+    # Each bucket's offset = the rows in the buckets below it. The <= LOSS_BUCKETS bucket sizes are packed
+    # into one sorted array (one row) and summed per position: no unpartitioned window (which makes Spark
+    # warn about moving all data to one partition), no driver round trip.
+    packed = sizes.agg(F.array_sort(F.collect_list(F.struct(
+        F.col(_BUCKET).alias("b"), F.col("__sn_n").alias("n"), F.col("__sn_has_flag").alias("f")))).alias("s"))
+    offsets = (packed.select("s", F.posexplode("s").alias("i", "e"))
+               .select(F.col("e.b").alias(_BUCKET), F.col("e.f").alias("f"),
+                       F.aggregate(F.slice("s", 1, F.col("i")), F.lit(0).cast("long"),
+                                   lambda acc, x: acc + x["n"]).alias(_LO))
+               .filter(F.col("f") == 1).select(_BUCKET, _LO))
     order = Window.partitionBy(_BUCKET).orderBy(F.col(_P).asc_nulls_first(), F.col(id_col).asc())
     ranks = (base.join(F.broadcast(offsets), _BUCKET, "inner")
              .withColumn(LOSS_RANK, (F.col(_LO) + F.row_number().over(order)).cast("int"))

@@ -13,7 +13,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparknoise.errors import InputError
+from sparknoise.errors import ConfigError, InputError
 
 LABEL_INDEX = "__sn_label"
 PROBS = "__sn_probs"
@@ -27,6 +27,55 @@ NOT_INTEGRAL = -2  # a float label like 1.5 with classes=None
 NAN_LABEL = -3
 
 OUTPUT_COLUMNS = ("label_quality", "predicted_label", "is_label_issue", "issue_rank", "sample_weight")
+
+
+LOCAL_PARTITIONS = 8
+
+# probs_repair="clip": probabilities a hair outside [0, 1] (published float32 probabilities reach
+# 1.00001) are clipped into it, and their row divided by its sum, when the row is that close.
+PROBS_REPAIRS = ("none", "clip")
+CLIP_TOLERANCE = 1e-4
+REPAIR_SUM_TOLERANCE = 1e-3
+REPAIRED = "__sn_repaired"
+
+
+def clipped_probs(probs: Column) -> tuple[Column, Column]:
+    """(the repaired probabilities, whether the row was repaired): native, per row.
+
+    A row with an entry outside [0, 1] is repaired when every such entry is within CLIP_TOLERANCE
+    of the interval and the clipped row sums to 1 within REPAIR_SUM_TOLERANCE: each entry is
+    clipped into [0, 1], then divided by the clipped row's sum (added left to right). Every other
+    row (valid, or further off, which validation then refuses) is left exactly as it was.
+    """
+    tol = CLIP_TOLERANCE
+    outside = F.exists(probs, lambda x: (x < 0) | (x > 1))
+    clipped = F.transform(probs, lambda x: F.when((x < 0) & (x >= -tol), F.lit(0.0))
+                          .when((x > 1) & (x <= 1 + tol), F.lit(1.0)).otherwise(x))
+    total = F.aggregate(clipped, F.lit(0.0), lambda acc, x: acc + x)
+    fixable = (outside & ~F.exists(clipped, lambda x: (x < 0) | (x > 1))
+               & (F.abs(total - F.lit(1.0)) <= F.lit(REPAIR_SUM_TOLERANCE)))
+    fixable = F.coalesce(fixable, F.lit(False))
+    return F.when(fixable, F.transform(clipped, lambda x: x / total)).otherwise(probs), fixable
+
+
+def unfolded(df: DataFrame) -> DataFrame:
+    """``df``, with a shuffle right above its rows when they live in the query plan itself.
+
+    A frame built from local data (``spark.createDataFrame(pandas_df)`` or a list) carries its rows
+    inside the plan (a LocalRelation). Spark's optimizer then evaluates every projection stacked
+    on such rows on the *driver*, once per query and once per union branch (the rule
+    ConvertToLocalRelation), keeping a new copy of the rows in every plan, and it ships the rows
+    inside every task. sparknoise's pipelines stack many projections, joins and unions on their
+    input, so a pandas-built frame of 20,000 rows exhausted a default 1 GB driver. A repartition
+    into LOCAL_PARTITIONS partitions (local data is driver-sized) makes the plan above it run on
+    the executors, exactly as over a table. Results never depend on partitioning.
+    Only an analysis call (``isLocal``), no Spark job; frames read from tables are returned as is.
+    """
+    try:
+        local = df.isLocal()
+    except Exception:  # noqa: BLE001 - a plan that cannot say: leave it as it is
+        return df
+    return df.repartition(LOCAL_PARTITIONS) if local else df
 
 _NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType)
 _INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
@@ -124,8 +173,14 @@ def prepare_input(
     id_col: str,
     classes: Sequence[Any] | None = None,
     check_output_columns: bool = True,
+    probs_repair: str = "none",
 ) -> PreparedInput:
-    """Check names and types and add the working columns; raises :class:`InputError`."""
+    """Check names and types and add the working columns; raises :class:`InputError`.
+
+    ``probs_repair="clip"`` also repairs probabilities a hair outside [0, 1] (:func:`clipped_probs`)
+    and marks the repaired rows in ``__sn_repaired``.
+    """
+    df = unfolded(df)
     label_field = _field(df, label_col, "label")
     probs_field = _field(df, probs_col, "probs")
     id_field = _field(df, id_col, "id")
@@ -150,12 +205,18 @@ def prepare_input(
         if clash:
             raise InputError(
                 f"the input already has result column(s) {clash}; drop or rename them before "
-                "finding label issues (for example df.drop(*cols)).",
+                f"finding label issues (df.drop(*cols); in a job, set input.drop: {clash}).",
                 column=clash[0],
             )
-    prepared = df.withColumn(LABEL_INDEX, label_index(label_field, classes)).withColumn(
-        PROBS, probs_as_double_array(probs_field)
-    )
+    if probs_repair not in PROBS_REPAIRS:
+        raise ConfigError(f"probs_repair {probs_repair!r} is unknown; use one of {list(PROBS_REPAIRS)}")
+    probs = probs_as_double_array(probs_field)
+    prepared = df.withColumn(LABEL_INDEX, label_index(label_field, classes))
+    if probs_repair == "clip":
+        repaired, flag = clipped_probs(probs)
+        prepared = prepared.withColumn(PROBS, repaired).withColumn(REPAIRED, flag)
+    else:
+        prepared = prepared.withColumn(PROBS, probs)
     return PreparedInput(
         df=prepared,
         label_col=label_col,

@@ -18,7 +18,14 @@ from sparknoise.core import row_expressions, selection
 from sparknoise.core.confident_joint import calibrate_confident_joint, clip_diagonal, count_confident_joint
 from sparknoise.core.estimates import confident_thresholds, estimate_latent, prune_count_matrix
 from sparknoise.core.flags import FILTERS, LOW_SCORE_FILTERS, PRUNE_FILTERS, FlagRule, quality_udf
-from sparknoise.core.inputs import LABEL_INDEX, PROBS, classes_from_metadata, drop_working_columns, prepare_input
+from sparknoise.core.inputs import (
+    LABEL_INDEX,
+    PROBS,
+    REPAIRED,
+    classes_from_metadata,
+    drop_working_columns,
+    prepare_input,
+)
 from sparknoise.core.kernels import QUALITY_METHODS
 from sparknoise.core.ranking import RANK_BUCKETS, bucket_offsets, rank_bucket, with_issue_rank
 from sparknoise.core.result import LabelIssuesResult
@@ -140,6 +147,7 @@ def find_label_issues(
     *,
     downweight: float = 0.1,
     check_unique_ids: bool = True,
+    probs_repair: str = "none",
 ) -> LabelIssuesResult:
     """Find the rows whose given label is most likely wrong, exactly as cleanlab 2.9.0 does.
 
@@ -158,6 +166,11 @@ def find_label_issues(
         weights: sample_weight policy: prune | downweight | quality | cleanlab.
         downweight: the weight of a flagged row under ``weights="downweight"``.
         check_unique_ids: verify ids are unique (one extra aggregation over the ids).
+        probs_repair: ``none`` (probabilities outside [0, 1] are an error) or ``clip``: a row
+            whose entries are at most 1e-4 outside [0, 1] and whose clipped sum is within 1e-3
+            of 1 is clipped and divided by its sum (float32 rounding such as 1.00001); rows further
+            off are still refused. The repaired rows are counted (one more scan) in
+            ``result.n_repaired``; ``rows`` keeps the column as given.
 
     Returns:
         a :class:`LabelIssuesResult`; the KxK estimates are computed now (a few scans of ``df``),
@@ -179,11 +192,19 @@ def find_label_issues(
         now = time.perf_counter()
         timings[stage] = round(now - clock[0], 3)
         clock[0] = now
-    prepared = prepare_input(df, label_col=label_col, probs_col=probs_col, id_col=id_col, classes=classes)
+    prepared = prepare_input(df, label_col=label_col, probs_col=probs_col, id_col=id_col, classes=classes,
+                             probs_repair=probs_repair)
     K = num_classes_of(prepared)
     histogram = _histogram_plan(filter_by, K)
     profile = profile_input(prepared, check_unique_ids=check_unique_ids, histogram=histogram, num_classes=K)
     lap("validate_and_class_stats")
+    n_repaired = 0
+    if probs_repair == "clip":
+        n_repaired = prepared.df.filter(F.col(REPAIRED)).count()
+        lap("count_repaired")
+        if n_repaired:
+            log.warning("probs_repair=clip: %d row(s) of '%s' had entries a hair outside [0, 1]; clipped and "
+                        "renormalised", n_repaired, probs_col)
     thresholds = confident_thresholds(profile.label_counts, profile.self_confidence_sums)
 
     counts = count_confident_joint(prepared, thresholds, K)
@@ -256,8 +277,10 @@ def find_label_issues(
             "num_to_remove_per_class": num_to_remove_per_class,
             "min_examples_per_class": min_examples_per_class,
             "weights": weights,
+            "probs_repair": probs_repair,
         },
         timings=timings,
+        n_repaired=n_repaired,
     )
     log.info(
         "find_label_issues(%s): %d of %d rows flagged, %d classes, in %.1fs",

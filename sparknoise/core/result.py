@@ -11,6 +11,7 @@ from pyspark.sql import DataFrame
 
 from sparknoise.core.agreement import flagged_with_agreement
 from sparknoise.core.health import HealthSummary, health_summary
+from sparknoise.errors import InputError
 
 
 class Summary(dict):
@@ -53,6 +54,7 @@ class LabelIssuesResult:
     rank_by: str
     options: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per eager stage
+    n_repaired: int = 0  # rows whose probabilities probs_repair="clip" repaired
 
     @property
     def num_classes(self) -> int:
@@ -108,8 +110,13 @@ class LabelIssuesResult:
     def report(self, path: str, *, passthrough: Sequence[str] = (), top: int = 50) -> str:
         """Write the HTML label-health report to ``path``; runs two small Spark jobs. Returns the path.
 
-        ``passthrough``: columns of the input shown beside the ``top`` most suspicious rows.
+        ``passthrough``: columns of the input shown beside the ``top`` most suspicious rows;
+        InputError naming any that the rows do not have.
         """
+        missing = [c for c in passthrough if c not in self.rows.columns]
+        if missing:
+            raise InputError(f"report passthrough column(s) {missing} are not in the result's rows; available: "
+                             f"{self.rows.columns}", column=missing[0])
         # The one deliberate upward import: the report package renders a result, so it sits above
         # core; importing it lazily keeps matplotlib out of `import sparknoise`.
         from sparknoise.report.data import from_result

@@ -180,13 +180,17 @@ def _raise_for_problems(prepared: PreparedInput, problems: dict[int, int], K: in
               "recompute those rows.", probs)
     if n(class_stats.NEGATIVE_PROB):
         _fail(f"probability column '{probs}' has negative values in {n(class_stats.NEGATIVE_PROB)} row(s); "
-              "probabilities must be in [0, 1].", probs)
+              "probabilities must be in [0, 1]." + _REPAIR_HINT, probs)
     if n(class_stats.PROB_ABOVE_ONE):
         _fail(f"probability column '{probs}' has values above 1 in {n(class_stats.PROB_ABOVE_ONE)} row(s); "
-              "probabilities must be in [0, 1].", probs)
+              "probabilities must be in [0, 1]." + _REPAIR_HINT, probs)
     if n(class_stats.ROW_SUM_OFF):
         _fail(f"probability column '{probs}' has {n(class_stats.ROW_SUM_OFF)} row(s) whose entries do not sum "
               f"to 1 (tolerance {ROW_SUM_TOLERANCE}); pass normalised probabilities (softmax output).", probs)
+
+
+_REPAIR_HINT = (" Values a hair outside it (float32 rounding such as 1.00001) are repaired by probs_repair='clip' "
+                "(in a job: input.probs_repair: clip).")
 
 
 def _check_ids(prepared: PreparedInput) -> None:

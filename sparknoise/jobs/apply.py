@@ -22,7 +22,8 @@ from pyspark.sql import functions as F
 from sparknoise.cleaning.apply import ACTIONS, apply_cleaning
 from sparknoise.errors import ConfigError, InputError
 from sparknoise.jobs.run_log import detect_run, start_record, write_run_record
-from sparknoise.jobs.tables import is_path, latest_version, read_table, run_rows, write_run_rows
+from sparknoise.jobs.tables import check_output_location, is_path, latest_version, read_table, run_rows, write_run_rows
+from sparknoise.jobs.tracking import track
 
 log = logging.getLogger("sparknoise")
 
@@ -63,6 +64,8 @@ def run_apply(spark: SparkSession, cfg: dict, run_id: str) -> dict:
     id_col, label_col = inp.get("id_col", "id"), inp.get("label_col", "label")
     filter_by = (detect["config_dict"].get("detection") or {}).get("filter_by")
     cfg, record, meta = start_record(cfg, "apply")
+    for name in ("cleaned", "audit"):
+        check_output_location(spark, f"output.{name}", out[name])
     timings: dict[str, float] = {}
     scored = run_rows(spark, out["scored"], "output.scored", run_id)
     issues = run_rows(spark, out["issues"], "output.issues", run_id)
@@ -106,8 +109,10 @@ def run_apply(spark: SparkSession, cfg: dict, run_id: str) -> dict:
         log.error("apply run %s of %s failed: %s", record["run_id"], run_id, record["error"])
         log.debug("%s", traceback.format_exc())
         write_run_record(spark, out["runs"], record, timings, clock, meta)
+        track(spark, cfg, "apply", record, timings)
         raise
     write_run_record(spark, out["runs"], record, timings, clock, meta)
+    track(spark, cfg, "apply", record, timings, metrics={f"rows.{k}": v for k, v in counts.items()})
     record["timings"] = json.dumps(timings, sort_keys=True)
     log.info("apply run %s of detect run %s: %s in %.1fs", record["run_id"], run_id, counts,
              time.perf_counter() - clock)

@@ -17,6 +17,7 @@ import yaml
 
 from sparknoise.cleaning.apply import UNREVIEWED_POLICIES
 from sparknoise.core.flags import FILTERS
+from sparknoise.core.inputs import PROBS_REPAIRS
 from sparknoise.core.kernels import QUALITY_METHODS
 from sparknoise.core.weights import POLICIES
 from sparknoise.errors import ConfigError
@@ -38,7 +39,9 @@ DEFAULTS: dict[str, Any] = {
         "classes": None,  # label value of each probability index (default: sorted labels)
         "where": None,  # optional SQL filter, e.g. "split = 'train'"
         "passthrough": [],  # input columns copied into the issues table for annotators
+        "drop": [],  # input columns left out right after reading (e.g. a previous run's result columns)
         "on_invalid": "error",  # rows with null/NaN labels, ids, features or probs: error | skip (counted in runs)
+        "probs_repair": "none",  # none | clip: probabilities a hair outside [0, 1] clipped, rows renormalised
     },
     "model": {
         "estimator": "logistic_regression",
@@ -98,6 +101,12 @@ DEFAULTS: dict[str, Any] = {
         "seed": 0,
         "parallelism": 2,  # rates, detectors and fits evaluated concurrently
         "scratch": None,  # Delta location for intermediate tables; default: _sparknoise_scratch beside output.detection
+    },
+    "tracking": {
+        "mlflow": False,  # log detect, evaluate and apply runs to MLflow (pip install 'sparknoise[mlflow]')
+        "uri": None,  # default: MLFLOW_TRACKING_URI (Databricks sets it), else a local store in ./mlruns
+        "experiment": None,  # default: MLflow's active experiment (on Databricks a path like /Shared/sparknoise)
+        "run_name": None,  # default: sparknoise-<job>-<run id>
     },
     "run": {"id": None},
 }
@@ -173,6 +182,7 @@ def validate(cfg: dict, job: str = "detect") -> None:
     """Raise ConfigError on impossible or missing settings for ``job``."""
     if job not in JOBS:
         raise ConfigError(f"unknown job {job!r}; one of {list(JOBS)}")
+    _validate_tracking(cfg["tracking"])
     if job in _LOOP_TABLES:  # reads (and writes) a detect run's outputs; the input is not needed
         for name in _LOOP_TABLES[job]:
             if not cfg["output"][name] or not isinstance(cfg["output"][name], str):
@@ -194,6 +204,10 @@ def validate(cfg: dict, job: str = "detect") -> None:
         raise ConfigError(f"'input.on_invalid' must be error or skip, not {inp['on_invalid']!r}")
     if inp["format"] not in ("delta", "parquet"):
         raise ConfigError(f"'input.format' must be delta or parquet, not {inp['format']!r}")
+    if inp["probs_repair"] not in PROBS_REPAIRS:
+        raise ConfigError(f"'input.probs_repair' must be one of {list(PROBS_REPAIRS)}, not {inp['probs_repair']!r}")
+    if not isinstance(inp["drop"], list) or not all(isinstance(c, str) and c for c in inp["drop"]):
+        raise ConfigError(f"'input.drop' must be a list of column names, not {inp['drop']!r}")
     if job == "inject":
         _validate_inject(cfg)
     elif job == "evaluate":
@@ -207,6 +221,9 @@ _IDENTIFIER = re.compile(r"^(?:[A-Za-z0-9_]+|`(?:[^`]|``)+`)$")
 
 def check_table_name(key: str, name: str) -> None:
     """A catalog table name: one to three dot-separated identifiers (letters, digits, _ or `quoted`)."""
+    if isinstance(name, str) and is_path(name):
+        raise ConfigError(f"'{key}' {name!r} looks like a path, not a table name; "
+                          + ("set 'input.path' instead" if key == "input.table" else "give a path or a table name"))
     parts = re.findall(r"`(?:[^`]|``)+`|[^.]+", name) if isinstance(name, str) else []
     if not 1 <= len(parts) <= 3 or ".".join(parts) != name or not all(_IDENTIFIER.match(p) for p in parts):
         raise ConfigError(
@@ -227,6 +244,14 @@ def _check_outputs(cfg: dict, names: tuple[str, ...]) -> None:
             raise ConfigError(f"'output.{name}' is the input location {here!r}; the input is never written")
     if len({_normal(out[n]) for n in names}) != len(names):
         raise ConfigError(f"{', '.join(repr('output.' + n) for n in names)} must be different locations")
+
+
+def _validate_tracking(tr: dict) -> None:
+    if not isinstance(tr["mlflow"], bool):
+        raise ConfigError("'tracking.mlflow' must be true or false")
+    for key in ("uri", "experiment", "run_name"):
+        if tr[key] is not None and not (isinstance(tr[key], str) and tr[key].strip()):
+            raise ConfigError(f"'tracking.{key}' must be a non-empty string or null")
 
 
 def _validate_apply(ap: dict) -> None:
@@ -311,6 +336,38 @@ def _validate_detect(cfg: dict) -> None:
     if out["mode"] != "replace_run":
         raise ConfigError("'output.mode' supports 'replace_run' (rows of the same run id are replaced)")
     _check_outputs(cfg, ("scored", "issues", "runs"))
+
+
+# The config sections each job reads (and records in the runs table): a detect run's config carries
+# no inject or evaluate defaults it never used.
+JOB_SECTIONS: dict[str, dict[str, tuple[str, ...] | None]] = {
+    "detect": {"input": None, "model": None, "detection": None, "output": ("scored", "issues", "runs", "mode"),
+               "tracking": None, "run": None},
+    "inject": {"input": None, "inject": None, "output": ("noisy", "runs"), "run": None},
+    "evaluate": {"input": None, "model": None, "detection": ("filter_by", "downweight"), "evaluate": None,
+                 "output": ("detection", "impact", "plots", "runs"), "tracking": None, "run": None},
+    "report": {"output": _LOOP_TABLES["report"]},
+    "review": {"output": _LOOP_TABLES["review"], "run": None},
+    "apply": {"apply": None, "output": _LOOP_TABLES["apply"], "tracking": None, "run": None},
+}
+
+
+def job_view(cfg: dict, job: str) -> dict:
+    """The part of ``cfg`` that ``job`` reads: what its runs row records and hashes."""
+    view: dict[str, Any] = {}
+    for section, keys in JOB_SECTIONS[job].items():
+        value = cfg.get(section, {})
+        view[section] = copy.deepcopy(value if keys is None else {k: value.get(k) for k in keys})
+    return view
+
+
+def job_keys(job: str) -> list[str]:
+    """Every config key ``job`` reads, as dotted names (for --help)."""
+    keys = []
+    for section, names in JOB_SECTIONS[job].items():
+        for name in names if names is not None else DEFAULTS[section]:
+            keys.append(f"{section}.{name}")
+    return keys
 
 
 def _normal(location: str) -> str:

@@ -29,6 +29,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sparknoise.core.agreement import CONFIDENCE, LOSS_RANK, flagged_with_agreement
+from sparknoise.core.fit_quality import fit_warnings, probability_fit
 from sparknoise.core.invalid_rows import screen_invalid
 from sparknoise.core.label_issues import find_label_issues
 from sparknoise.core.result import LabelIssuesResult
@@ -36,13 +37,14 @@ from sparknoise.errors import InputError
 from sparknoise.jobs.run_log import start_record, write_run_record
 from sparknoise.jobs.tables import (
     check_output_location,
-    filtered,
+    check_persistent_name,
+    job_input,
     materialised,
-    read_input,
-    remove_local_scratch,
+    remove_scratch,
     scratch_location,
     write_run_rows,
 )
+from sparknoise.jobs.tracking import track
 from sparknoise.ml.cross_validation import cross_val_predict_proba
 from sparknoise.ml.estimators import make_estimator
 
@@ -101,6 +103,7 @@ def _detect(cfg: dict, df: DataFrame, probs_col: str) -> LabelIssuesResult:
         filter_by=det["filter_by"], rank_by=det["rank_by"], frac_noise=det["frac_noise"],
         num_to_remove_per_class=det["num_to_remove_per_class"],
         min_examples_per_class=det["min_examples_per_class"], weights=det["weights"], downweight=det["downweight"],
+        probs_repair=inp["probs_repair"],
     )
 
 
@@ -112,13 +115,14 @@ def run_detect(spark: SparkSession, cfg: dict) -> dict:
     timings: dict[str, float] = {}
     # Problems found before any work (unreadable input, missing columns) write nothing at all.
     inp = cfg["input"]
-    pinned = read_input(spark, path=inp["path"], table=inp["table"], fmt=inp["format"], version=inp["version"])
+    pinned, df = job_input(spark, inp)
     record.update(input_location=pinned.location, input_version=pinned.version)
     log.info("run %s: input %s (version %s)", run_id, pinned.location, pinned.version)
-    df = filtered(pinned.df, inp["where"])
     _check_columns(cfg, df)
     for name in ("scored", "issues", "runs"):
         check_output_location(spark, f"output.{name}", cfg["output"][name])
+    scratch = scratch_location(cfg["detection"]["scratch"], cfg["output"]["scored"], run_id)
+    check_persistent_name(spark, "detection.scratch", scratch)
     # Probabilities are validated by find_label_issues' first pass anyway (before any write); screening
     # them here too would be one more scan of the widest column, so only skip mode looks at them.
     skip = inp["on_invalid"] == "skip"
@@ -129,17 +133,20 @@ def run_detect(spark: SparkSession, cfg: dict) -> dict:
         log.warning("run %s: %d input rows left out (input.on_invalid: skip): %s", run_id, screened.n_skipped,
                     {k: v for k, v in screened.skipped.items() if k != "__rows__"})
     df = screened.df
-    record.update(n_skipped=screened.n_skipped,
-                  metrics=json.dumps({"skipped": {k: v for k, v in screened.skipped.items() if k != "__rows__"}}))
+    metrics: dict[str, Any] = {"skipped": {k: v for k, v in screened.skipped.items() if k != "__rows__"}}
+    record.update(n_skipped=screened.n_skipped, metrics=json.dumps(metrics))
     # From here on, a failure is recorded in the runs table; scored and issues stay as they were. Bad input
     # found by validation (InputError) is reported like the checks above: nothing is written at all.
     try:
-        result, scored, rounds, num_flagged = _rounds(cfg, df, timings)
+        result, scored, rounds, num_flagged = _rounds(cfg, df, timings, metrics)
+        metrics["repaired_probability_rows"] = result.n_repaired
+        metrics["warnings"] = fit_warnings(metrics.get("model"), result.num_label_issues / max(result.n_rows, 1))
+        for warning in metrics["warnings"]:
+            log.warning("run %s: %s", run_id, warning)
         t = time.perf_counter()
         # The scored rows are computed once, into the run's scratch location: the issues (with their
         # loss ranks) and the scored output are both read from there, so the row map runs once and
         # nothing reaches the outputs until every row is computed.
-        scratch = scratch_location(cfg["detection"]["scratch"], cfg["output"]["scored"], run_id)
         scored = materialised(scored.withColumn("run_id", F.lit(run_id)), scratch, "scored")
         timings["scored_computed"] = round(time.perf_counter() - t, 3)
         t = time.perf_counter()
@@ -154,7 +161,7 @@ def run_detect(spark: SparkSession, cfg: dict) -> dict:
             num_label_issues=result.num_label_issues, rounds=rounds,
             thresholds=result.thresholds.tolist(), confident_joint=result.confident_joint.astype(int).tolist(),
             noise_matrix=result.noise_matrix.tolist(), inverse_noise_matrix=result.inverse_noise_matrix.tolist(),
-            prior=result.prior.tolist(),
+            prior=result.prior.tolist(), metrics=json.dumps(metrics),
         )
     except InputError:
         raise
@@ -163,10 +170,12 @@ def run_detect(spark: SparkSession, cfg: dict) -> dict:
         log.error("run %s failed: %s", run_id, record["error"])
         log.debug("%s", traceback.format_exc())
         write_run_record(spark, cfg["output"]["runs"], record, timings, clock, meta)
+        track(spark, cfg, "detect", record, timings)
         raise
     finally:
-        remove_local_scratch(scratch_location(cfg["detection"]["scratch"], cfg["output"]["scored"], run_id))
+        remove_scratch(spark, scratch)
     write_run_record(spark, cfg["output"]["runs"], record, timings, clock, meta)
+    track(spark, cfg, "detect", record, timings)
     log.info("run %s succeeded: %s of %s rows flagged in %.1fs", run_id, record["num_flagged"], record["n_rows"],
              time.perf_counter() - clock)
     return record
@@ -183,7 +192,8 @@ def _check_columns(cfg: dict, df: DataFrame) -> None:
             raise InputError(f"'{key}': column '{column}' is not in the input; available: {df.columns}", column=column)
 
 
-def _rounds(cfg: dict, df: DataFrame, timings: dict) -> tuple[LabelIssuesResult, DataFrame, int, int]:
+def _rounds(cfg: dict, df: DataFrame, timings: dict,
+            metrics: dict) -> tuple[LabelIssuesResult, DataFrame, int, int]:
     """Detection, repeated on the rows not yet flagged for detection.iterations rounds.
 
     Returns (the first round's result, the scored rows, the rounds kept, the rows flagged in all of
@@ -192,6 +202,8 @@ def _rounds(cfg: dict, df: DataFrame, timings: dict) -> tuple[LabelIssuesResult,
 
     With more than one round, each round's rows are materialised in the run's scratch location
     (a Delta write + read; the library never caches), so a round never recomputes the ones before it.
+    When a model made the probabilities, ``metrics["model"]`` gets the first round's fit (accuracy,
+    log loss, majority-class baseline: one aggregation over the materialised probabilities).
     """
     det, ident = cfg["detection"], cfg["input"]["id_col"]
     scratch = scratch_location(det["scratch"], cfg["output"]["scored"], cfg["run"]["id"])
@@ -199,6 +211,13 @@ def _rounds(cfg: dict, df: DataFrame, timings: dict) -> tuple[LabelIssuesResult,
     oof, probs = _materialised_probabilities(cfg, df, scratch, 1, timings)
     result = _detect(cfg, oof, probs)
     timings["round_1"] = round(time.perf_counter() - t, 3)
+    if not cfg["input"]["probs_col"]:
+        t = time.perf_counter()
+        metrics["model"] = probability_fit(oof, label_col=cfg["input"]["label_col"], probs_col=probs,
+                                           classes=result.classes)
+        timings["model_fit_round_1"] = round(time.perf_counter() - t, 3)
+        for line in summary_lines({"metrics": json.dumps({"model": metrics["model"]})})[-1:]:
+            log.info("%s", line)
     scored = result.rows.withColumn("round", F.when(F.col("is_label_issue"), F.lit(1)))
     if det["iterations"] == 1:
         return result, scored, 1, result.num_flagged
@@ -261,7 +280,14 @@ def summary_lines(record: dict) -> list[str]:
         f"run {record['run_id']}: {record['status']}",
         f"rows {record.get('n_rows')}, classes {record.get('n_classes')} {record.get('classes')}",
         f"flagged {record.get('num_flagged')} rows (cleanlab num_label_issues {record.get('num_label_issues')})",
-    ]
+    ] if "run_id" in record else []
     if nm is not None:
         lines.append("estimated noise per true class: " + ", ".join(f"{1 - d:.3f}" for d in np.diagonal(nm)))
+    metrics = json.loads(record["metrics"]) if record.get("metrics") else {}
+    fit = metrics.get("model")
+    if fit and fit.get("n"):
+        lines.append(f"out-of-fold model: accuracy {fit['accuracy']:.4f}, log loss {fit['log_loss']:.4f} "
+                     f"(always the most frequent class: {fit['baseline_accuracy']:.4f}, "
+                     f"{fit['baseline_log_loss']:.4f})")
+    lines += [f"warning: {w}" for w in metrics.get("warnings") or []]
     return lines

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import time
 import traceback
 
@@ -22,7 +23,8 @@ from pyspark.sql import functions as F
 from sparknoise.errors import InputError
 from sparknoise.jobs import tables
 from sparknoise.jobs.run_log import start_record, write_run_record
-from sparknoise.jobs.tables import filtered, read_input, read_table, write_run_rows
+from sparknoise.jobs.tables import check_output_location, job_input, read_table, write_run_rows
+from sparknoise.jobs.tracking import track
 from sparknoise.ml.estimators import make_estimator
 from sparknoise.noise.evaluation import DETECTION_COLUMNS, IMPACT_COLUMNS, EvaluationResult, evaluate_label_noise
 from sparknoise.report.plots import detection_bars_png, impact_curve_png
@@ -70,9 +72,10 @@ def run_evaluate(spark: SparkSession, cfg: dict) -> tuple[dict, EvaluationResult
     clock = time.perf_counter()
     cfg, record, meta = start_record(cfg, "evaluate")
     inp, ev, model, out, run_id = cfg["input"], cfg["evaluate"], cfg["model"], cfg["output"], cfg["run"]["id"]
-    pinned = read_input(spark, path=inp["path"], table=inp["table"], fmt=inp["format"], version=inp["version"])
+    pinned, df = job_input(spark, inp)
     record.update(input_location=pinned.location, input_version=pinned.version)
-    df = filtered(pinned.df, inp["where"])
+    for name in ("detection", "impact", "runs"):
+        check_output_location(spark, f"output.{name}", out[name])
     trusted = ev["trusted_label_col"] or inp["label_col"]
     for key, column in (("input.id_col", inp["id_col"]), ("evaluate.trusted_label_col", trusted),
                         *[("input.features", c) for c in inp["features"] or []],
@@ -82,6 +85,7 @@ def run_evaluate(spark: SparkSession, cfg: dict) -> tuple[dict, EvaluationResult
                              column=column)
     timings: dict[str, float] = {}
     scratch = scratch_location(cfg)
+    tables.check_persistent_name(spark, "evaluate.scratch", scratch)
     try:
         result = evaluate_label_noise(
             df, label_col=trusted, estimator=make_estimator(model["estimator"], model["params"]),
@@ -116,12 +120,32 @@ def run_evaluate(spark: SparkSession, cfg: dict) -> tuple[dict, EvaluationResult
         log.error("run %s failed: %s", run_id, record["error"])
         log.debug("%s", traceback.format_exc())
         write_run_record(spark, out["runs"], record, timings, clock, meta)
+        track(spark, cfg, "evaluate", record, timings)
         raise
     finally:
-        tables.remove_local_scratch(scratch)
+        tables.remove_scratch(spark, scratch)
     write_run_record(spark, out["runs"], record, timings, clock, meta)
+    _track(spark, cfg, record, timings, result, plots)
     log.info("run %s: evaluation written to %s, %s and %s", run_id, out["detection"], out["impact"], out["plots"])
     return record, result
+
+
+def _track(spark: SparkSession, cfg: dict, record: dict, timings: dict, result: EvaluationResult,
+           plots: list[str]) -> None:
+    """The evaluation in MLflow: precision/recall per detector at the detection rate, accuracy per variant."""
+    rate = float(cfg["evaluate"]["detection_noise_rate"])
+    numbers: dict[str, float] = {}
+    for row in result.detection[result.detection["noise_rate"] == rate].to_dict(orient="records"):
+        for key in ("precision", "recall", "f1"):
+            numbers[f"detection.{row['detector']}.{key}"] = row[key]
+    for row in result.impact.to_dict(orient="records"):
+        numbers[f"accuracy.{row['variant']}.rate_{row['noise_rate']:g}"] = row["test_accuracy"]
+    with tempfile.TemporaryDirectory() as folder:
+        files = {f"plots/{os.path.basename(p)}": p for p in plots}
+        for name, frame in (("detection.csv", result.detection), ("impact.csv", result.impact)):
+            frame.to_csv(os.path.join(folder, name), index=False)
+            files[name] = os.path.join(folder, name)
+        track(spark, cfg, "evaluate", record, timings, metrics=numbers, files=files)
 
 
 def read_evaluation(spark: SparkSession, location: str, run_id: str):

@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 
 from sparknoise.errors import InputError
 from sparknoise.jobs.run_log import start_record, write_run_record
-from sparknoise.jobs.tables import filtered, read_input, read_table
+from sparknoise.jobs.tables import check_output_location, job_input, read_table
 from sparknoise.noise.injection import IS_NOISY, inject_label_noise
 from sparknoise.storage import is_path
 
@@ -29,9 +29,10 @@ def run_inject(spark: SparkSession, cfg: dict) -> dict:
     clock = time.perf_counter()
     cfg, record, meta = start_record(cfg, "inject")
     inp, inj, run_id = cfg["input"], cfg["inject"], cfg["run"]["id"]
-    pinned = read_input(spark, path=inp["path"], table=inp["table"], fmt=inp["format"], version=inp["version"])
+    pinned, df = job_input(spark, inp)
     record.update(input_location=pinned.location, input_version=pinned.version)
-    df = filtered(pinned.df, inp["where"])
+    for name in ("noisy", "runs"):
+        check_output_location(spark, f"output.{name}", cfg["output"][name])
     for key in ("id_col", "label_col"):
         if inp[key] not in df.columns:
             raise InputError(f"'input.{key}': column '{inp[key]}' is not in the input; available: {df.columns}",

@@ -41,6 +41,8 @@ def from_tables(spark: SparkSession, outputs: dict[str, str], run_id: str, *, to
     run = {k: record.get(k) for k in ("run_id", "status", "started_at", "finished_at", "input_location",
                                        "input_version", "config_sha256", "sparknoise_version", "rounds")}
     run.update(config=config, timings=json.loads(record["timings"]) if record.get("timings") else {})
+    metrics = json.loads(record["metrics"]) if record.get("metrics") else {}
+    run.update(model_fit=metrics.get("model"), warnings=metrics.get("warnings") or [])
     return ReportData(
         run=run, classes=classes, n_rows=record["n_rows"], num_flagged=record["num_flagged"],
         num_label_issues=record["num_label_issues"], confident_joint=cj,

@@ -24,7 +24,7 @@ from sparknoise.cleaning.formats import format_of, read_verdicts, write_queue
 from sparknoise.core.inputs import probs_as_double_array
 from sparknoise.errors import InputError
 from sparknoise.jobs.run_log import detect_run
-from sparknoise.jobs.tables import is_path, run_rows
+from sparknoise.jobs.tables import check_output_location, is_path, run_rows
 
 log = logging.getLogger("sparknoise")
 
@@ -63,6 +63,7 @@ def import_verdicts(spark: SparkSession, cfg: dict, run_id: str, path: str, *, f
     fmt = format_of(path, fmt)
     out = cfg["output"]
     record = detect_run(spark, out["runs"], run_id)
+    check_output_location(spark, "output.reviews", out["reviews"])
     inp = record["config_dict"].get("input") or {}
     id_col, label_col = inp.get("id_col", "id"), inp.get("label_col", "label")
     classes = json.loads(record["classes"])

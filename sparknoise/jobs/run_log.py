@@ -14,8 +14,8 @@ from pyspark.sql import functions as F
 
 from sparknoise._version import __version__
 from sparknoise.errors import InputError
-from sparknoise.jobs.config import canonical_json, config_hash
-from sparknoise.jobs.tables import read_table, write_run_rows
+from sparknoise.jobs.config import canonical_json, config_hash, job_view
+from sparknoise.jobs.tables import read_table, run_rows, write_run_rows
 
 RUNS_SCHEMA = (
     "run_id string, status string, error string, started_at timestamp, finished_at timestamp, "
@@ -32,14 +32,18 @@ def new_run_id() -> str:
 
 
 def start_record(cfg: dict, job: str) -> tuple[dict, dict, dict]:
-    """(cfg with its run id, the runs record so far, the commit metadata) for a job run."""
+    """(cfg with its run id, the runs record so far, the commit metadata) for a job run.
+
+    The record's config (and its hash) holds only the sections and keys ``job`` reads.
+    """
     cfg = json.loads(json.dumps(cfg))
     cfg["run"]["id"] = cfg["run"]["id"] or new_run_id()
     run_id = cfg["run"]["id"]
-    meta = {"run_id": run_id, "config_sha256": config_hash(cfg), "sparknoise_version": __version__}
+    view = job_view(cfg, job)
+    meta = {"run_id": run_id, "config_sha256": config_hash(view), "sparknoise_version": __version__}
     record: dict[str, Any] = {
         "run_id": run_id, "status": "running", "error": None, "started_at": dt.datetime.now(dt.timezone.utc),
-        "config": canonical_json(cfg), "config_sha256": meta["config_sha256"],
+        "config": canonical_json(view), "config_sha256": meta["config_sha256"],
         "sparknoise_version": __version__, "job": job,
     }
     return cfg, record, meta
@@ -59,8 +63,8 @@ def write_run_record(spark: SparkSession, location: str, record: dict, timings: 
 
 
 def run_row(spark: SparkSession, runs_location: str, run_id: str) -> dict[str, Any]:
-    """The ``runs`` row of one run as a dict; InputError if there is none."""
-    rows = read_table(spark, runs_location).filter(F.col("run_id") == run_id).limit(2).collect()
+    """The ``runs`` row of one run as a dict; InputError if the table or the run is missing."""
+    rows = run_rows(spark, runs_location, "output.runs", run_id).limit(2).collect()
     if not rows:
         raise InputError(f"no run '{run_id}' in the runs table {runs_location}; check --run-id and output.runs")
     return rows[0].asDict()

@@ -9,12 +9,19 @@ session exists. Runs on the driver only.
 * :func:`local_spark` is the same builder pinned to a local master with quiet logs and no UI, for
   tests and benchmarks.
 
-The Delta jars come from Maven Central through Spark's package resolution and are cached under
-``~/.cache/sparknoise/ivy`` so later runs resolve offline.
+The Delta jars come from Maven Central through Spark's package resolution (Ivy) into
+``~/.cache/sparknoise/ivy``. The first session that resolves them records the jar files it got in
+a manifest beside them; later sessions pass those files as ``spark.jars`` and skip Ivy entirely
+(no resolution chatter, no network). A manifest naming a missing file is ignored.
+
+Sessions this module launches also keep the console for sparknoise's own progress: Spark's
+progress bars are off, and the JVM logs through ``sparknoise/jobs/log4j2.properties`` (warnings
+and errors only; the known-harmless ``dev.ludovic.netlib`` "no native BLAS" warning is dropped).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from typing import Mapping
@@ -37,19 +44,89 @@ DELTA_CONF = {
 }
 
 
+LOG4J_CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "log4j2.properties")
+# Settings for a JVM this module launches: the console shows sparknoise's progress, not Spark's.
+QUIET_CONF = {"spark.ui.showConsoleProgress": "false"}
+
+
+def _driver_java_options() -> str:
+    """Our log configuration, and no native BLAS attempt on a machine that has none.
+
+    Spark ML's BLAS (dev.ludovic.netlib) otherwise loads its JNI wrapper, whose native code prints
+    "netlib-blas: JNI_OnLoad: dlopen(libblas.so.3) failed" straight to stderr before falling back
+    to the Java implementation; with a system BLAS (OpenBLAS, MKL) installed the native one is used.
+    """
+    import ctypes.util
+
+    options = []
+    if os.path.isfile(LOG4J_CONF):  # not when the package runs from a zip (spark-submit --py-files)
+        options.append(f"-Dlog4j2.configurationFile=file:{LOG4J_CONF}")
+    if not any(ctypes.util.find_library(name) for name in ("blas", "openblas", "mkl_rt")):
+        options.append("-Ddev.ludovic.netlib.blas.allowNative=false")
+    return " ".join(options)
+
+
+if _driver_java_options():
+    QUIET_CONF["spark.driver.extraJavaOptions"] = _driver_java_options()
+
+
+def _manifest() -> str:
+    """The file listing the jars Ivy resolved for DELTA_PACKAGE (one per package string)."""
+    digest = hashlib.sha256(DELTA_PACKAGE.encode()).hexdigest()[:12]
+    return os.path.join(IVY_CACHE, f"sparknoise-jars-{digest}.txt")
+
+
+def _local_file(uri: str) -> str:
+    """``file:///a/b.jar`` or ``/a/b.jar`` -> ``/a/b.jar``."""
+    return "/" + uri[len("file:"):].lstrip("/") if uri.startswith("file:") else uri
+
+
+def delta_jars_conf() -> dict[str, str]:
+    """How a launched JVM gets the Delta jars: the recorded jar files, else Ivy resolution of DELTA_PACKAGE."""
+    try:
+        with open(_manifest()) as f:
+            jars = [line.strip() for line in f if line.strip()]
+    except OSError:
+        jars = []
+    if jars and all(os.path.isfile(_local_file(j)) for j in jars):
+        return {"spark.jars": ",".join(jars)}
+    return {"spark.jars.packages": DELTA_PACKAGE, "spark.jars.ivy": IVY_CACHE}
+
+
+def record_delta_jars(spark: SparkSession) -> None:
+    """After a launch that resolved DELTA_PACKAGE through Ivy: remember the jar files for next time."""
+    if os.path.exists(_manifest()):
+        return
+    try:
+        jars = [j for j in (spark.conf.get("spark.jars", "") or "").split(",") if j]
+    except Exception:  # noqa: BLE001 - a session that does not expose it: nothing to record
+        return
+    if any("delta-spark" in j for j in jars) and all(j.startswith(("file:", "/")) for j in jars):
+        os.makedirs(IVY_CACHE, exist_ok=True)
+        tmp = f"{_manifest()}.{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write("\n".join(jars) + "\n")
+        os.replace(tmp, _manifest())
+
+
 def _delta_builder(app_name: str, *, local: bool) -> SparkSession.Builder:
-    """A builder with the Delta extension and catalog, the Delta jars (resolved into the project's
-    ivy cache), UTC and, for a local JVM, the small-table Delta settings."""
+    """A builder with the Delta extension and catalog, the Delta jars (see :func:`delta_jars_conf`),
+    UTC, quiet console settings and, for a local JVM, the small-table Delta settings."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers use this interpreter
-    builder = (
-        SparkSession.builder.appName(app_name)
-        .config("spark.jars.packages", DELTA_PACKAGE)
-        .config("spark.jars.ivy", IVY_CACHE)
-        .config("spark.sql.session.timeZone", "UTC")
-    )
-    for key, value in {**DELTA_CONF, **(LOCAL_DELTA_CONF if local else {})}.items():
+    builder = SparkSession.builder.appName(app_name).config("spark.sql.session.timeZone", "UTC")
+    conf = {**delta_jars_conf(), **QUIET_CONF, **DELTA_CONF, **(LOCAL_DELTA_CONF if local else {})}
+    for key, value in conf.items():
         builder = builder.config(key, value)
     return builder
+
+
+def _launched(builder: SparkSession.Builder) -> SparkSession:
+    """``getOrCreate()``; when this call launched the JVM (not spark-submit, not Connect), remember the jars."""
+    launches = not any(k in os.environ for k in ("PYSPARK_GATEWAY_PORT", "SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED"))
+    session = builder.getOrCreate()
+    if launches:
+        record_delta_jars(session)
+    return session
 
 
 def job_session(app_name: str = "sparknoise") -> SparkSession:
@@ -65,7 +142,7 @@ def job_session(app_name: str = "sparknoise") -> SparkSession:
     if "DATABRICKS_RUNTIME_VERSION" in os.environ:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         return SparkSession.builder.appName(app_name).getOrCreate()
-    return _delta_builder(app_name, local=_local_default_master()).getOrCreate()
+    return _launched(_delta_builder(app_name, local=_local_default_master()))
 
 
 def _local_default_master() -> bool:
@@ -91,7 +168,6 @@ def local_spark(
         _delta_builder(app_name, local=True)
         .master(master)
         .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.log.level", "WARN")
     )
@@ -101,4 +177,4 @@ def local_spark(
         builder = builder.config("spark.driver.memory", driver_memory)
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    return _launched(builder)

@@ -51,14 +51,38 @@ def latest_version(spark: SparkSession, location: str) -> int:
     return int(row["version"])
 
 
+def _local_path(location: str) -> str | None:
+    """The local file-system path of a location, or None (remote URI or catalog table)."""
+    if not is_path(location) or ("://" in location and not location.startswith("file:")):
+        return None
+    if location.startswith("file:"):
+        return "/" + location[len("file:"):].lstrip("/")
+    return os.path.abspath(location)
+
+
 def read_input(spark: SparkSession, *, path: str | None, table: str | None, fmt: str = "delta",
                version: int | None = None) -> PinnedInput:
-    """Read the input; a Delta input is pinned to one version for every pass of the run."""
+    """Read the input; a Delta input is pinned to one version for every pass of the run.
+
+    Every failure is an InputError naming the key (``input.path`` or ``input.table``) and what to
+    change: a local path that does not exist, a folder that is not a Delta table (Parquet needs
+    ``input.format: parquet``), a table the catalog does not know, a version that does not exist.
+    """
     location = path or table
     assert location is not None
+    key = "input.path" if path else "input.table"
+    local = _local_path(path) if path else None
+    if local is not None and not os.path.exists(local):
+        raise InputError(f"'{key}' {path!r} does not exist ({local}); check the path")
+    if local is not None and fmt == "delta" and not os.path.isdir(os.path.join(local, "_delta_log")):
+        hint = ("it holds Parquet files: set input.format: parquet" if _has_parquet(local)
+                else "set input.format: parquet for a Parquet folder")
+        raise InputError(f"'{key}' {path!r} is not a Delta table (no _delta_log folder); {hint}")
     try:
         if path and fmt == "parquet":
-            return PinnedInput(spark.read.parquet(path), path, None)
+            df = spark.read.parquet(path)
+            df.schema  # noqa: B018 - resolve now (Spark Connect resolves lazily)
+            return PinnedInput(df, path, None)
         pinned = int(version) if version is not None else latest_version(spark, location)
         reader = spark.read.format("delta").option("versionAsOf", pinned)
         df = reader.load(path) if path else reader.table(table)
@@ -67,8 +91,33 @@ def read_input(spark: SparkSession, *, path: str | None, table: str | None, fmt:
     except InputError:
         raise
     except Exception as e:  # noqa: BLE001 - report any read failure as bad input
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(f"cannot read input {location!r} (version {version}): {first}") from None
+        text = str(e)
+        first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+        if "TABLE_OR_VIEW_NOT_FOUND" in text or "DELTA_TABLE_NOT_FOUND" in text:
+            raise InputError(f"'{key}' {location!r} is not a table in this session's catalog; check the name "
+                             "(catalog.schema.table) or give a path in input.path") from None
+        if "not a Delta table" in text or "DELTA_TABLE_ONLY_OPERATION" in text or "DELTA_MISSING_DELTA_TABLE" in text:
+            raise InputError(f"'{key}' {location!r} is not a Delta table; for Parquet set input.format: parquet")\
+                from None
+        if version is not None and ("VERSION" in text.upper() or "version" in text):
+            raise InputError(f"'input.version' {version} cannot be read from {location!r}: {first[:300]}") from None
+        raise InputError(f"'{key}' {location!r} cannot be read (version {version}): {first[:300]}") from None
+
+
+def _has_parquet(folder: str) -> bool:
+    return os.path.isdir(folder) and any(name.endswith(".parquet") for name in os.listdir(folder))
+
+
+def job_input(spark: SparkSession, inp: dict) -> tuple[PinnedInput, DataFrame]:
+    """The job's input section applied: the pinned read, ``input.where``, then ``input.drop``."""
+    pinned = read_input(spark, path=inp["path"], table=inp["table"], fmt=inp["format"], version=inp["version"])
+    df = filtered(pinned.df, inp["where"])
+    drop = list(inp.get("drop") or [])
+    missing = [c for c in drop if c not in df.columns]
+    if missing:
+        raise InputError(f"'input.drop': column(s) {missing} are not in the input; available: {df.columns}",
+                         column=missing[0])
+    return pinned, df.drop(*drop) if drop else df
 
 
 # Delta's optimistic concurrency: another run committed to the same table first (its rows never
@@ -126,16 +175,63 @@ def scratch_location(base: str | None, anchor: str, run_id: str) -> str:
     return f"{base}_{re.sub(r'[^A-Za-z0-9_]', '_', run_id)}"
 
 
-def remove_local_scratch(location: str) -> None:
-    """Delete a run's scratch folder when it is on the local file system (elsewhere it is left)."""
+def remove_scratch(spark: SparkSession, location: str) -> None:
+    """Remove a run's scratch data: a local folder is deleted; catalog tables named ``<location>_*``
+    are dropped. A remote folder (s3://, abfss://, dbfs:) is left: deleting files there needs the
+    Hadoop file system, which Spark Connect does not expose; the job logs where it is."""
     import shutil
 
-    path = location[len("file:"):] if location.startswith("file:") else location
-    if "://" not in path and "/" in path and os.path.isdir(path):
+    if not is_path(location):
+        _drop_scratch_tables(spark, location)
+        return
+    path = _local_path(location)
+    if path is None:
+        log.info("scratch data of the run left at %s (remote storage): delete it when no longer needed", location)
+        return
+    if os.path.isdir(path):
         shutil.rmtree(path, ignore_errors=True)
         parent = os.path.dirname(path)
         if os.path.isdir(parent) and not os.listdir(parent):
             os.rmdir(parent)
+
+
+def _drop_scratch_tables(spark: SparkSession, prefix: str) -> None:
+    """DROP every table whose name starts with ``<prefix>_`` in the prefix's schema."""
+    parts = prefix.split(".")
+    schema, stem = (".".join(parts[:-1]), parts[-1]) if len(parts) > 1 else (None, parts[0])
+    try:
+        shown = spark.sql(f"SHOW TABLES IN {schema}" if schema else "SHOW TABLES").collect()  # one schema's names
+    except Exception as e:  # noqa: BLE001 - never fail a run over its clean-up
+        log.warning("could not list scratch tables %s_*: %s", prefix, str(e).splitlines()[0][:200])
+        return
+    for row in shown:
+        name = row["tableName"]
+        if name.lower().startswith(f"{stem.lower()}_") and not row["isTemporary"]:
+            full = f"{schema}.{name}" if schema else name
+            try:
+                spark.sql(f"DROP TABLE IF EXISTS {full}")
+            except Exception as e:  # noqa: BLE001
+                log.warning("could not drop scratch table %s: %s", full, str(e).splitlines()[0][:200])
+
+
+def check_persistent_name(spark: SparkSession, key: str, location: str) -> None:
+    """A table *name* (not a path) needs a catalog that outlives the session.
+
+    Local sessions without a metastore use Spark's in-memory catalog: a table written there by
+    name lands in ./spark-warehouse and is unknown to every later session. That is an error naming
+    the key and suggesting a path.
+    """
+    if is_path(location):
+        return
+    try:
+        implementation = spark.conf.get("spark.sql.catalogImplementation", "hive")
+    except Exception:  # noqa: BLE001 - a session that does not say: assume a real catalog
+        return
+    if str(implementation).lower() == "in-memory":
+        raise InputError(f"'{key}' {location!r} is a table name, but this session's catalog is in-memory (no "
+                         "metastore): the table would be lost when the session ends. Give a path instead, e.g. "
+                         f"sparknoise-output/{location.split('.')[-1].strip('`')}, or run with a metastore "
+                         "(Hive, Unity Catalog)")
 
 
 def filtered(df: DataFrame, where: str | None, *, key: str = "input.where") -> DataFrame:
@@ -155,9 +251,11 @@ def filtered(df: DataFrame, where: str | None, *, key: str = "input.where") -> D
 
 
 def check_output_location(spark: SparkSession, key: str, location: str) -> None:
-    """An output must be a Delta table or not exist yet: never overwrite another kind of dataset."""
-    if is_path(location) and ("://" not in location or location.startswith("file:")):
-        local = os.path.abspath(location[len("file:"):] if location.startswith("file:") else location)
+    """An output must be a Delta table or not exist yet (never overwrite another kind of dataset), and
+    a table name needs a persistent catalog (:func:`check_persistent_name`)."""
+    check_persistent_name(spark, key, location)
+    local = _local_path(location)
+    if local is not None:
         holds_other = os.path.isfile(local) or (
             os.path.isdir(local) and os.listdir(local) and not os.path.isdir(os.path.join(local, "_delta_log")))
         if holds_other:
@@ -180,6 +278,15 @@ def run_rows(spark: SparkSession, location: str, key: str, run_id: str) -> DataF
     try:
         df = read_table(spark, location)
         df.schema  # noqa: B018 - resolve now: a missing table fails here
-    except Exception:  # noqa: BLE001 - a missing or unreadable table
-        raise InputError(f"'{key}' {location!r} cannot be read; point {key} at the detect run's table") from None
+    except Exception as e:  # noqa: BLE001 - a missing or unreadable table
+        missing = _missing(e)
+        raise InputError(f"'{key}' {location!r} " + ("does not exist" if missing else "cannot be read")
+                         + f"; point {key} at the table the detect run wrote (run detect first, with the same "
+                         "--config)") from None
     return df.filter(F.col("run_id") == run_id)
+
+
+def _missing(error: Exception) -> bool:
+    text = str(error)
+    return any(m in text for m in ("PATH_NOT_FOUND", "TABLE_OR_VIEW_NOT_FOUND", "DELTA_TABLE_NOT_FOUND",
+                                   "DELTA_PATH_DOES_NOT_EXIST", "does not exist", "is not a Delta table"))

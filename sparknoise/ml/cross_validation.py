@@ -20,7 +20,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparknoise.core.inputs import METADATA_KEY
+from sparknoise.core.inputs import METADATA_KEY, unfolded
 from sparknoise.core.invalid_rows import check_feature_types, screen_invalid
 from sparknoise.errors import InputError
 from sparknoise.ml.folds import assign_folds
@@ -78,6 +78,19 @@ def configured(estimator: Estimator) -> Estimator:
     return estimator.copy(params)
 
 
+def check_engine(estimator: Estimator, session) -> None:
+    """XGBoost's Spark estimators train through RDD barrier stages, which Spark Connect does not offer."""
+    stages = estimator.getStages() if isinstance(estimator, Pipeline) else [estimator]
+    remote = "connect" in type(session).__module__
+    for stage in stages:
+        if remote and type(stage).__module__.startswith("xgboost"):
+            raise InputError(
+                f"{type(stage).__name__} (XGBoost) needs a classic Spark session: it trains with RDD barrier "
+                "execution, which Spark Connect (and Databricks serverless) does not offer. Run on classic "
+                "compute, or fit the model elsewhere and pass its out-of-fold probabilities (probs_col / "
+                "input.probs_col).")
+
+
 def activate(session) -> None:
     """Make ``session`` active in this thread (Spark Connect keeps the active session per thread)."""
     setter = getattr(type(session), "_set_default_and_active_session", None)
@@ -129,12 +142,15 @@ def cross_val_predict_proba(
         models it needs alive (``oof.fold_models``) until it is garbage-collected.
     """
     started = time.perf_counter()
+    check_engine(estimator, df.sparkSession)
+    df = unfolded(df)
     for name, role in ((label_col, "label"), (id_col, "id")):
         if name not in df.columns:
             raise InputError(f"{role} column '{name}' is not in the input; available: {df.columns}.", column=name)
     if probs_col in df.columns or ("fold" in df.columns and fold_col != "fold"):
         clash = probs_col if probs_col in df.columns else "fold"
-        raise InputError(f"the input already has a column '{clash}'; drop or rename it.", column=clash)
+        raise InputError(f"the input already has a column '{clash}'; drop or rename it (in a job, set "
+                         f"input.drop: [{clash}]).", column=clash)
     if features:
         missing = [c for c in features if c not in df.columns]
         if missing:

@@ -1,4 +1,10 @@
-"""The estimator registry of the jobs: ``model.estimator`` name -> Spark ML classifier."""
+"""The estimator registry of the jobs: ``model.estimator`` name -> Spark ML classifier.
+
+``xgboost`` is XGBoost's own Spark estimator (``xgboost.spark.SparkXGBClassifier``, from the
+optional extra ``pip install 'sparknoise[xgboost]'``); ``model.params`` are its keyword arguments
+(``{max_depth: 6, n_estimators: 200}``). It trains with RDD barrier execution, so it needs a classic
+Spark session (not Spark Connect or serverless compute).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ ESTIMATORS = {
     "naive_bayes": "NaiveBayes",
     "mlp": "MultilayerPerceptronClassifier",
     "fm": "FMClassifier",
+    "xgboost": "SparkXGBClassifier",
 }
 
 
@@ -26,9 +33,30 @@ def make_estimator(name: str, params: dict[str, Any] | None = None) -> Estimator
     cls_name = ESTIMATORS.get(name)
     if cls_name is None:
         raise ConfigError(f"'model.estimator' {name!r} is unknown; use one of {sorted(ESTIMATORS)}")
+    if name == "xgboost":
+        return _xgboost(params or {})
     estimator = getattr(classification, cls_name)()
     for key, value in (params or {}).items():
         if not estimator.hasParam(key):
             raise ConfigError(f"'model.params.{key}' is not a parameter of {cls_name}")
         estimator._set(**{key: value})
     return estimator
+
+
+def _xgboost(params: dict[str, Any]) -> Estimator:
+    try:
+        from xgboost.spark import SparkXGBClassifier
+    except ImportError:
+        raise ConfigError("'model.estimator' xgboost needs the xgboost package: pip install 'sparknoise[xgboost]'") \
+            from None
+    aliases = {"features_col", "label_col", "weight_col", "prediction_col", "probability_col", "raw_prediction_col",
+               "validation_indicator_col"}
+    known = {p.name for p in SparkXGBClassifier().params} | aliases
+    for key in params:
+        if key not in known:
+            raise ConfigError(f"'model.params.{key}' is not a parameter of SparkXGBClassifier (XGBoost's keyword "
+                              "arguments, e.g. max_depth, n_estimators, learning_rate)")
+    try:
+        return SparkXGBClassifier(**params)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"'model.params' {params!r} are not valid SparkXGBClassifier parameters: {e}") from None

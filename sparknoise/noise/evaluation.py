@@ -31,6 +31,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from sparknoise.core.flags import FILTERS
+from sparknoise.core.inputs import unfolded
 from sparknoise.core.invalid_rows import screen_invalid
 from sparknoise.core.label_issues import find_label_issues
 from sparknoise.errors import ConfigError, InputError
@@ -247,6 +248,7 @@ def evaluate_label_noise(
             raise InputError(f"column '{name}' is not in the input; available: {df.columns}", column=name)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    df = unfolded(df)
     label_type = df.schema[label_col].dataType
     screen_invalid(df, "error", key="the on_invalid policy of the evaluate job", id_col=id_col, label_col=label_col,
                    features=features, features_col=None if features else features_col)

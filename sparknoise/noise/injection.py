@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparknoise.core.estimates import round_preserving_sum
+from sparknoise.core.inputs import unfolded
 from sparknoise.errors import ConfigError, InputError
 from sparknoise.ml.cross_validation import label_classes
 from sparknoise.noise.matrices import check_noise_matrix, noise_matrix_from_trace
@@ -167,12 +168,14 @@ def inject_label_noise(df: DataFrame, label_col: str, *, noise_rate: float | Non
     Raises :class:`ConfigError` on bad arguments and :class:`InputError` on bad input.
     """
     _check_args(mode, noise_rate, noise_matrix, probs_col, features_col)
+    df = unfolded(df)
     for name, column in (("label_col", label_col), ("id_col", id_col)):
         if column not in df.columns:
             raise InputError(f"{name} '{column}' is not a column of the input; available: {df.columns}", column=column)
     for column in (TRUE_LABEL, IS_NOISY):
         if column in df.columns:
-            raise InputError(f"the input already has a '{column}' column; drop or rename it before injecting noise",
+            raise InputError(f"the input already has a '{column}' column; drop or rename it before injecting noise "
+                             f"(in a job, set input.drop: [{column}])",
                              column=column)
     if probs_col and probs_col not in df.columns:
         raise InputError(f"probs_col '{probs_col}' is not a column of the input", column=probs_col)

@@ -32,6 +32,7 @@ td:first-child,th:first-child{text-align:left}
 .scroll{max-height:460px;overflow:auto;display:inline-block}
 pre{background:#f6f6f6;padding:8px;font-size:12px;overflow:auto;max-height:320px}
 .note{font-size:13px;color:#555}
+.warning{background:#fff4e5;border-left:4px solid #e67e22;padding:8px 12px}
 """
 
 # Marks the page once the heatmap image has decoded: headless-browser tests read it from the DOM.
@@ -78,6 +79,10 @@ def _run_section(run: dict[str, Any]) -> str:
         ("config sha256", run.get("config_sha256")),
         ("cleaning rounds", run.get("rounds")),
     ]
+    fit = run.get("model_fit") or {}
+    if fit.get("n"):
+        rows += [("out-of-fold accuracy (most frequent class)", f"{fit['accuracy']:.4f} ({fit['baseline_accuracy']:.4f})"),
+                 ("out-of-fold log loss (class frequencies)", f"{fit['log_loss']:.4f} ({fit['baseline_log_loss']:.4f})")]
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows
                    if v is not None)
     timings = run.get("timings") or {}
@@ -176,6 +181,7 @@ def render_report(data: ReportData, *, title: str = "sparknoise label-health rep
         f"<h1>{html.escape(title)}</h1><p class='sub'>{sub}; generated "
         f"{dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}</p>",
         f'<div class="cards" id="headline">{cards}</div>',
+        "".join(f"<p class='warning'><b>Warning:</b> {html.escape(w)}</p>" for w in data.run.get("warnings") or []),
         _heatmaps(data),
         "<h2>Classes by label quality</h2><p class='note'>Worst first. Label Noise = P(true != k | given k); "
         "Inverse Label Noise = P(given != k | true k); counts are estimates for the whole table "

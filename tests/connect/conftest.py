@@ -21,7 +21,7 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 def spark():
     from pyspark.sql import SparkSession
 
-    from sparknoise.jobs.session import DELTA_CONF, DELTA_PACKAGE, IVY_CACHE, LOCAL_DELTA_CONF
+    from sparknoise.jobs.session import DELTA_CONF, LOCAL_DELTA_CONF, QUIET_CONF, delta_jars_conf
 
     builder = (
         SparkSession.builder.remote("local[2]")
@@ -29,10 +29,9 @@ def spark():
         .config("spark.sql.session.timeZone", "UTC")
         # Delta for the job tests: the local Connect server starts with these; pyspark then warns that
         # the static ones cannot be set again at runtime, which is harmless
-        .config("spark.jars.packages", DELTA_PACKAGE)
-        .config("spark.jars.ivy", IVY_CACHE)
     )
-    for key, value in {**DELTA_CONF, **LOCAL_DELTA_CONF}.items():
+    # the server's JVM logs like the sessions sparknoise launches (warnings only, no MLCache noise)
+    for key, value in {**delta_jars_conf(), **QUIET_CONF, **DELTA_CONF, **LOCAL_DELTA_CONF}.items():
         builder = builder.config(key, value)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

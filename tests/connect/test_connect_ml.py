@@ -26,3 +26,12 @@ def test_cross_val_and_clean_learning_on_connect(spark, tmp_path):
     a = model.transform(test_df).select("id", "prediction").orderBy("id").collect()
     b = loaded.transform(test_df).select("id", "prediction").orderBy("id").collect()
     assert a == b
+
+
+def test_xgboost_on_connect_is_a_clear_error(spark):
+    import pytest
+
+    xgb_spark = pytest.importorskip("xgboost.spark")
+    train, _ = classification(60, 2, seed=1)
+    with pytest.raises(sn.InputError, match=r"SparkXGBClassifier \(XGBoost\) needs a classic Spark session"):
+        sn.cross_val_predict_proba(to_spark(spark, train), xgb_spark.SparkXGBClassifier(), n_folds=2)

@@ -1,0 +1,79 @@
+"""XGBoost's Spark estimator (the ``xgboost`` extra) as the out-of-fold model: the API and the detect job.
+
+Oracle for the probabilities: XGBoost itself (``xgboost.XGBClassifier``, in memory) fitted on the same
+fold's training rows with the same parameters; with one worker and the exact tree method the Spark
+estimator builds the same trees.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from ml_data import classification, to_spark
+from pyspark.sql import functions as F
+
+import sparknoise as sn
+from sparknoise.cli import main as cli_main
+
+xgb = pytest.importorskip("xgboost")
+from xgboost.spark import SparkXGBClassifier  # noqa: E402
+
+PARAMS = {"n_estimators": 15, "max_depth": 3, "learning_rate": 0.3, "tree_method": "exact", "random_state": 0}
+
+
+def test_out_of_fold_probabilities_match_xgboost_in_memory(spark):
+    frame, _ = classification(900, 3, n_features=6, seed=4, noise_rate=0.15)
+    frame["label"] = frame["label"].map({0: "cat", 1: "dog", 2: "emu"})  # string labels
+    df = to_spark(spark, frame)
+    oof = sn.cross_val_predict_proba(df, SparkXGBClassifier(**PARAMS), n_folds=3, seed=0)
+    got = oof.select("id", "fold", "label", "pred_probs").toPandas().sort_values("id").reset_index(drop=True)
+    assert got["pred_probs"].map(len).eq(3).all()
+    # the same fold, the same rows, XGBoost in memory (labels as class indices, like sparknoise passes them)
+    feats = frame[[f"f{i}" for i in range(6)]].to_numpy()
+    index = frame["label"].map({"cat": 0, "dog": 1, "emu": 2}).to_numpy()
+    probs = np.stack(got["pred_probs"].to_numpy())
+    for fold in range(3):
+        train, held = got["fold"].to_numpy() != fold, got["fold"].to_numpy() == fold
+        model = xgb.XGBClassifier(**PARAMS).fit(feats[train], index[train])
+        np.testing.assert_allclose(probs[held], model.predict_proba(feats[held]), rtol=0, atol=1e-6)
+    res = sn.find_label_issues(oof)  # the classes travel in the metadata
+    assert set(res.classes) == {"cat", "dog", "emu"}
+    flagged = {r["id"] for r in res.issues().select("id").collect()}
+    noisy = set(frame.loc[frame["label"].map({"cat": 0, "dog": 1, "emu": 2}) != frame["true_label"], "id"])
+    assert len(flagged & noisy) / len(flagged) > 0.7 and len(flagged & noisy) / len(noisy) > 0.5
+
+
+def test_clean_learning_with_xgboost_binary_and_weights(spark):
+    frame, test = classification(800, 2, n_features=6, seed=9, noise_rate=0.2, test=400)
+    train_df, test_df = to_spark(spark, frame), to_spark(spark, test)
+    model = sn.CleanLearning(estimator=SparkXGBClassifier(**PARAMS), numFolds=3, weights="downweight").fit(train_df)
+    assert model.numFlagged > 0 and model.noiseMatrix.shape == (2, 2)
+    out = model.transform(test_df)
+    accuracy = out.select(F.avg((F.col("prediction") == F.col("true_label")).cast("double"))).first()[0]
+    assert accuracy > 0.8
+    # the final XGBoost model was fitted with the down-weighted rows' sample_weight
+    assert model.finalModel.getOrDefault("weightCol") == "sample_weight"
+
+
+def test_detect_job_with_model_estimator_xgboost(spark, tmp_path):
+    frame, _ = classification(900, 3, n_features=6, seed=4, noise_rate=0.15)
+    path = str(tmp_path / "train")
+    spark.createDataFrame(frame).write.format("delta").save(path)
+    conf = tmp_path / "detect.yaml"
+    conf.write_text(yaml.safe_dump({
+        "input": {"path": path, "features": [f"f{i}" for i in range(6)]},
+        "model": {"estimator": "xgboost", "params": PARAMS, "n_folds": 3},
+        "output": {n: str(tmp_path / n) for n in ("scored", "issues", "runs")}, "run": {"id": "x"}}))
+    assert cli_main(["detect", "--config", str(conf)]) == 0
+    run = spark.read.format("delta").load(str(tmp_path / "runs")).first()
+    fit = json.loads(run["metrics"])["model"]
+    assert run["status"] == "succeeded" and fit["accuracy"] > fit["baseline_accuracy"] + 0.3
+    oof = sn.cross_val_predict_proba(spark.read.format("delta").load(path), SparkXGBClassifier(**PARAMS),
+                                     features=[f"f{i}" for i in range(6)], n_folds=3, seed=0)
+    api = {r["id"] for r in sn.find_label_issues(oof).issues().collect()}
+    assert {r["id"] for r in spark.read.format("delta").load(str(tmp_path / "issues")).collect()} == api
+    # an unknown parameter is a one-line error naming model.params
+    assert cli_main(["detect", "--config", str(conf), "--set", "model.params={colour: red}"]) == 2
