@@ -247,7 +247,7 @@ def test_probs_repair_clip_matches_cleanlab_on_the_repaired_rows(spark):
     from sparknoise.noise.synthetic import noisy_probabilities
 
     d = noisy_probabilities(400, 3, noise_rate=0.2, seed=5)
-    probs = [list(p) for p in d.pred_probs]
+    probs = [[float(v) for v in p] for p in d.pred_probs]
     hair = {3: [1.00002, 0.00003, 0.0], 10: [-0.00004, 0.3, 0.70004], 17: [0.0, 1.0, 0.0]}  # 17 needs nothing
     for i, row in hair.items():
         probs[i] = row

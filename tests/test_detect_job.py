@@ -175,7 +175,7 @@ def test_iterative_cleaning_records_rounds(spark, tmp_path):
     path = str(tmp_path / "small")
     spark.createDataFrame(frame).coalesce(1).write.format("delta").save(path)
     conf = _conf(tmp_path, input={"path": path, "features": FEATURES},
-                 model={"params": {"maxIter": 20}, "n_folds": 3}, detection={"iterations": 3, "min_new_issues": 1})
+                 model={"params": {"maxIter": 20}, "n_folds": 2}, detection={"iterations": 3, "min_new_issues": 1})
     assert cli_main(["detect", "--config", conf, "--set", "run.id=it"]) == 0
     scored, issues, runs = _tables(spark, conf)
     per_round = {r["round"]: r["count"] for r in issues.groupBy("round").count().collect()}
@@ -194,9 +194,9 @@ def test_iterative_cleaning_records_rounds(spark, tmp_path):
 
 def test_demo_command_runs(spark, tmp_path, capsys):
     # in-process (the test session is the active one): the same CLI code as `sparknoise demo`
-    assert cli_main(["demo", "--rows", "8000", "--out", str(tmp_path / "demo")]) == 0
+    assert cli_main(["demo", "--rows", "4000", "--out", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
-    assert "sparknoise demo: 8,000 rows, 5 classes" in out
+    assert "sparknoise demo: 4,000 rows, 5 classes" in out
     assert "precision" in out and "recall" in out
     assert "label-health report:" in out and (tmp_path / "demo" / "report.html").stat().st_size > 10_000
     runs = spark.read.format("delta").load(str(tmp_path / "demo" / "runs")).collect()

@@ -120,7 +120,8 @@ CASES = {
     "input-table-missing": (["--set", "input.path=null", "--set", "input.table=no_such_table"], "'input.table'"),
     "bare-output-name-in-memory-catalog": (["--set", "output.scored=docs"], "'output.scored' 'docs' is a table name"),
     "drop-unknown-column": (["--set", "input.drop=[colour]"], "'input.drop'"),
-    "result-columns-need-drop": (["--set", "input.path=SCORED", "--set", "input.drop=[run_id]"],
+    "result-columns-need-drop": (["--set", "input.path=SCORED", "--set", "input.drop=[run_id]",
+                                  "--set", "output.scored=SCORED_again"],
                                  "input.drop: ['label_quality'"),
 }
 
@@ -173,7 +174,7 @@ def test_input_drop_lets_a_scored_table_be_detected_again(spark, setup):
     config = json.loads(spark.read.format("delta").load(cfg["output"]["runs"]).filter("run_id = 'again'")
                         .first()["config"])
     assert config["input"]["drop"] == result_cols
-    assert set(config) == {"input", "model", "detection", "output", "run"}  # no inject/evaluate defaults
+    assert set(config) == {"input", "model", "detection", "output", "tracking", "run"}  # no inject/evaluate
 
 
 def test_on_invalid_skip_excludes_and_counts(spark, setup):

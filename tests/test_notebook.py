@@ -23,6 +23,6 @@ def test_quickstart_notebook_runs_top_to_bottom(tmp_path):
     text = "\n".join(o.get("text", "") for c in code for o in c.outputs if o.get("output_type") == "stream")
     assert "rows flagged" in text and "precision" in text and "label health score" in text
     precision = float(text.split("precision ")[1].split(",")[0])
-    assert precision > 0.8
+    assert precision > 0.75  # about 0.86 (10% of labels flipped at random, classes well separated)
     assert (tmp_path / "quickstart" / "report.html").stat().st_size > 10_000
     assert "accuracy against the true labels" in text

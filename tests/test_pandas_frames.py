@@ -22,14 +22,15 @@ FEATURES = [f"x{i}" for i in range(10)]
 
 
 def _frame(n: int) -> pd.DataFrame:
-    x, y = make_classification(n, n_features=10, n_informative=6, n_classes=3, random_state=0)
+    x, y = make_classification(n, n_features=10, n_informative=6, n_classes=3, n_clusters_per_class=1, class_sep=2.0,
+                               random_state=0)
     pdf = pd.DataFrame(x, columns=FEATURES)
     pdf["label"], pdf["id"] = y, np.arange(n)
     return pdf
 
 
 def test_every_public_function_on_a_frame_from_pandas(spark, tmp_path):
-    small = spark.createDataFrame(_frame(3000))
+    small = spark.createDataFrame(_frame(1500))
     assert small.isLocal()
     lr = LogisticRegression(maxIter=20)
     ev = sn.evaluate_label_noise(small, label_col="label", estimator=lr, features=FEATURES, noise_rates=[0.2],
@@ -39,22 +40,22 @@ def test_every_public_function_on_a_frame_from_pandas(spark, tmp_path):
     assert at["precision"].iloc[0] > 0.5 and at["recall"].iloc[0] > 0.5
 
     noisy = sn.inject_label_noise(small, "label", noise_rate=0.2, seed=1)
-    assert noisy.filter("is_noisy").count() == 600 and not noisy.isLocal()
-    oof = sn.cross_val_predict_proba(noisy.drop("true_label", "is_noisy"), lr, features=FEATURES, n_folds=3)
+    assert noisy.filter("is_noisy").count() == 300 and not noisy.isLocal()
+    oof = sn.cross_val_predict_proba(noisy.drop("true_label", "is_noisy"), lr, features=FEATURES, n_folds=2)
     assert not oof.isLocal()
     res = sn.find_label_issues(oof)
     assert res.num_flagged == res.issues().count() > 0
     local_probs = spark.createDataFrame(oof.select("id", "label", "pred_probs").toPandas())
     assert local_probs.isLocal() and not sn.find_label_issues(local_probs).rows.isLocal()
     scores = sn.label_quality_scores(local_probs)
-    assert scores.count() == 3000 and not scores.isLocal()
+    assert scores.count() == 1500 and not scores.isLocal()
     assert sn.health_summary(res).overall_label_health_score == res.health_summary().overall_label_health_score
     assert open(res.report(str(tmp_path / "r.html"), passthrough=["x0"]), encoding="utf-8").read().count("<tr>") > 10
     with pytest.raises(sn.InputError, match=r"report passthrough column\(s\) \['text'\]"):
         res.report(str(tmp_path / "r2.html"), passthrough=["text"])
     assembled = VectorAssembler(inputCols=FEATURES, outputCol="features").transform(small)
-    model = sn.CleanLearning(estimator=lr, numFolds=3).fit(assembled)
-    assert model.numFlagged > 0 and model.transform(assembled).count() == 3000
+    model = sn.CleanLearning(estimator=lr, numFolds=2).fit(assembled)
+    assert model.numFlagged > 0 and model.transform(assembled).count() == 1500
     flagged = [int(r["id"]) for r in res.issues().limit(2).collect()]
     verdicts = spark.createDataFrame(pd.DataFrame({"id": flagged, "decision": ["keep", "remove"], "new_label": None}),
                                      "id long, decision string, new_label long")

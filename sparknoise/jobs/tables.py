@@ -224,7 +224,7 @@ def check_persistent_name(spark: SparkSession, key: str, location: str) -> None:
     if is_path(location):
         return
     try:
-        implementation = spark.conf.get("spark.sql.catalogImplementation", "hive")
+        implementation = spark.conf.get("spark.sql.catalogImplementation")  # its default when unset: in-memory
     except Exception:  # noqa: BLE001 - a session that does not say: assume a real catalog
         return
     if str(implementation).lower() == "in-memory":
