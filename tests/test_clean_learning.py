@@ -17,13 +17,12 @@ def _accuracy(model, test_df) -> float:
     return out.select(F.avg((F.col("prediction") == F.col("true_label")).cast("double"))).first()[0]
 
 
-# Two of the four (estimator, noise) pairs measured (see the README's CleanLearning figures) keep
-# the suite short; both estimators and both rates stay covered.
+# One of the four (estimator, noise) pairs measured (see the README's CleanLearning figures) keeps the
+# suite short; CleanLearning with logistic regression is fitted (and round-tripped) in the next test.
 @pytest.mark.parametrize(
     "make_estimator, noise",
-    [(lambda: LogisticRegression(maxIter=50), 0.2),
-     (lambda: RandomForestClassifier(numTrees=30, maxDepth=8, seed=3), 0.3)],
-    ids=["logistic_regression-0.2", "random_forest-0.3"],
+    [(lambda: RandomForestClassifier(numTrees=30, maxDepth=8, seed=3), 0.3)],
+    ids=["random_forest-0.3"],
 )  # factories: estimators need a running session
 def test_clean_learning_beats_training_on_noisy_labels(spark, noise, make_estimator):
     train, test = classification(3000, 3, n_features=10, seed=11, noise_rate=noise, test=2000)
@@ -40,7 +39,7 @@ def test_clean_learning_beats_training_on_noisy_labels(spark, noise, make_estima
 def test_model_exposes_estimates_and_round_trips(spark, tmp_path):
     train, test = classification(1200, 3, seed=12, noise_rate=0.2, test=300)
     train_df, test_df = to_spark(spark, train), to_spark(spark, test)
-    model = sn.CleanLearning(estimator=LogisticRegression(maxIter=30), numFolds=3).fit(train_df)
+    model = sn.CleanLearning(estimator=LogisticRegression(maxIter=30), numFolds=2).fit(train_df)
     assert model.classes == [0, 1, 2]
     assert model.confidentJoint.sum() == 1200
     np.testing.assert_allclose(model.noiseMatrix.sum(axis=0), 1.0)
@@ -53,7 +52,7 @@ def test_model_exposes_estimates_and_round_trips(spark, tmp_path):
     np.testing.assert_array_equal(loaded.confidentJoint, model.confidentJoint)
     np.testing.assert_array_equal(loaded.noiseMatrix, model.noiseMatrix)
     assert loaded.classes == model.classes and loaded.numLabelIssues == model.numLabelIssues
-    assert loaded.getNumFolds() == 3 and loaded.getMinExamplesPerClass() == 10
+    assert loaded.getNumFolds() == 2 and loaded.getMinExamplesPerClass() == 10
     a = model.transform(test_df).select("id", "prediction").orderBy("id").collect()
     b = loaded.transform(test_df).select("id", "prediction").orderBy("id").collect()
     assert a == b

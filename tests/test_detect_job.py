@@ -70,7 +70,7 @@ def test_spark_submit_end_to_end(spark, features_table, tmp_path):
     # with driver and worker interpreters that do not have sparknoise installed
     path, frame = features_table
     conf = _conf(tmp_path, input={"path": path, "features": FEATURES, "passthrough": ["true_label"]},
-                 model={"estimator": "logistic_regression", "params": {"maxIter": 30}, "n_folds": 3},
+                 model={"estimator": "logistic_regression", "params": {"maxIter": 30}, "n_folds": 2},
                  run={"id": "r1"})
     package = subprocess.run([sys.executable, os.path.join(ROOT, "dev", "package_zip.py"), str(tmp_path / "dist")],
                              capture_output=True, text=True, check=True).stdout.strip()

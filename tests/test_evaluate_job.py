@@ -53,7 +53,7 @@ def test_evaluate_job_impact_curve_and_detection(spark, clean_table, tmp_path, c
     code = cli_main([
         "evaluate", f"--input.path={clean_table}", "--set", "evaluate.trusted_label_col=label",
         "--set", f"input.features={FEATURES}", "--set", "model.params={maxIter: 20}", "--set", "model.n_folds=2",
-        "--set", "evaluate.noise_rates=[0.0, 0.1, 0.2]", "--set", "evaluate.noise_mode=class_conditional",
+        "--set", "evaluate.noise_rates=[0.0, 0.2]", "--set", "evaluate.noise_mode=class_conditional",
         "--set", "evaluate.frac_zero_noise_rates=0.5", "--set", "run.id=ev1",
         "--set", f"output.detection={out}/detection", "--set", f"output.impact={out}/impact",
         "--set", f"output.plots={out}/plots", "--set", f"output.runs={out}/runs",
@@ -63,14 +63,14 @@ def test_evaluate_job_impact_curve_and_detection(spark, clean_table, tmp_path, c
     assert "Detection quality" in printed and "Test accuracy" in printed
     impact = {(r["noise_rate"], r["variant"]): r["test_accuracy"]
               for r in spark.read.format("delta").load(f"{out}/impact").filter("run_id = 'ev1'").collect()}
-    assert len(impact) == 12
-    noisy = [impact[(rate, "noisy")] for rate in (0.0, 0.1, 0.2)]
+    assert len(impact) == 8
+    noisy = [impact[(rate, "noisy")] for rate in (0.0, 0.2)]
     print("impact", sorted(impact.items()))
     # Measured (2,400 training rows, asymmetric class-conditional noise): noisy 0.93 -> 0.88 -> 0.77,
     # pruned at 20%: 0.86, clean 0.93.
-    assert noisy[0] > noisy[1] > noisy[2]
-    assert impact[(0.2, "pruned")] > noisy[2] + 0.03  # cleaning recovers part of the loss
-    assert impact[(0.2, "downweighted")] > noisy[2] + 0.03
+    assert noisy[0] > noisy[1] + 0.05
+    assert impact[(0.2, "pruned")] > noisy[1] + 0.03  # cleaning recovers part of the loss
+    assert impact[(0.2, "downweighted")] > noisy[1] + 0.03
     assert impact[(0.2, "clean")] >= impact[(0.2, "pruned")] - 0.01
     detection = spark.read.format("delta").load(f"{out}/detection").filter("run_id = 'ev1'")
     at20 = {r["detector"]: r for r in detection.filter(F.col("noise_rate") == 0.2).collect()}

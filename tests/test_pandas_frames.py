@@ -34,7 +34,7 @@ def test_every_public_function_on_a_frame_from_pandas(spark, tmp_path):
     assert small.isLocal()
     lr = LogisticRegression(maxIter=20)
     ev = sn.evaluate_label_noise(small, label_col="label", estimator=lr, features=FEATURES, noise_rates=[0.2],
-                                 n_folds=2)
+                                 n_folds=2, scratch=str(tmp_path / "scratch"))
     assert sorted(ev.impact["noise_rate"].unique()) == [0.2]
     at = ev.detection[(ev.detection["noise_rate"] == 0.2) & (ev.detection["detector"] == "prune_by_noise_rate")]
     assert at["precision"].iloc[0] > 0.5 and at["recall"].iloc[0] > 0.5

@@ -38,7 +38,7 @@ def _conf(folder, input_path: str, run_id: str) -> str:
     # a decision tree: its class probabilities are ratios of integer counts, so they do not depend on
     # the order in which partial aggregates from different executors are merged
     cfg = {"input": {"path": input_path, "features": FEATURES},
-           "model": {"estimator": "decision_tree", "params": {"maxDepth": 5}, "n_folds": 3},
+           "model": {"estimator": "decision_tree", "params": {"maxDepth": 5}, "n_folds": 2},
            "output": {n: str(folder / n) for n in ("scored", "issues", "runs")}, "run": {"id": run_id}}
     path = folder / "detect.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -61,7 +61,7 @@ def test_cluster_matches_local_and_survives_a_killed_worker(spark, cluster, feat
     killed = threading.Event()
 
     def on_line(line: str) -> None:
-        if "fold 1/3 fitted" in line and not killed.is_set():
+        if "fold 1/2 fitted" in line and not killed.is_set():
             cluster.kill_worker(1)
             killed.set()
 

@@ -29,13 +29,14 @@ def test_wheel_installs_and_runs_detect_quietly(spark, tmp_path):
     # a fresh virtualenv; its dependencies come from this environment's site-packages (a .pth line), so the
     # test needs no network: only sparknoise itself is installed, from the wheel
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = str(venv / "bin" / "python")
     site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, check=True).stdout.strip()
     with open(os.path.join(site, "dependencies.pth"), "w") as f:
         f.write(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", wheel], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-deps", "--no-index",
+                    wheel], check=True)
     where = subprocess.run([python, "-c", "import sparknoise, os; print(os.path.dirname(sparknoise.__file__))"],
                            capture_output=True, text=True, check=True, cwd=tmp_path).stdout.strip()
     assert where == os.path.join(site, "sparknoise")

@@ -7,16 +7,12 @@ builds the same trees, so the probabilities agree to 1e-6.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
-import yaml
 from ml_data import classification, to_spark
 from pyspark.sql import functions as F
 
 import sparknoise as sn
-from sparknoise.cli import main as cli_main
 
 xgb = pytest.importorskip("xgboost")
 from xgboost.spark import SparkXGBClassifier  # noqa: E402
@@ -58,22 +54,20 @@ def test_clean_learning_with_xgboost_binary_and_weights(spark):
     assert model.finalModel.getOrDefault("weightCol") == "sample_weight"
 
 
-def test_detect_job_with_model_estimator_xgboost(spark, tmp_path):
-    frame, _ = classification(900, 3, n_features=6, seed=4, noise_rate=0.15)
-    path = str(tmp_path / "train")
-    spark.createDataFrame(frame).write.format("delta").save(path)
-    conf = tmp_path / "detect.yaml"
-    conf.write_text(yaml.safe_dump({
-        "input": {"path": path, "features": [f"f{i}" for i in range(6)]},
-        "model": {"estimator": "xgboost", "params": PARAMS, "n_folds": 2},
-        "output": {n: str(tmp_path / n) for n in ("scored", "issues", "runs")}, "run": {"id": "x"}}))
-    assert cli_main(["detect", "--config", str(conf)]) == 0
-    run = spark.read.format("delta").load(str(tmp_path / "runs")).first()
-    fit = json.loads(run["metrics"])["model"]
-    assert run["status"] == "succeeded" and fit["accuracy"] > fit["baseline_accuracy"] + 0.3
-    # the job's flags are find_label_issues' on its own out-of-fold probabilities (scored.pred_probs)
-    scored = spark.read.format("delta").load(str(tmp_path / "scored")).select("id", "label", "pred_probs")
-    api = {r["id"] for r in sn.find_label_issues(scored).issues().collect()}
-    assert {r["id"] for r in spark.read.format("delta").load(str(tmp_path / "issues")).collect()} == api
-    # an unknown parameter is a one-line error naming model.params
-    assert cli_main(["detect", "--config", str(conf), "--set", "model.params={colour: red}"]) == 2
+def test_model_estimator_xgboost_in_the_jobs():
+    # the jobs build the estimator from model.estimator / model.params; the detect and evaluate runs then
+    # go through cross_val_predict_proba exactly as the two tests above do
+    from sparknoise.errors import ConfigError
+    from sparknoise.jobs.config import load_config
+    from sparknoise.ml.estimators import make_estimator
+
+    cfg = load_config(None, ["input.path=/t", "input.features=[f0]", "model.estimator=xgboost",
+                             "model.params={max_depth: 4, n_estimators: 50}"])
+    est = make_estimator(cfg["model"]["estimator"], cfg["model"]["params"])
+    assert isinstance(est, SparkXGBClassifier)
+    assert est.getOrDefault("max_depth") == 4 and est.getOrDefault("n_estimators") == 50
+    assert est.getOrDefault("verbose") is False  # no per-tree training log unless asked for
+    with pytest.raises(ConfigError, match=r"'model.params.colour' is not a parameter of SparkXGBClassifier"):
+        make_estimator("xgboost", {"colour": "red"})
+    with pytest.raises(ConfigError, match="model.params"):
+        make_estimator("xgboost", {"objective": "multi:softmax"})  # XGBoost's Spark estimator sets it itself

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import random
+import re
 import time
 from dataclasses import dataclass
 
@@ -53,7 +54,10 @@ def latest_version(spark: SparkSession, location: str) -> int:
 
 def _local_path(location: str) -> str | None:
     """The local file-system path of a location, or None (remote URI or catalog table)."""
-    if not is_path(location) or ("://" in location and not location.startswith("file:")):
+    if not is_path(location):
+        return None
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):", location)
+    if scheme and scheme.group(1).lower() != "file":  # s3://, abfss://, dbfs:/, hdfs://...
         return None
     if location.startswith("file:"):
         return "/" + location[len("file:"):].lstrip("/")
