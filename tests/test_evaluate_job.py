@@ -85,7 +85,7 @@ def test_evaluate_job_impact_curve_and_detection(spark, clean_table, tmp_path, c
     assert run["job"] == "evaluate" and run["status"] == "succeeded"
     print("timings", run["timings"])
     metrics = json.loads(run["metrics"])
-    assert len(metrics["impact"]) == 12
+    assert len(metrics["impact"]) == 8
     assert not (out / "_sparknoise_scratch").exists()  # scratch tables removed after the run
     for name in ("impact_curve.png", "detection_precision_recall.png"):
         _assert_real_png(out / "plots" / name)

@@ -56,6 +56,9 @@ def _xgboost(params: dict[str, Any]) -> Estimator:
         if key not in known:
             raise ConfigError(f"'model.params.{key}' is not a parameter of SparkXGBClassifier (XGBoost's keyword "
                               "arguments, e.g. max_depth, n_estimators, learning_rate)")
+    if "objective" in params:
+        raise ConfigError("'model.params.objective' cannot be set: SparkXGBClassifier chooses binary:logistic or "
+                          "multi:softprob from the number of classes")
     # no per-iteration "training-mlogloss" line for every tree of every fold unless asked for
     params = {"verbose": False, **params}
     try:
