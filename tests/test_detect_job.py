@@ -13,6 +13,7 @@ import pytest
 import yaml
 from ml_data import classification
 from pyspark.sql import functions as F
+from venvs import python_without_sparknoise
 
 import sparknoise as sn
 from sparknoise.cli import main as cli_main
@@ -46,20 +47,8 @@ def _tables(spark, conf_path):
 
 
 def _python_without_sparknoise(folder) -> str:
-    """An interpreter with sparknoise's dependencies but not sparknoise, like a cluster's Python.
-
-    A virtualenv whose site-packages names this test environment's site-packages in a .pth line:
-    the packages there import, but the .pth files there (sparknoise's editable install) are not run.
-    """
-    import sysconfig
-
-    venv = folder / "cluster-python"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = str(venv / "bin" / "python")
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    with open(os.path.join(site, "dependencies.pth"), "w") as f:
-        f.write(sysconfig.get_paths()["purelib"] + "\n")
+    """An interpreter with sparknoise's dependencies but not sparknoise (checked), like a cluster's Python."""
+    python, _ = python_without_sparknoise(folder / "cluster-python")
     assert subprocess.run([python, "-c", "import pyspark, numpy, pandas, yaml"], cwd=folder).returncode == 0
     assert subprocess.run([python, "-c", "import sparknoise"], cwd=folder, capture_output=True).returncode != 0
     return python

@@ -8,9 +8,9 @@ import json
 import os
 import subprocess
 import sys
-import sysconfig
 
 import yaml
+from venvs import python_without_sparknoise
 
 from sparknoise._version import __version__
 
@@ -29,12 +29,7 @@ def test_wheel_installs_and_runs_detect_quietly(spark, tmp_path):
     # a fresh virtualenv; its dependencies come from this environment's site-packages (a .pth line), so the
     # test needs no network: only sparknoise itself is installed, from the wheel
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = str(venv / "bin" / "python")
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    with open(os.path.join(site, "dependencies.pth"), "w") as f:
-        f.write(sysconfig.get_paths()["purelib"] + "\n")
+    python, site = python_without_sparknoise(venv)
     subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-deps", "--no-index",
                     wheel], check=True)
     where = subprocess.run([python, "-c", "import sparknoise, os; print(os.path.dirname(sparknoise.__file__))"],
