@@ -13,11 +13,17 @@ from sparknoise.core.result import LabelIssuesResult
 from sparknoise.errors import ConfigError, InputError, SparkNoiseError
 from sparknoise.ml.clean_learning import CleanLearning, CleanLearningModel
 from sparknoise.ml.cross_validation import cross_val_predict_proba
+from sparknoise.multiannotator.active_learning import active_learning_scores
+from sparknoise.multiannotator.crowdlab import MultiannotatorResult, majority_vote, multiannotator_quality
 from sparknoise.noise.evaluation import EvaluationResult, evaluate_label_noise
 from sparknoise.noise.injection import inject_label_noise
 from sparknoise.noise.matrices import noise_matrix_from_trace, noise_matrix_is_valid
 
 __all__ = [
+    "active_learning_scores",
+    "majority_vote",
+    "MultiannotatorResult",
+    "multiannotator_quality",
     "apply_cleaning",
     "CleaningResult",
     "CleanLearning",

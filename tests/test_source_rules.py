@@ -55,6 +55,12 @@ ALLOWED_COLLECTS = {
     "core/validation.py:num_classes_of": "limit(1)",
     "core/validation.py:profile_input": "merged per-class statistics",
     "core/validation.py:_check_ids": "limit(5) example ids",
+    "multiannotator/bundle.py:annotator_positions": "the M distinct annotator ids",
+    "multiannotator/bundle.py:build": "one aggregate row",
+    "multiannotator/bundle.py:_annotator_grid": "<= M x K (annotator, label) counts",
+    "multiannotator/calibration.py:best_temperature": "one row of 33 sums",
+    "multiannotator/crowdlab.py:round_stats": "<= K rows, one per consensus class",
+    "multiannotator/crowdlab.py:annotator_rows": "<= M x K (annotator, label) statistics",
 }
 
 
@@ -75,7 +81,7 @@ LAYERS = [
     ("sparknoise._version", "sparknoise.errors", "sparknoise.storage"),
     ("sparknoise.core",),
     ("sparknoise.ml",),
-    ("sparknoise.noise", "sparknoise.cleaning"),
+    ("sparknoise.noise", "sparknoise.cleaning", "sparknoise.multiannotator"),
     ("sparknoise.report",),
     ("sparknoise.jobs",),
     ("sparknoise.cli",),
