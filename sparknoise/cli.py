@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--format", choices=["csv", "jsonl", "labelstudio"], default=None)
     imp.add_argument("--allow-unflagged", action="store_true", help="accept verdicts on rows the run did not flag")
     _config_args(imp)
+    annotators = sub.add_parser(
+        "annotators", help="many annotators per item: consensus labels, annotator quality (CROWDLAB) as Delta tables",
+        description=_keys("annotators", "conf/annotators.yaml"))
+    _config_args(annotators)
     apply = sub.add_parser(
         "apply", help="apply verdicts and the unreviewed policy: write output.cleaned and output.audit",
         description="Keys: apply.unreviewed (remove | downweight | relabel | keep), apply.downweight, "
@@ -163,6 +167,13 @@ def main(argv: list[str] | None = None) -> int:
             for line in apply_lines(record):
                 print(line)
             print(f"tables: {cfg['output']['cleaned']} {cfg['output']['audit']}")
+            return 0
+        if args.command == "annotators":
+            from sparknoise.jobs.annotators import run_annotators
+            from sparknoise.jobs.annotators import summary_lines as annotator_lines
+
+            for line in annotator_lines(run_annotators(spark, cfg)):
+                print(line)
             return 0
         if args.command == "inject":
             from sparknoise.jobs.inject import run_inject

@@ -10,6 +10,8 @@ Consensus labels, worst classes and the annotator order are compared exactly, ev
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,6 +26,7 @@ import sparknoise as sn
 from sparknoise.errors import InputError
 
 TOL = 1e-9
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CASES = [  # consensus, quality, calibrate, label quality
     ("best_quality", "crowdlab", False, "self_confidence"),
     ("majority_vote", "crowdlab", True, "confidence_weighted_entropy"),
@@ -166,3 +169,58 @@ def test_bad_input_names_the_column(spark, name, long, column, message):
     with pytest.raises(InputError, match=message) as err:
         sn.multiannotator_quality(spark.createDataFrame(long), probs)
     assert err.value.column == column
+
+
+def _job_tables(spark, root, long, p):
+    spark.createDataFrame(long).write.format("delta").save(str(root / "annotations"))
+    items = pd.DataFrame({"id": np.arange(len(p)), "x1": p[:, 0] + p[:, 1], "x2": p[:, 2] - p[:, 0]})
+    spark.createDataFrame(items).write.format("delta").save(str(root / "items"))
+    probs = pd.DataFrame({"id": np.arange(len(p)), "pred_probs": list(p)})
+    spark.createDataFrame(probs).write.format("delta").save(str(root / "probs"))
+
+
+def test_annotators_job_end_to_end(spark, data, tmp_path, capsys):
+    from sparknoise.cli import main as cli_main
+    from sparknoise.jobs.config import load_config
+    from sparknoise.jobs.report import run_report
+
+    long, p, _, _ = data
+    _job_tables(spark, tmp_path, long, p)
+    out = {name: str(tmp_path / name) for name in ("consensus", "annotator_stats", "annotation_quality", "runs")}
+    sets = [f"--set=output.{k}={v}" for k, v in out.items()]
+    conf = os.path.join(ROOT, "conf", "annotators.yaml")
+    # with the model's probabilities given
+    args = ["annotators", "--config", conf, f"--set=input.annotations={tmp_path / 'annotations'}",
+            f"--set=input.probs={tmp_path / 'probs'}", "--set=run.id=given", *sets]
+    assert cli_main(args) == 0
+    assert "items" in capsys.readouterr().out
+    consensus = spark.read.format("delta").load(out["consensus"]).where("run_id = 'given'").toPandas()
+    ref = _oracle(long, p, "best_quality", "crowdlab", False, "self_confidence")["label_quality"]
+    consensus = consensus.sort_values("id")
+    assert list(consensus.consensus_label) == list(ref.consensus_label)
+    np.testing.assert_allclose(consensus.sample_weight, ref.consensus_quality_score, rtol=0, atol=TOL)
+    stats = spark.read.format("delta").load(out["annotator_stats"]).where("run_id = 'given'").count()
+    quality = spark.read.format("delta").load(out["annotation_quality"]).where("run_id = 'given'").count()
+    assert (stats, quality) == (10, len(long))
+    # with item features: a model fitted out of fold on the majority votes, then CROWDLAB
+    args = ["annotators", "--config", conf, f"--set=input.annotations={tmp_path / 'annotations'}",
+            f"--set=input.items={tmp_path / 'items'}", "--set=input.features=[x1,x2]", "--set=model.n_folds=2",
+            "--set=run.id=fitted", *sets]
+    assert cli_main(args) == 0
+    fitted = spark.read.format("delta").load(out["consensus"]).where("run_id = 'fitted'")
+    assert fitted.count() == len(consensus) and {"x1", "x2", "sample_weight"} <= set(fitted.columns)
+    runs = spark.read.format("delta").load(out["runs"]).where("job = 'annotators'").count()
+    assert runs == 2
+    # the report of a multi-annotator run: annotators ranked, worst classes, consensus quality
+    cfg = load_config(conf, [f"output.{k}={v}" for k, v in out.items()], job="report")
+    html = open(run_report(spark, cfg, "given", str(tmp_path / "report.html"))).read()
+    assert "Annotators" in html and "worst class" in html and "Consensus quality" in html
+    # bad input: an annotator labelling an item twice -> exit 2, nothing written
+    twice = pd.concat([long, long.iloc[[0]].assign(label=(long.label.iloc[0] + 1) % 3)])
+    spark.createDataFrame(twice).write.format("delta").save(str(tmp_path / "twice"))
+    args = ["annotators", "--config", conf, f"--set=input.annotations={tmp_path / 'twice'}",
+            f"--set=input.probs={tmp_path / 'probs'}", "--set=run.id=bad", *sets]
+    assert cli_main(args) == 2
+    assert "labelled the same item twice" in capsys.readouterr().err
+    for name in ("consensus", "runs"):
+        assert spark.read.format("delta").load(out[name]).where("run_id = 'bad'").count() == 0

@@ -47,6 +47,8 @@ ALLOWED_COLLECTS = {
     "noise/segments.py:assign_segments": "<= groups x buckets counts",
     "report/data.py:quality_histogram": "<= 2 x bins counts",
     "report/data.py:top_rows": "limit(top) rows for the report",
+    "jobs/report.py:annotator_data": "limit(MAX_ANNOTATORS) annotators",
+    "jobs/annotators.py:run_annotators": "one aggregate row",
     "jobs/run_log.py:run_row": "limit(2): one run's row",
     "core/selection.py:_histogram_scan": "<= HISTOGRAM_BUDGET histogram entries",
     "core/selection.py:find_cutoffs": "one row per active cell",

@@ -22,6 +22,8 @@ from sparknoise.core.kernels import QUALITY_METHODS
 from sparknoise.core.weights import POLICIES
 from sparknoise.errors import ConfigError
 from sparknoise.ml.estimators import ESTIMATORS
+from sparknoise.multiannotator.crowdlab import CONSENSUS_METHODS as MA_CONSENSUS
+from sparknoise.multiannotator.crowdlab import MULTI_QUALITY_METHODS as MA_QUALITY
 from sparknoise.noise.injection import MODES
 from sparknoise.storage import is_path
 
@@ -42,6 +44,10 @@ DEFAULTS: dict[str, Any] = {
         "drop": [],  # input columns left out right after reading (e.g. a previous run's result columns)
         "on_invalid": "error",  # rows with null/NaN labels, ids, features or probs: error | skip (counted in runs)
         "probs_repair": "none",  # none | clip: probabilities a hair outside [0, 1] clipped, rows renormalised
+        "annotations": None,  # annotators job: the table (path or name) of item, annotator, label rows
+        "annotator_col": "annotator",  # annotators job: the annotator id column of input.annotations
+        "probs": None,  # annotators job: a table of item id, out-of-fold probabilities (input.probs_col) ...
+        "items": None,  # ... or a table of item id and features: a model is fitted on the majority votes
     },
     "model": {
         "estimator": "logistic_regression",
@@ -74,6 +80,9 @@ DEFAULTS: dict[str, Any] = {
         "reviews": "sparknoise-output/reviews",  # review import: reviewers' verdicts, appended
         "cleaned": "sparknoise-output/cleaned",  # apply: the rows downstream training reads
         "audit": "sparknoise-output/audit",  # apply: one row per removed, relabeled or down-weighted row
+        "consensus": "sparknoise-output/consensus",  # annotators: one row per item, consensus label and weight
+        "annotator_stats": "sparknoise-output/annotator_stats",  # annotators: one row per annotator
+        "annotation_quality": "sparknoise-output/annotation_quality",  # annotators: one row per annotation
     },
     "apply": {
         "unreviewed": "remove",  # flagged rows without a verdict: remove | downweight | relabel | keep
@@ -102,6 +111,13 @@ DEFAULTS: dict[str, Any] = {
         "parallelism": 2,  # rates, detectors and fits evaluated concurrently
         "scratch": None,  # Delta location for intermediate tables; default: _sparknoise_scratch beside output.detection
     },
+    "annotators": {
+        "consensus_method": "best_quality",  # best_quality | majority_vote
+        "quality_method": "crowdlab",  # crowdlab | agreement
+        "calibrate_probs": False,  # temperature-scale the probabilities to the annotators first
+        "label_quality_method": "self_confidence",  # self_confidence | normalized_margin | confidence_weighted_entropy
+        "scratch": None,  # Delta location for intermediate tables; default: _sparknoise_scratch beside output.consensus
+    },
     "tracking": {
         "mlflow": False,  # log detect, evaluate and apply runs to MLflow (pip install 'sparknoise[mlflow]')
         "uri": None,  # default: MLFLOW_TRACKING_URI (Databricks sets it), else a local store in ./mlruns
@@ -111,7 +127,7 @@ DEFAULTS: dict[str, Any] = {
     "run": {"id": None},
 }
 
-JOBS = ("detect", "inject", "evaluate", "report", "review", "apply")
+JOBS = ("detect", "inject", "evaluate", "report", "review", "apply", "annotators")
 # the tables each job of the cleaning loop reads or writes (all come from one config file)
 _LOOP_TABLES = {"report": ("scored", "issues", "runs"), "review": ("scored", "issues", "runs", "reviews"),
                 "apply": ("scored", "issues", "runs", "reviews", "cleaned", "audit")}
@@ -195,6 +211,9 @@ def validate(cfg: dict, job: str = "detect") -> None:
         if job == "apply":
             _validate_apply(cfg["apply"])
         return
+    if job == "annotators":
+        _validate_annotators(cfg)
+        return
     inp = cfg["input"]
     if bool(inp["path"]) == bool(inp["table"]):
         raise ConfigError("set exactly one of 'input.path' and 'input.table'")
@@ -242,6 +261,43 @@ def _check_outputs(cfg: dict, names: tuple[str, ...]) -> None:
             check_table_name(f"output.{name}", out[name])
         if _same_location(out[name], here):
             raise ConfigError(f"'output.{name}' is the input location {here!r}; the input is never written")
+    if len({_normal(out[n]) for n in names}) != len(names):
+        raise ConfigError(f"{', '.join(repr('output.' + n) for n in names)} must be different locations")
+
+
+def _validate_annotators(cfg: dict) -> None:
+    inp, an = cfg["input"], cfg["annotators"]
+    if not inp["annotations"] or not isinstance(inp["annotations"], str):
+        raise ConfigError("'input.annotations' must be the table of (item, annotator, label) rows: a path or a name")
+    if bool(inp["probs"]) == bool(inp["items"]):
+        raise ConfigError("set exactly one of 'input.probs' (a table of item ids and out-of-fold probabilities) and "
+                          "'input.items' (a table of item ids and features; a model is fitted on the majority votes)")
+    if inp["probs"] and not inp["probs_col"]:
+        raise ConfigError("'input.probs' needs 'input.probs_col': the probability column of that table")
+    if inp["items"] and bool(inp["features"]) == bool(inp["features_col"]):
+        raise ConfigError("'input.items' needs exactly one of 'input.features' (numeric columns) and "
+                          "'input.features_col' (a vector column)")
+    for key in ("annotations", "probs", "items"):
+        if inp[key] and not is_path(inp[key]):
+            check_table_name(f"input.{key}", inp[key])
+    for key, allowed in (("consensus_method", MA_CONSENSUS), ("quality_method", MA_QUALITY),
+                         ("label_quality_method", QUALITY_METHODS)):
+        if an[key] not in allowed:
+            raise ConfigError(f"'annotators.{key}' {an[key]!r} is unknown; use one of {list(allowed)}")
+    if not isinstance(an["calibrate_probs"], bool):
+        raise ConfigError("'annotators.calibrate_probs' must be true or false")
+    if inp["items"] and cfg["model"]["estimator"] not in ESTIMATORS:
+        raise ConfigError(f"'model.estimator' {cfg['model']['estimator']!r} is unknown; use one of {sorted(ESTIMATORS)}")
+    out = cfg["output"]
+    names = ("consensus", "annotator_stats", "annotation_quality", "runs")
+    for name in names:
+        if not out[name] or not isinstance(out[name], str):
+            raise ConfigError(f"'output.{name}' must be a path or a table name")
+        if not is_path(out[name]):
+            check_table_name(f"output.{name}", out[name])
+        for key in ("annotations", "probs", "items"):
+            if inp[key] and _same_location(out[name], inp[key]):
+                raise ConfigError(f"'output.{name}' is the input location {inp[key]!r}; the input is never written")
     if len({_normal(out[n]) for n in names}) != len(names):
         raise ConfigError(f"{', '.join(repr('output.' + n) for n in names)} must be different locations")
 
@@ -349,6 +405,10 @@ JOB_SECTIONS: dict[str, dict[str, tuple[str, ...] | None]] = {
     "report": {"output": _LOOP_TABLES["report"]},
     "review": {"output": _LOOP_TABLES["review"], "run": None},
     "apply": {"apply": None, "output": _LOOP_TABLES["apply"], "tracking": None, "run": None},
+    "annotators": {"input": ("annotations", "probs", "items", "format", "id_col", "annotator_col", "label_col",
+                             "probs_col", "features", "features_col", "classes"),
+                   "model": None, "annotators": None,
+                   "output": ("consensus", "annotator_stats", "annotation_quality", "runs"), "run": None},
 }
 
 

@@ -7,6 +7,7 @@ import logging
 import time
 
 import numpy as np
+import pandas as pd
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -14,6 +15,7 @@ from sparknoise.core.health import summarize_health
 from sparknoise.errors import InputError
 from sparknoise.jobs.run_log import latest_apply, run_row
 from sparknoise.jobs.tables import read_table
+from sparknoise.report.annotators import MAX_ANNOTATORS, AnnotatorReportData, write_annotator_report
 from sparknoise.report.data import TOP_ROWS, ReportData, quality_histogram, top_rows
 from sparknoise.report.html import write_report
 
@@ -53,9 +55,34 @@ def from_tables(spark: SparkSession, outputs: dict[str, str], run_id: str, *, to
     )
 
 
+def annotator_data(spark: SparkSession, outputs: dict[str, str], record: dict) -> AnnotatorReportData:
+    """Report data of an annotators run: its runs row, the worst annotators, the consensus histogram."""
+    run_id = record["run_id"]
+    stats = read_table(spark, outputs["annotator_stats"]).filter(F.col("run_id") == run_id).drop("run_id")
+    worst = stats.orderBy(F.col("annotator_quality").asc_nulls_last(), F.col("agreement_with_consensus").asc())\
+        .limit(MAX_ANNOTATORS).collect()
+    consensus = read_table(spark, outputs["consensus"]).filter(F.col("run_id") == run_id)
+    histogram = quality_histogram(consensus.withColumn("__low", F.col("consensus_quality_score") < 0.5),
+                                  quality_col="consensus_quality_score", flag_col="__low")
+    run = {k: record.get(k) for k in ("run_id", "status", "started_at", "finished_at", "input_location",
+                                       "input_version", "config_sha256", "sparknoise_version")}
+    run.update(source="annotators job", config=json.loads(record["config"]) if record.get("config") else {},
+               timings=json.loads(record["timings"]) if record.get("timings") else {})
+    return AnnotatorReportData(run=run, metrics=json.loads(record["metrics"]) if record.get("metrics") else {},
+                               annotators=pd.DataFrame([r.asDict() for r in worst], columns=stats.columns),
+                               consensus_histogram=histogram)
+
+
 def run_report(spark: SparkSession, cfg: dict, run_id: str, path: str, *, top: int = TOP_ROWS) -> str:
-    """Read the run's rows of the configured output tables and write the report to ``path``."""
+    """Read the run's rows of the configured output tables and write the report to ``path``.
+
+    A detect run gets the label-health report; an annotators run the annotator report."""
     started = time.perf_counter()
+    record = run_row(spark, cfg["output"]["runs"], run_id)
+    if record.get("job") == "annotators":
+        write_annotator_report(annotator_data(spark, cfg["output"], record), path)
+        log.info("annotator report of run %s written to %s in %.1fs", run_id, path, time.perf_counter() - started)
+        return path
     data = from_tables(spark, cfg["output"], run_id, top=top)
     write_report(data, path)
     log.info("report of run %s (%d rows, %d classes, %d flagged) written to %s in %.1fs", run_id, data.n_rows,
