@@ -14,11 +14,14 @@ def frames(spark):
     return {name: (dataset(name), to_frame(spark, dataset(name))) for name in DATASETS}
 
 
-# The prune methods (whose per-class quotas meet every dataset's quirk: imbalance, a missing class, a one-row
-# class) on every dataset; the per-row filters on the binary, the K = 3, the K = 25 and the missing-class one.
+# prune_by_noise_rate (whose per-class quotas meet every dataset's quirk: imbalance, a missing class, a
+# one-row class) on every dataset; prune_by_class and both on the quirky ones and K = 25; the per-row
+# filters on the binary, the K = 25 and the missing-class one.
 PER_ROW = ("confident_learning", "predicted_neq_given", "low_normalized_margin", "low_self_confidence")
+QUIRKY = ("k25", "k5_imbalanced", "k4_missing_class", "k4_one_row_class")
 CASES = [(f, n) for f in FILTERS for n in DATASETS
-         if f not in PER_ROW or n in ("k2", "k3", "k25", "k4_missing_class")]
+         if f == "prune_by_noise_rate" or (f in PER_ROW and n in ("k2", "k25", "k4_missing_class"))
+         or (f in ("prune_by_class", "both") and n in QUIRKY)]
 
 
 @pytest.mark.parametrize("filter_by, name", CASES)
@@ -93,7 +96,8 @@ def arrow_row_map(monkeypatch):
     monkeypatch.setattr(row_expressions, "ROW_MAP_NATIVE_MAX_CLASSES", 0)
 
 
-@pytest.mark.parametrize("filter_by", FILTERS)
+# the Arrow row map on a prune method, both and a score filter (native and Arrow are also compared below)
+@pytest.mark.parametrize("filter_by", ["prune_by_noise_rate", "both", "low_normalized_margin"])
 def test_arrow_row_map_matches_cleanlab(frames, arrow_row_map, filter_by):
     d, df = frames["k25"]
     res = sn.find_label_issues(df, filter_by=filter_by)
@@ -138,8 +142,7 @@ def test_native_and_arrow_row_maps_agree_on_ties_and_negative_zeros(spark, monke
 
 @pytest.mark.parametrize(
     "filter_by, row_map",
-    [("prune_by_noise_rate", "native"), ("prune_by_class", "native"), ("both", "arrow"),
-     ("low_self_confidence", "native"), ("prune_by_noise_rate", "arrow")],
+    [("prune_by_noise_rate", "native"), ("both", "arrow"), ("low_self_confidence", "native")],
 )
 def test_per_task_top_q_selection_matches_cleanlab(frames, monkeypatch, filter_by, row_map):
     # the selection used when the cells are too many for a histogram (large K), forced at K = 25

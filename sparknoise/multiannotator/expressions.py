@@ -67,30 +67,31 @@ def first_argmax(values: Column) -> Column:
     return F.array_position(values, F.array_max(values)).cast("int") - 1
 
 
+def let(value: Column, body) -> Column:
+    """``body(v)`` with ``v`` bound to ``value`` evaluated once: Spark re-evaluates an expression at
+    every reference inside a lambda, so values used per element (a row total) are bound first."""
+    return F.get(F.transform(F.array(value), body), 0)
+
+
 def temp_scale(p: Column, temperature: float) -> Column:
     """cleanlab's ``temp_scale_pred_probs``: clip at 1e-30, normalise, softmax of ln(q)/T, normalise
     twice (T = 1 is not the identity)."""
-    q = F.transform(p, lambda x: F.greatest(x, F.lit(SMALL_CONST)))
-    q_total = add(q)
-    q = F.transform(q, lambda x: x / q_total)
-    t = max(float(temperature), TEMPERATURE_FLOOR)
-    e = F.transform(q, lambda x: F.exp(F.log(x) / F.lit(t)))
-    e_total = add(e)
-    s = F.transform(e, lambda x: x / e_total)
-    s_total = add(s)
-    return F.transform(s, lambda x: x / s_total)
+    t = F.lit(max(float(temperature), TEMPERATURE_FLOOR))
+    clipped = F.transform(p, lambda x: F.greatest(x, F.lit(SMALL_CONST)))
+    return let(clipped, lambda q: let(add(q), lambda q_total: let(
+        F.transform(q, lambda x: F.exp(F.log(x / q_total) / t)), lambda e: let(add(e), lambda e_total: let(
+            F.transform(e, lambda x: x / e_total), lambda s: let(add(s), lambda s_total: F.transform(
+                s, lambda x: x / s_total)))))))
 
 
 def soft_cross_entropy(p: Column, emp: Column, temperature: float, K: int) -> Column:
     """One item's soft cross-entropy at temperature T, as cleanlab's temperature search scores it:
     ln p (-inf where p <= 0), softmax(ln p / T) without a max shift, then
     -(sum_k emp_k ln max(s_k, 1e-30)) / ln K."""
-    t = max(float(temperature), TEMPERATURE_FLOOR)
-    e = F.transform(p, lambda x: F.when(x > 0, F.exp(F.log(x) / F.lit(t))).otherwise(F.lit(0.0)))
-    total = add(e)
-    terms = F.transform(classes_range(K), lambda k: F.get(emp, k) * F.log(
-        F.greatest(F.get(e, k) / total, F.lit(SMALL_CONST))))
-    return -add(terms) / F.lit(math.log(K))
+    t = F.lit(max(float(temperature), TEMPERATURE_FLOOR))
+    e = F.transform(p, lambda x: F.when(x > 0, F.exp(F.log(x) / t)).otherwise(F.lit(0.0)))
+    return let(e, lambda ev: let(add(ev), lambda total: -add(F.zip_with(
+        emp, ev, lambda a, x: a * F.log(F.greatest(x / total, F.lit(SMALL_CONST))))) / F.lit(math.log(K))))
 
 
 def posterior(cells: Column, p: Column, *, aw: Column, cl: float, ncl: float, mw: float, K: int) -> Column:

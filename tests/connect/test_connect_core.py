@@ -106,3 +106,20 @@ def test_issue_agreement_and_apply_cleaning_on_connect(spark):
         assert cleaned.loc[i, "clean_label"] == names[argmax[i]]
     summary = out.summary()
     assert summary["removed"] == len(expected_removed) and summary["reviewed"] == 2
+
+
+def test_multiannotator_quality_matches_cleanlab_on_connect(spark):
+    from cleanlab.multiannotator import get_label_quality_multiannotator
+    from multiannotator_data import make_annotations, wide
+
+    long, p = make_annotations(n=120, seed=3)
+    probs = pd.DataFrame({"id": np.arange(len(p)), "pred_probs": list(p)})
+    res = sn.multiannotator_quality(spark.createDataFrame(long), spark.createDataFrame(probs))
+    ref = get_label_quality_multiannotator(wide(long), p, verbose=False)
+    items = res.items.toPandas().sort_values("id")
+    assert list(items.consensus_label) == list(ref["label_quality"].consensus_label)
+    np.testing.assert_allclose(items.consensus_quality_score, ref["label_quality"].consensus_quality_score,
+                               rtol=0, atol=1e-9)
+    stats = res.annotators.toPandas()
+    assert list(stats.annotator) == list(ref["annotator_stats"].index)
+    np.testing.assert_allclose(stats.annotator_quality, ref["annotator_stats"].annotator_quality, rtol=0, atol=1e-9)
