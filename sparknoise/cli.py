@@ -1,4 +1,4 @@
-"""The ``sparknoise`` command: detect | demo | inject | evaluate | report | review export|import | apply.
+"""The ``sparknoise`` command: detect | demo | inject | evaluate | report | review export|import | apply | annotators.
 
 Options: ``--config FILE`` (YAML), repeatable ``--set key.path=value`` and, for Databricks
 ``python_wheel_task`` named parameters, ``--key.path=value``. Exit code 0 on success, 2 on a

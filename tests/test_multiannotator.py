@@ -214,3 +214,12 @@ def test_annotators_job_end_to_end(spark, data, tmp_path, capsys):
     cfg = load_config(conf, [f"output.{k}={v}" for k, v in out.items()], job="report")
     html = open(run_report(spark, cfg, "given", str(tmp_path / "report.html"))).read()
     assert "Annotators" in html and "worst class" in html and "Consensus quality" in html
+    # bad input: an annotator labelling an item twice -> exit 2 naming the column, nothing written
+    twice = pd.concat([long, long.iloc[[0]].assign(label=(long.label.iloc[0] + 1) % 3)])
+    spark.createDataFrame(twice).write.format("delta").save(str(tmp_path / "twice"))
+    args = ["annotators", "--config", conf, f"--set=input.annotations={tmp_path / 'twice'}",
+            f"--set=input.probs={tmp_path / 'probs'}", "--set=run.id=bad", *sets]
+    assert cli_main(args) == 2
+    assert "labelled the same item twice" in capsys.readouterr().err
+    for name in ("consensus", "runs"):
+        assert spark.read.format("delta").load(out[name]).where("run_id = 'bad'").count() == 0

@@ -89,9 +89,11 @@ def with_counts(b: Bundle, p: Column) -> DataFrame:
 
 def with_majority_vote(b: Bundle, frame: DataFrame, *, use_probs: bool = True) -> DataFrame:
     """``mv`` (cleanlab's majority vote and tie-breaks) and ``mv_tied`` (a tie broken by lowest class)."""
-    mv, tied = X.majority_vote(F.col("cnt"), F.col("P") if use_probs else None, X.vector(b.freq.tolist(), "long"),
-                               b.K, cells=F.col("cells"), g=vote_agreement(b.grid))
-    return frame.withColumn("mv", mv).withColumn("mv_tied", tied)
+    cand = X.majority_candidates(F.col("cnt"), F.col("P") if use_probs else None, X.vector(b.freq.tolist(), "long"),
+                                 b.K, cells=F.col("cells"), g=vote_agreement(b.grid))
+    frame = frame.withColumn("mv_candidates", cand)
+    return frame.withColumn("mv", F.get(F.col("mv_candidates"), 0)).withColumn(
+        "mv_tied", F.size(F.col("mv_candidates")) > 1).drop("mv_candidates")
 
 
 def _agree(cons: Column) -> Column:

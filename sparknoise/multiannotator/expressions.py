@@ -97,15 +97,15 @@ def soft_cross_entropy(p: Column, emp: Column, temperature: float, K: int) -> Co
 def posterior(cells: Column, p: Column, *, aw: Column, cl: float, ncl: float, mw: float, K: int) -> Column:
     """CROWDLAB's posterior: for each class k, (p_k * mw + sum over annotators in order of
     aw_j * (cl if the annotator chose k else ncl)) / (sum of the annotators' aw_j + mw)."""
-    tw = F.aggregate(cells, F.lit(0.0), lambda acc, c: acc + F.get(aw, c["a"])) + F.lit(mw)
+    weights = F.aggregate(cells, F.lit(0.0), lambda acc, c: acc + F.get(aw, c["a"])) + F.lit(mw)
 
-    def one(k: Column) -> Column:
+    def one(k: Column, tw: Column) -> Column:
         start = F.get(p, k) * F.lit(mw)
         total = F.aggregate(cells, start, lambda acc, c: acc + F.when(
             c["y"] == k, F.get(aw, c["a"]) * F.lit(cl)).otherwise(F.get(aw, c["a"]) * F.lit(ncl)))
         return total / tw
 
-    return F.transform(classes_range(K), one)
+    return let(weights, lambda tw: F.transform(classes_range(K), lambda k: one(k, tw)))
 
 
 def quality_score(label: Column, post: Column, method: str, K: int) -> Column:
@@ -127,31 +127,43 @@ def quality_score(label: Column, post: Column, method: str, K: int) -> Column:
     raise ValueError(method)
 
 
-def majority_vote(cnt: Column, p: Column | None, freq: Column, K: int, *, cells: Column | None = None,
-                  g: Column | None = None) -> tuple[Column, Column]:
-    """(the majority-vote class, whether a tie survived every rule) for one item.
+def majority_candidates(cnt: Column, p: Column | None, freq: Column, K: int, *, cells: Column | None = None,
+                        g: Column | None = None) -> Column:
+    """The classes still tied for an item's majority vote after cleanlab's rules (one class: no tie).
 
     The classes with the most votes; if several: keep those with the highest p (with
     probabilities), then those with the fewest annotations in the whole table (``freq``: cleanlab
     picks the rarer class), then those whose annotators have the highest mean ``g`` (each
     annotator's agreement with the untied majority votes, summed in annotator order). cleanlab
-    breaks a tie that survives all three at random; sparknoise takes the lowest class index and
-    reports how many items needed it.
+    breaks a tie that survives all three at random; the callers take the lowest class index and
+    report how many items needed it. Each stage binds its candidates once (:func:`let`).
     """
     top = F.array_max(cnt)
     cand = F.filter(classes_range(K), lambda k: F.get(cnt, k) == top)
-    if p is not None:
-        best = F.array_max(F.transform(cand, lambda k: F.get(p, k)))
-        cand = F.when(F.size(cand) > 1, F.filter(cand, lambda k: F.get(p, k) == best)).otherwise(cand)
-    rarest = F.array_min(F.transform(cand, lambda k: F.get(freq, k)))
-    cand = F.when(F.size(cand) > 1, F.filter(cand, lambda k: F.get(freq, k) == rarest)).otherwise(cand)
-    if g is not None and cells is not None:
-        def score(k: Column) -> Column:
-            mine = F.filter(cells, lambda c: c["y"] == k)
-            return F.aggregate(mine, F.lit(0.0), lambda acc, c: acc + F.get(g, c["a"])) / F.size(mine)
 
-        scores = F.transform(cand, score)
-        high = F.array_max(scores)
-        kept = F.filter(F.arrays_zip(cand.alias("k"), scores.alias("s")), lambda z: z["s"] == high)
-        cand = F.when(F.size(cand) > 1, F.transform(kept, lambda z: z["k"])).otherwise(cand)
-    return F.get(cand, 0), F.size(cand) > 1
+    def by_probability(c: Column) -> Column:
+        best = F.array_max(F.transform(c, lambda k: F.get(p, k)))
+        return F.when(F.size(c) > 1, F.filter(c, lambda k: F.get(p, k) == best)).otherwise(c)
+
+    def by_rarity(c: Column) -> Column:
+        rarest = F.array_min(F.transform(c, lambda k: F.get(freq, k)))
+        return F.when(F.size(c) > 1, F.filter(c, lambda k: F.get(freq, k) == rarest)).otherwise(c)
+
+    def by_annotators(c: Column) -> Column:
+        def score(k: Column) -> Column:
+            mine = F.filter(cells, lambda x: x["y"] == k)
+            return F.aggregate(mine, F.lit(0.0), lambda acc, x: acc + F.get(g, x["a"])) / F.size(mine)
+
+        def keep(scores: Column) -> Column:
+            high = F.array_max(scores)
+            return F.transform(F.filter(F.arrays_zip(c.alias("k"), scores.alias("s")), lambda z: z["s"] == high),
+                               lambda z: z["k"])
+
+        return F.when(F.size(c) > 1, let(F.transform(c, score), keep)).otherwise(c)
+
+    if p is not None:
+        cand = let(cand, by_probability)
+    cand = let(cand, by_rarity)
+    if g is not None and cells is not None:
+        cand = let(cand, by_annotators)
+    return cand
