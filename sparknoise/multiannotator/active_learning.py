@@ -3,7 +3,7 @@
 A labelled item's score mixes its CROWDLAB consensus quality, weighted by the weights of its
 annotators and the model, with the uniform 1/K weighted by the mean annotator weight; an
 unlabelled item's score mixes the model's highest (temperature-scaled) probability with 1/K the
-same way. Lowest score = label next. Per item: native expressions on executors; the driver holds
+same way. Lowest score = label next. Per item: Arrow UDFs (numpy) and native expressions on executors; the driver holds
 the temperature, the model weight and the M annotator weights. When every item has one label,
 cleanlab's single-label branch applies (no calibration, all weights 1).
 """
@@ -18,10 +18,10 @@ from pyspark.sql import functions as F
 
 from sparknoise.core.inputs import probs_as_double_array, unfolded
 from sparknoise.errors import InputError
-from sparknoise.multiannotator import expressions as X
 from sparknoise.multiannotator.bundle import Columns, build
 from sparknoise.multiannotator.calibration import best_temperature
-from sparknoise.multiannotator.crowdlab import run_crowdlab, with_counts, with_majority_vote
+from sparknoise.multiannotator.crowdlab import prepared, run_crowdlab
+from sparknoise.multiannotator.udfs import scaled_max_udf
 
 SCORE = "active_learning_score"
 
@@ -53,14 +53,14 @@ def active_learning_scores(
         frame, r, _ = run_crowdlab(b, consensus_method="best_quality", quality_method="crowdlab",
                                    calibrate_probs=False, label_quality_method="self_confidence",
                                    temperature=temperature)
-        aw, mw, avg = X.vector(r.aw.tolist()), r.mw, float(np.mean(r.aw))
-        weights = F.aggregate(F.col("cells"), F.lit(0.0), lambda acc, c: acc + F.get(aw, c["a"])) + F.lit(mw)
+        mw, avg = r.mw, float(np.mean(r.aw))
+        weights = F.col("aw_sum") + F.lit(mw)
         quality = F.col("cqs")
     else:
         temperature, mw, avg = 1.0, 1.0, 1.0
-        frame = with_majority_vote(b, with_counts(b, F.col("p")))
+        frame = prepared(b)
         weights = F.col("m").cast("double") + F.lit(1.0)
-        quality = F.get(F.col("p"), F.col("mv"))
+        quality = F.get(F.col("probs"), F.col("mv"))
     uniform = F.lit(1.0 / K) * F.lit(avg)
     labelled = frame.select(F.col(item_col), ((quality * weights + uniform) / (weights + F.lit(avg))).alias(SCORE),
                             F.col("m").cast("long").alias("num_annotations"))
@@ -71,7 +71,7 @@ def active_learning_scores(
     if probs_col not in pool.columns or item_col not in pool.columns:
         raise InputError(f"pred_probs_unlabeled needs the columns '{item_col}' and '{probs_col}'; it has {pool.columns}",
                          column=probs_col)
-    scaled = X.temp_scale(probs_as_double_array(pool.schema[probs_col]), temperature)
-    unlabelled = pool.select(F.col(item_col), ((F.array_max(scaled) * F.lit(mw) + uniform) / F.lit(mw + avg)).alias(SCORE),
+    top = scaled_max_udf(K, temperature)(probs_as_double_array(pool.schema[probs_col]))
+    unlabelled = pool.select(F.col(item_col), ((top * F.lit(mw) + uniform) / F.lit(mw + avg)).alias(SCORE),
                              F.lit(0).cast("long").alias("num_annotations"))
     return labelled.unionByName(unlabelled)

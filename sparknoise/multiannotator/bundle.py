@@ -37,7 +37,8 @@ from pyspark.sql import types as T
 
 from sparknoise.core.inputs import label_index, probs_as_double_array, unfolded
 from sparknoise.errors import InputError
-from sparknoise.multiannotator.expressions import EXACT, label_counts, vector
+from sparknoise.multiannotator.expressions import EXACT
+from sparknoise.multiannotator.udfs import counts_udf
 from sparknoise.storage import materialised
 
 log = logging.getLogger("sparknoise")
@@ -250,11 +251,10 @@ def _annotator_grid(bundle: DataFrame, K: int, M: int) -> dict:
     to ``agree`` for m <= 22; exact decimal sum otherwise); g_hits / g_count: the annotator's labels
     on items whose vote is untied, and how many equal the vote (majority-vote tie-break 3).
     """
-    cnt = label_counts(F.col("cells"), K)
-    top = F.array_max(cnt)
-    modes = F.filter(F.sequence(F.lit(0), F.lit(K - 1)), lambda k: F.get(cnt, k) == top)
-    exploded = bundle.select(F.col("m"), cnt.alias("cnt"), F.when(F.size(modes) == 1, F.get(modes, 0)).alias("mode"),
-                             F.explode("cells").alias("c"))
+    counted = bundle.withColumn("__cm", counts_udf(K)(F.col("cells")))
+    exploded = counted.select(F.col("m"), F.col("__cm.cnt").alias("cnt"),
+                              F.when(F.col("__cm.mode") >= 0, F.col("__cm.mode")).alias("mode"),
+                              F.explode("cells").alias("c"))
     c = F.get(F.col("cnt"), F.col("c")[Y])
     m = F.col("m")
     value = F.when(m >= 2, ((c - 1).cast("double") / (m - 1).cast("double")) * (m - 1).cast("double")).otherwise(0.0)
@@ -293,10 +293,10 @@ def annotator_agreement(grid: dict) -> np.ndarray:
     return impute_mean(a)
 
 
-def vote_agreement(grid: dict) -> Column:
-    """g_j as a literal vector: j's agreement with the untied majority votes (NaN imputed)."""
+def vote_agreement(grid: dict) -> np.ndarray:
+    """g_j: j's agreement with the untied majority votes (NaN imputed), majority-vote tie-break 3."""
     hits = grid["g_hits"].sum(axis=1).astype(np.float64)
     count = grid["g_count"].sum(axis=1).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         g = np.where(count > 0, hits / np.where(count > 0, count, 1), np.nan)
-    return vector([float(x) for x in impute_mean(g)])
+    return impute_mean(g)

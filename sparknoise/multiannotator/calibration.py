@@ -5,7 +5,7 @@ by the mean soft cross-entropy between each item's (packed) empirical label dist
 softmax(ln p / T). Every fine point is bit-identical to a point of the fixed set of 33 candidates
 (the coarse points and three interior points of each interval, numpy ``linspace``), so one
 aggregation over the items (executors) scores all 33 at once and the driver takes the two
-argmins over 33 numbers. The search never returns 8 (cleanlab's fine grid stops at 7.25).
+argmins over 33 numbers. The per-item scores are numpy, as cleanlab computes them (an Arrow UDF). The search never returns 8 (cleanlab's fine grid stops at 7.25).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 from pyspark.sql import functions as F
 
 from sparknoise.multiannotator import expressions as X
+from sparknoise.multiannotator.udfs import cross_entropy_udf
 
 COARSE = [0.1, 0.2, 0.5, 0.8, 1, 2, 3, 5, 8]
 FINE_SEARCH_SIZE = 4
@@ -42,15 +43,10 @@ def candidates() -> list[float]:
 def best_temperature(b) -> float:
     """The temperature cleanlab's ``find_best_temp_scaler`` picks, from one aggregation."""
     temps = candidates()
-    cnt = X.label_counts(F.col("cells"), b.K)
-    emp = X.packed_distribution(cnt, F.col("m"), b.K)
-    frame = b.frame.select(F.col("p"), emp.alias("emp"))
-    sums, bad = [], []
-    for i, t in enumerate(temps):
-        ce = X.soft_cross_entropy(F.col("p"), F.col("emp"), t, b.K)
-        finite = ~(F.isnan(ce) | (F.abs(ce) == float("inf")))
-        sums.append(X.exact_sum(F.when(finite, ce)).alias(f"s{i}"))
-        bad.append(F.sum((~finite).cast("long")).alias(f"b{i}"))
+    ce = cross_entropy_udf(b.K, temps)(F.col("cells"), F.col("m"), F.col("p"))
+    frame = b.frame.select(ce.alias("ce"))
+    sums = [X.exact_sum(F.get(F.col("ce"), i)).alias(f"s{i}") for i in range(len(temps))]
+    bad = [F.sum(F.get(F.col("ce"), i).isNull().cast("long")).alias(f"b{i}") for i in range(len(temps))]
     row = frame.agg(*sums, *bad).first()
     ce = {t: (float("nan") if row[f"b{i}"] else float(row[f"s{i}"] or Decimal(0)) / b.n_items)
           for i, t in enumerate(temps)}

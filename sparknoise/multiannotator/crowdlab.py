@@ -30,6 +30,7 @@ from pyspark.sql import types as T
 
 from sparknoise.errors import ConfigError
 from sparknoise.multiannotator import expressions as X
+from sparknoise.multiannotator import udfs as U
 from sparknoise.multiannotator.bundle import (
     A,
     Bundle,
@@ -82,18 +83,14 @@ def check_options(consensus_method: str, quality_method: str, label_quality_meth
             raise ConfigError(f"{name} {value!r} is unknown; use one of {list(allowed)}")
 
 
-def with_counts(b: Bundle, p: Column) -> DataFrame:
-    """The bundle with the (possibly calibrated) probabilities ``P`` and the label counts ``cnt``."""
-    return b.frame.withColumn("P", p).withColumn("cnt", X.label_counts(F.col("cells"), b.K))
-
-
-def with_majority_vote(b: Bundle, frame: DataFrame, *, use_probs: bool = True) -> DataFrame:
-    """``mv`` (cleanlab's majority vote and tie-breaks) and ``mv_tied`` (a tie broken by lowest class)."""
-    cand = X.majority_candidates(F.col("cnt"), F.col("P") if use_probs else None, X.vector(b.freq.tolist(), "long"),
-                                 b.K, cells=F.col("cells"), g=vote_agreement(b.grid))
-    frame = frame.withColumn("mv_candidates", cand)
-    return frame.withColumn("mv", F.get(F.col("mv_candidates"), 0)).withColumn(
-        "mv_tied", F.size(F.col("mv_candidates")) > 1).drop("mv_candidates")
+def prepared(b: Bundle, *, use_probs: bool = True, temperature: float | None = None) -> DataFrame:
+    """The bundle with ``probs`` (the probabilities CROWDLAB uses), the label counts ``cnt``, the
+    majority vote ``mv`` (``mv_tied``: a tie no rule broke, given to the lowest class) and the
+    model's ``argmax``: one Arrow UDF pass over the items."""
+    prep = U.prepare_udf(b.K, b.freq, vote_agreement(b.grid), use_probs=use_probs, temperature=temperature)
+    frame = b.frame.withColumn("__prep", prep(F.col("cells"), F.col("p")))
+    return frame.select(*b.frame.columns, *[F.col(f"__prep.{k}").alias(v) for k, v in (
+        ("P", "probs"), ("cnt", "cnt"), ("mv", "mv"), ("tied", "mv_tied"), ("argmax", "argmax"))])
 
 
 def _agree(cons: Column) -> Column:
@@ -107,7 +104,7 @@ def round_stats(b: Bundle, frame: DataFrame, cons: str, quality_method: str, a: 
     rows = frame.groupBy(F.col(cons).alias("k")).agg(
         F.sum(multi.cast("long")).alias("multi"),
         X.exact_sum(F.when(multi, _agree(F.col(cons)))).alias("agree"),
-        F.sum((multi & (X.first_argmax(F.col("P")) != F.col(cons))).cast("long")).alias("model_errors"),
+        F.sum((multi & (F.col("argmax") != F.col(cons))).cast("long")).alias("model_errors"),
         F.sum(F.col("mv_tied").cast("long")).alias("ties"),
     ).collect()
     ties = sum(int(r["ties"] or 0) for r in rows)
@@ -127,43 +124,37 @@ def round_stats(b: Bundle, frame: DataFrame, cons: str, quality_method: str, a: 
     return Round(cl=cl, mw=mw, aw=aw, ties_left=ties)
 
 
-def _posterior(b: Bundle, r: Round, quality_method: str) -> Column:
-    if quality_method == "agreement":
-        return X.packed_distribution(F.col("cnt"), F.col("m"), b.K)
-    ncl = (1 - r.cl) / (b.K - 1) if b.K > 1 else float("nan")
-    return X.posterior(F.col("cells"), F.col("P"), aw=X.vector(r.aw.tolist()), cl=r.cl, ncl=ncl, mw=r.mw, K=b.K)
-
-
 def consensus_round(b: Bundle, frame: DataFrame, cons: str, quality_method: str, a: np.ndarray | None,
                     label_quality_method: str) -> tuple[DataFrame, Round]:
-    """The round's statistics (one job), then post, cqs and agree as columns."""
+    """The round's statistics (one job), then one Arrow UDF pass: ``post``, ``cqs``, the annotations'
+    quality ``q``, the unique argmax ``best`` and ``aw_sum``; and ``agree`` natively."""
     r = round_stats(b, frame, cons, quality_method, a)
-    frame = frame.withColumn("post", _posterior(b, r, quality_method)).withColumn("agree", _agree(F.col(cons)))
-    cqs = F.col("agree") if quality_method == "agreement" else X.quality_score(
-        F.col(cons), F.col("post"), label_quality_method, b.K)
-    return frame.withColumn("cqs", cqs), r
+    ncl = ((1 - r.cl) / (b.K - 1) if b.K > 1 else float("nan")) if r.cl is not None else 0.0
+    udf = U.round_udf(b.K, quality_method=quality_method, label_quality_method=label_quality_method, aw=r.aw,
+                      cl=r.cl or 0.0, ncl=ncl, mw=r.mw or 0.0)
+    keep = [c for c in frame.columns if c not in ROUND_COLUMNS]
+    frame = frame.select(*keep).withColumn("__round", udf(F.col("cells"), F.col("probs"), F.col("cnt"), F.col("m"),
+                                                          F.col(cons)))
+    return frame.select(*keep, *[F.col(f"__round.{k}").alias(k) for k in ("post", "cqs", "q", "best", "aw_sum")],
+                        _agree(F.col(cons)).alias("agree")), r
 
 
-def best_quality_label(post: Column, mv: Column) -> Column:
-    """The class with the highest posterior when it is unique, else the majority vote."""
-    top = F.array_max(post)
-    unique = F.size(F.filter(post, lambda x: x == top)) == 1
-    return F.when(unique, X.first_argmax(post)).otherwise(mv)
+ROUND_COLUMNS = ("post", "cqs", "q", "best", "aw_sum", "agree")
 
 
 def annotator_rows(b: Bundle, frame: DataFrame, cons: str, label_quality_method: str, quality_method: str,
                    r: Round, a: np.ndarray | None) -> list[dict]:
     """One job grouping the cells by (annotator, given label): at most M x K rows to the driver,
     turned into cleanlab's annotator statistics, sorted as cleanlab sorts them."""
-    cells = frame.select(F.col(cons).alias("cons"), "cqs", "post", "m", F.explode("cells").alias("c"))
-    y = F.col("c")[Y]
+    cells = frame.select(F.col(cons).alias("cons"), "cqs", "m", F.explode(F.arrays_zip(
+        F.col("cells").alias("c"), F.col("q").alias("q"))).alias("z"))
+    y = F.col("z.c")[Y]
     hit = y == F.col("cons")
     multi = F.col("m") >= 2
-    q = X.quality_score(y, F.col("post"), label_quality_method, b.K)
-    grid = cells.groupBy(F.col("c")[A].alias(A), y.alias(Y)).agg(
+    grid = cells.groupBy(F.col("z.c")[A].alias(A), y.alias(Y)).agg(
         F.count(F.lit(1)).alias("n"), F.sum(hit.cast("long")).alias("hits"),
         F.sum(multi.cast("long")).alias("n2"), F.sum((hit & multi).cast("long")).alias("hits2"),
-        X.exact_sum(q).alias("q"), X.exact_sum(F.col("cqs")).alias("cqs")).collect()
+        X.exact_sum(F.col("z.q")).alias("q"), X.exact_sum(F.col("cqs")).alias("cqs")).collect()
     per: dict[int, dict[int, Any]] = {}
     for g in grid:
         per.setdefault(g[A], {})[g[Y]] = g
@@ -205,16 +196,13 @@ def _worst_key(g: Any, k: int) -> tuple:
 
 def run_crowdlab(b: Bundle, *, consensus_method: str, quality_method: str, calibrate_probs: bool,
                  label_quality_method: str, temperature: float | None = None) -> tuple[DataFrame, Round, dict]:
-    """The consensus rounds: returns the item frame (with ``cons``, ``cqs``, ``agree``, ``post``), the
-    main round and run information. ``temperature`` rescales the probabilities first (active learning)."""
-    p = F.col("p")
+    """The consensus rounds: returns the item frame (with ``cons``, ``cqs``, ``agree``, ``post``, ``q``),
+    the main round and run information. ``temperature`` rescales the probabilities first (active learning)."""
     info: dict[str, Any] = {}
     if calibrate_probs:
         temperature = best_temperature(b)
         info["temperature"] = temperature
-    if temperature is not None:
-        p = X.temp_scale(p, temperature)
-    frame = with_majority_vote(b, with_counts(b, p))
+    frame = prepared(b, temperature=temperature)
     a = annotator_agreement(b.grid) if quality_method == "crowdlab" else None
     frame, r = consensus_round(b, frame, "mv", quality_method, a, label_quality_method)
     info["ties_broken_by_lowest_class"] = r.ties_left
@@ -222,10 +210,9 @@ def run_crowdlab(b: Bundle, *, consensus_method: str, quality_method: str, calib
         log.warning("multiannotator: %d item(s) had a majority-vote tie that no rule broke; cleanlab draws at "
                     "random, sparknoise takes the lowest class index", r.ties_left)
     if consensus_method == "best_quality":
-        frame = frame.withColumn("bq", best_quality_label(F.col("post"), F.col("mv"))).drop("post", "agree", "cqs")
-        frame, r2 = consensus_round(b, frame, "bq", quality_method, a, label_quality_method)
+        frame = frame.withColumn("cons", F.when(F.col("best") >= 0, F.col("best")).otherwise(F.col("mv")))
+        frame, r2 = consensus_round(b, frame, "cons", quality_method, a, label_quality_method)
         r = Round(cl=r2.cl, mw=r2.mw, aw=r2.aw, ties_left=r.ties_left)
-        frame = frame.withColumn("cons", F.col("bq"))
     else:
         frame = frame.withColumn("cons", F.col("mv"))
     return frame, r, info
@@ -285,10 +272,10 @@ def multiannotator_quality(
         F.col(item_col), b.label_values(F.col("cons")).alias("consensus_label"),
         F.col("cqs").alias("consensus_quality_score"), F.col("agree").alias("annotator_agreement"),
         F.col("m").cast("long").alias("num_annotations"))
-    cells = frame.select(F.col(item_col), "post", F.explode("cells").alias("c"))
-    detailed = cells.select(
-        F.col(item_col), F.col("c")[A].alias(A), b.label_values(F.col("c")[Y]).alias(label_col),
-        X.quality_score(F.col("c")[Y], F.col("post"), label_quality_method, b.K).alias("label_quality"))
+    cells = frame.select(F.col(item_col), F.explode(F.arrays_zip(F.col("cells").alias("c"), F.col("q").alias("q")))
+                         .alias("z"))
+    detailed = cells.select(F.col(item_col), F.col("z.c")[A].alias(A), b.label_values(F.col("z.c")[Y]).alias(label_col),
+                            F.col("z.q").alias("label_quality"))
     detailed = detailed.join(F.broadcast(b.positions), A).select(item_col, annotator_col, label_col, "label_quality")
     info.update(n_items=b.n_items, n_annotators=b.M, n_annotations=b.n_annotations, n_multi_annotated=b.n_multi,
                 num_classes=b.K, consensus_method=consensus_method, quality_method=quality_method,
@@ -318,5 +305,5 @@ def majority_vote(
     """
     cols = Columns(item=item_col, annotator=annotator_col, label=label_col, probs=probs_col)
     b = build(annotations, pred_probs, cols, classes=classes, scratch=scratch, allow_single=True)
-    frame = with_majority_vote(b, with_counts(b, F.col("p")), use_probs=pred_probs is not None)
+    frame = prepared(b, use_probs=pred_probs is not None)
     return frame.select(F.col(item_col), b.label_values(F.col("mv")).alias("majority_label"))
