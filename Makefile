@@ -11,7 +11,7 @@ LABEL_STUDIO_VERSION := 1.23.2
 export SPARK_LOCAL_IP := 127.0.0.1
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 
-.PHONY: venv label-studio test test-classic test-connect lint demo evaluate zip wheel bench bench-scale bench-apply bench-detect bench-xgboost clean
+.PHONY: venv label-studio test test-classic test-connect lint demo evaluate zip wheel bench bench-scale bench-apply bench-detect bench-xgboost bench-annotators clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,10 @@ bench-scale: $(STAMP)
 
 bench-apply: $(STAMP)
 	$(BIN)/python bench/bench_apply.py --rows 10000000 --classes 10 --verdicts 100000
+
+bench-annotators: $(STAMP)
+	$(BIN)/python bench/bench_multiannotator.py --cases 100000x5x2000,1000000x5x2000
+	$(BIN)/python bench/bench_multiannotator.py --cases 10000000x5x2000 --no-cleanlab --out bench/results/multiannotator_10m.json
 
 bench-detect: $(STAMP)
 	$(BIN)/python bench/bench_detect_job.py --rows 10000000 --features 20 --classes 10
