@@ -30,11 +30,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+from bench_detect_job import _commit  # noqa: E402
+from bench_find_label_issues import PeakRss  # noqa: E402
 
 _CLEANLAB_CHILD = r"""
 import json, resource, sys, time
@@ -63,14 +66,6 @@ except MemoryError:
 out["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 print(json.dumps(out))
 """
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def generate(folder: str, items: int, labels: int, annotators: int, K: int, seed: int = 0) -> tuple[str, str]:
@@ -113,49 +108,13 @@ def generate(folder: str, items: int, labels: int, annotators: int, K: int, seed
     return ann_path, probs_path
 
 
-class PeakMemory:
-    """Peak resident memory (GB) of this process and its children (the JVM), sampled every 0.2 s."""
-
-    def __init__(self) -> None:
-        import psutil
-
-        self._me = psutil.Process()
-        self.peak = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        import psutil
-
-        while not self._stop.is_set():
-            total = 0
-            for proc in [self._me, *self._me.children(recursive=True)]:
-                try:
-                    total += proc.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.peak = max(self.peak, total / 2**30)
-            time.sleep(0.2)
-
-    def __enter__(self) -> PeakMemory:
-        self.peak = 0.0
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def run_spark(spark, ann_path: str, probs_path: str, work: str) -> dict:
     import sparknoise as sn
 
     tracker = spark.sparkContext.statusTracker()  # bench only: counts the Spark jobs of the run
     before = max(tracker.getJobIdsForGroup(None) or [-1])
     out: dict = {}
-    with PeakMemory() as mem:
+    with PeakRss() as mem:
         t = time.perf_counter()
         res = sn.multiannotator_quality(spark.read.parquet(ann_path), spark.read.parquet(probs_path),
                                         scratch=os.path.join(work, "scratch"))
@@ -165,7 +124,7 @@ def run_spark(spark, ann_path: str, probs_path: str, work: str) -> dict:
             frame.write.format("delta").mode("overwrite").save(os.path.join(work, name))
         out["write_s"] = round(time.perf_counter() - t, 2)
     out["total_s"] = round(out["estimates_s"] + out["write_s"], 2)
-    out["peak_rss_gb"] = round(mem.peak, 2)
+    out["peak_rss_gb"] = round(mem.peak / 2**30, 2)
     out["spark_jobs"] = max(tracker.getJobIdsForGroup(None) or [-1]) - before
     out["model_weight"] = res.model_weight
     return out
