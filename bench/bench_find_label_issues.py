@@ -2,9 +2,10 @@
 
 For each size, in one run on one machine:
   * the probabilities are generated once into a local Delta table (reused on later runs);
-  * sparknoise: find_label_issues (default arguments) on the table read back, timed until every
-    row's flag, rank and weight are materialised (a `noop` write of ``res.rows``), and again
-    including a Delta write of the scored table; peak RSS of the whole process tree (driver JVM,
+  * sparknoise: find_label_issues (default arguments) on the table read back, timed three ways:
+    the flagged rows counted (``res.num_flagged``, which find_label_issues computes), every row's
+    flag, rank and weight materialised (a `noop` write of ``res.rows``), and a fresh run including
+    a Delta write of the scored table; the Spark jobs each launches (the status tracker); peak RSS of the whole process tree (driver JVM,
     Python, workers) is sampled;
   * cleanlab 2.9.0 in a fresh subprocess: the same table loaded into numpy (load time shown
     apart), then ``cleanlab.filter.find_label_issues(labels, pred_probs)`` timed; its peak RSS;
@@ -99,6 +100,11 @@ def ensure_table(spark, path: str, n: int, k: int) -> None:
     print(f"  generated {n:,} x {k} into {path} in {time.perf_counter() - t:.1f}s", flush=True)
 
 
+def _jobs(spark) -> int:
+    """How many Spark jobs the session has started so far (benchmark-only: the status tracker)."""
+    return max(spark.sparkContext.statusTracker().getJobIdsForGroup(None) or [-1]) + 1
+
+
 def run_cleanlab(path: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "cleanlab.json")
@@ -149,17 +155,23 @@ def main() -> None:
         ensure_table(spark, path, n, k)
         df = spark.read.format("delta").load(path)
         with PeakRss() as rss:
+            jobs0 = _jobs(spark)
             t0 = time.perf_counter()
             res = sn.find_label_issues(df)
+            counted = res.num_flagged  # computed by find_label_issues itself: the "flagged rows counted" figure
             t_estimates = time.perf_counter() - t0
+            jobs_counted = _jobs(spark) - jobs0
             first_run_stages = dict(res.timings)
             res.rows.write.format("noop").mode("overwrite").save()
             t_flags = time.perf_counter() - t0
+            jobs_noop = _jobs(spark) - jobs0
         with tempfile.TemporaryDirectory(dir=args.data) as tmp:
+            jobs1 = _jobs(spark)
             t1 = time.perf_counter()
             res = sn.find_label_issues(df)
             res.rows.write.format("delta").save(os.path.join(tmp, "scored"))
             t_write = time.perf_counter() - t1
+            jobs_delta = _jobs(spark) - jobs1
         ours = np.sort(
             np.array([r["id"] for r in res.rows.filter("is_label_issue").select("id").collect()], dtype=np.int64)
         )  # benchmark-only collect of the flagged ids, for the parity check
@@ -167,6 +179,9 @@ def main() -> None:
             "n": n,
             "k": k,
             "sparknoise_estimates_s": round(t_estimates, 2),
+            "sparknoise_counted_s": round(t_estimates, 2),
+            "sparknoise_num_flagged_counted": counted,
+            "spark_jobs": {"counted": jobs_counted, "noop": jobs_noop, "delta": jobs_delta},
             "sparknoise_flags_materialised_s": round(t_flags, 2),
             "sparknoise_with_delta_write_s": round(t_write, 2),
             "sparknoise_peak_rss_mb": round(rss.peak / 2**20),
@@ -186,6 +201,7 @@ def main() -> None:
                     cleanlab_peak_rss_mb=round(cl["peak_rss_mb"]),
                     cleanlab_num_flagged=cl["num_flagged"],
                     flags_symmetric_difference=int(len(np.setxor1d(ours, cl["flagged_ids"]))),
+                    ratio_counted=round(t_estimates / cl["find_label_issues_s"], 2),
                     ratio_flags=round(t_flags / cl["find_label_issues_s"], 2),
                     ratio_with_write=round(t_write / cl["find_label_issues_s"], 2),
                 )
@@ -217,11 +233,15 @@ def main() -> None:
     with open(args.out, "w") as f:
         json.dump(doc, f, indent=2)
     print()
-    print(f"{'N':>12} {'K':>4} {'sparknoise s':>13} {'+delta s':>9} {'cleanlab s':>11} {'ratio':>6} {'flags diff':>10}")
+    print(f"{'N':>12} {'K':>4} {'counted s':>10} {'noop s':>8} {'delta s':>8} {'jobs c/n/d':>11} {'cleanlab s':>11} "
+          f"{'ratios c/n/d':>16} {'flags diff':>10}")
     for r in results:
+        jobs = "/".join(str(r["spark_jobs"][k]) for k in ("counted", "noop", "delta"))
+        ratios = "/".join(str(r.get(k, "-")) for k in ("ratio_counted", "ratio_flags", "ratio_with_write"))
         print(
-            f"{r['n']:>12,} {r['k']:>4} {r['sparknoise_flags_materialised_s']:>13} {r['sparknoise_with_delta_write_s']:>9} "
-            f"{r.get('cleanlab_s', '-'):>11} {r.get('ratio_flags', '-'):>6} {r.get('flags_symmetric_difference', '-'):>10}"
+            f"{r['n']:>12,} {r['k']:>4} {r['sparknoise_counted_s']:>10} {r['sparknoise_flags_materialised_s']:>8} "
+            f"{r['sparknoise_with_delta_write_s']:>8} {jobs:>11} {r.get('cleanlab_s', '-'):>11} {ratios:>16} "
+            f"{r.get('flags_symmetric_difference', '-'):>10}"
         )
     print(f"wrote {args.out}")
     spark.stop()
