@@ -142,8 +142,7 @@ def consensus_round(b: Bundle, frame: DataFrame, cons: str, quality_method: str,
 ROUND_COLUMNS = ("post", "cqs", "q", "best", "aw_sum", "agree")
 
 
-def annotator_rows(b: Bundle, frame: DataFrame, cons: str, label_quality_method: str, quality_method: str,
-                   r: Round, a: np.ndarray | None) -> list[dict]:
+def annotator_rows(b: Bundle, frame: DataFrame, cons: str, quality_method: str, r: Round) -> list[dict]:
     """One job grouping the cells by (annotator, given label): at most M x K rows to the driver,
     turned into cleanlab's annotator statistics, sorted as cleanlab sorts them."""
     cells = frame.select(F.col(cons).alias("cons"), "cqs", "m", F.explode(F.arrays_zip(
@@ -266,8 +265,7 @@ def multiannotator_quality(
     b = build(annotations, pred_probs, cols, classes=classes, scratch=scratch)
     frame, r, info = run_crowdlab(b, consensus_method=consensus_method, quality_method=quality_method,
                                   calibrate_probs=calibrate_probs, label_quality_method=label_quality_method)
-    rows = annotator_rows(b, frame, "cons", label_quality_method, quality_method, r,
-                          annotator_agreement(b.grid) if quality_method == "crowdlab" else None)
+    rows = annotator_rows(b, frame, "cons", quality_method, r)
     items = frame.select(
         F.col(item_col), b.label_values(F.col("cons")).alias("consensus_label"),
         F.col("cqs").alias("consensus_quality_score"), F.col("agree").alias("annotator_agreement"),

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from sparknoise.core.kernels import probs_matrix, quality_scores
+from sparknoise.core.kernels import quality_scores
 
 SMALL_CONST = 1e-30
 TEMPERATURE_FLOOR = 1e-6
@@ -62,8 +62,10 @@ class Cells:
         return total
 
 
-def probabilities(arr: pa.Array, K: int) -> np.ndarray:
-    return probs_matrix(arr, K)
+def untied_vote(cnt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the classes with the most votes as a boolean (n, K) mask, the single such class or -1)."""
+    cand = cnt == cnt.max(axis=1, initial=0)[:, None]
+    return cand, np.where(cand.sum(axis=1) == 1, cand.argmax(axis=1), -1)
 
 
 def majority_vote(cells: Cells, cnt: np.ndarray, P: np.ndarray | None, freq: np.ndarray,
@@ -75,9 +77,7 @@ def majority_vote(cells: Cells, cnt: np.ndarray, P: np.ndarray | None, freq: np.
     mean agreement ``g`` of the annotators who chose it (sums in annotator order). A tie left after
     that (cleanlab draws at random) goes to the lowest class.
     """
-    top = cnt.max(axis=1)
-    cand = cnt == top[:, None]
-    untied = np.where(cand.sum(axis=1) == 1, cand.argmax(axis=1), -1)
+    cand, untied = untied_vote(cnt)
     if P is not None:
         tied = cand.sum(axis=1) > 1
         best = np.where(cand, P, -np.inf).max(axis=1)

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 from pyspark.sql.functions import arrow_udf
 
+from sparknoise.core.kernels import probs_matrix, quality_scores
 from sparknoise.multiannotator import kernels as Kn
 
 
@@ -22,9 +23,7 @@ def counts_udf(K: int):
     def counts(cells: pa.Array) -> pa.Array:
         c = Kn.Cells(cells)
         cnt = c.counts(K)
-        top = cnt.max(axis=1) if c.n else np.zeros(0)
-        cand = cnt == top[:, None]
-        mode = np.where(cand.sum(axis=1) == 1, cand.argmax(axis=1), -1)
+        _, mode = Kn.untied_vote(cnt)
         return pa.StructArray.from_arrays([pa.array(list(cnt), pa.list_(pa.int64())), pa.array(mode, pa.int32())],
                                           names=["cnt", "mode"])
 
@@ -39,7 +38,7 @@ def prepare_udf(K: int, freq: np.ndarray, g: np.ndarray | None, *, use_probs: bo
     def prepare(cells: pa.Array, probs: pa.Array) -> pa.Array:
         c = Kn.Cells(cells)
         cnt = c.counts(K)
-        P = Kn.probabilities(probs, K) if use_probs else None
+        P = probs_matrix(probs, K) if use_probs else None
         if P is not None and temperature is not None:
             P = Kn.temp_scale(P, temperature)
         mv, tied, _ = Kn.majority_vote(c, cnt, P, freq, g)
@@ -66,14 +65,14 @@ def round_udf(K: int, *, quality_method: str, label_quality_method: str, aw: np.
         c = Kn.Cells(cells)
         labels = np.asarray(cons.to_numpy(zero_copy_only=False), dtype=np.int64)
         if quality_method == "agreement":
-            cnt = Kn.probabilities(counts, K)
+            cnt = probs_matrix(counts, K)
             mm = np.asarray(m.to_numpy(zero_copy_only=False), dtype=np.float64)
             post = Kn.packed_distribution(cnt, mm)
             cqs = cnt[np.arange(c.n), labels] / mm
             aw_sum = np.zeros(c.n)
         else:
-            post = Kn.posterior(c, Kn.probabilities(probs, K), aw, cl, ncl, mw)
-            cqs = Kn.quality_scores(post, labels, label_quality_method)
+            post = Kn.posterior(c, probs_matrix(probs, K), aw, cl, ncl, mw)
+            cqs = quality_scores(post, labels, label_quality_method)
             aw_sum = c.ordered_sum(c.weighted(aw))
         q = Kn.cell_scores(c, post, label_quality_method)
         offsets = np.concatenate([[0], np.cumsum(c.m)]).astype(np.int32)
@@ -95,7 +94,7 @@ def cross_entropy_udf(K: int, temperatures: list[float]):
         c = Kn.Cells(cells)
         mm = np.asarray(m.to_numpy(zero_copy_only=False), dtype=np.float64)
         emp = Kn.packed_distribution(c.counts(K), mm)
-        P = Kn.probabilities(probs, K)
+        P = probs_matrix(probs, K)
         ce = np.stack([Kn.soft_cross_entropy(P, emp, t) for t in temperatures], axis=1) if c.n else \
             np.zeros((0, len(temperatures)))
         flat = pa.array(ce.ravel(), pa.float64(), mask=~np.isfinite(ce.ravel()))
@@ -110,7 +109,7 @@ def scaled_max_udf(K: int, temperature: float):
 
     @arrow_udf("double")
     def scaled_max(probs: pa.Array) -> pa.Array:
-        P = Kn.probabilities(probs, K)
+        P = probs_matrix(probs, K)
         return pa.array(Kn.temp_scale(P, temperature).max(axis=1) if len(P) else [], pa.float64())
 
     return scaled_max.asNondeterministic()
