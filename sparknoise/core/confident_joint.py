@@ -1,7 +1,7 @@
 """The confident joint: pass 2 (a KxK count of rows by given label and confident guess) and its calibration.
 
-Pass 2 is a native hash aggregation over JVM expressions when the classes are few, else a batch
-map (``mapInArrow``) with per-task KxK partial counts.
+Pass 2 is a native hash aggregation over JVM expressions when the classes are few (it then also
+counts the selection histogram), else a batch map (``mapInArrow``) with per-task KxK partial counts.
 
 ``cj[a][b]`` counts the rows with given label ``a`` that are confidently guessed to belong to
 class ``b``: its probability of ``b`` is at least ``t_b - 1e-6``, and ``b`` is the argmax among the

@@ -2,6 +2,12 @@
 
 validate + pass 1 (class counts, thresholds) -> pass 2 (confident joint) -> driver KxK maths
 -> selection (per-cell cutoffs) -> lazy row map (flags, quality, predicted label, weight, rank).
+
+With K <= ``row_expressions.NATIVE_MAX_CLASSES`` (64) every pass is JVM-native (whole-stage
+code generation): pass 1 one aggregation, pass 2 one aggregation that also counts the selection
+histogram, the flags one expression per class; Python (Arrow) runs only for the boundary scan, over
+the rows a native bound lets through. Above it, the passes are Arrow batch functions. At 10M x 10
+on 2 cores the native path measured 27 s to the flag counts against 41 s for the Arrow passes.
 """
 
 from __future__ import annotations

@@ -6,13 +6,15 @@ annotation is a pure per-row map on the executors, with no shuffle. It runs in t
 * ``rows``: every row, annotated;
 * ``flagged``: only the flagged rows, annotated (the flag counts and the issue rank need these).
 
-With a native score (self_confidence, normalized_margin) only the flag of the prune methods needs
-Python, and only for rows the safeguard does not keep: a row whose given label
-(nudged up by 1e-6) is its argmax is never flagged, and that test, the score and the prediction are
-native expressions. ``flagged`` filters those rows out in the JVM before the Arrow UDF, and
-``rows`` sends the UDF a null probability row for them, so most rows never cross into Python.
-For the entropy score and the low_* filters one Arrow UDF computes the whole annotation, as the
-kernels do.
+With a native score (self_confidence, normalized_margin) and K <= 64 everything is native: the
+per-cell cutoff test is one term per class (native_selection.py), after two constant-size tests
+that clear most rows (the safeguard: a row whose given label, nudged up by 1e-6, is its argmax is
+never flagged; and the row's largest margin must reach its label's lowest cutoff). ``cleared`` and
+``candidates`` split the rows by those tests so that the issue rank never filters on the flag.
+Above 64 classes only the flag of the prune methods needs Python, and only for rows the safeguard
+does not keep: ``flagged`` filters those rows out in the JVM before the Arrow UDF, and ``rows``
+sends the UDF a null probability row for them. For the entropy score (and the low_* filters above
+64 classes) one Arrow UDF computes the whole annotation, as the kernels do.
 """
 
 from __future__ import annotations

@@ -11,11 +11,13 @@ How the cutoffs are found, with no N-sized shuffle and nothing N-sized on the dr
 
 1. histogram: per cell, counts of candidate keys in ``B`` equal-width buckets over the key range
    (dense per task, emitted sparse, merged by a small aggregation; at most a few times
-   HISTOGRAM_BUDGET entries reach the driver). When the cells are few, pass 1 computes it while it reads the
-   table for the thresholds (``HistogramPlan``), so it costs no scan of its own; otherwise one
-   ``mapInArrow`` scan over the active cells does. The driver finds, per cell, the bucket holding
+   HISTOGRAM_BUDGET entries reach the driver). An earlier pass computes it while it reads the
+   table anyway (``HistogramPlan``): native pass 2 with K <= 64 (a hash count, at most
+   NATIVE_HISTOGRAM_GROUPS cells x buckets), else the Arrow pass 1 when the cells are few; otherwise
+   one ``mapInArrow`` scan over the active cells does. The driver finds, per cell, the bucket holding
    the q-th key and how many keys lie above it;
-2. boundary scan: only candidates that fall in their cell's boundary bucket are emitted; a
+2. boundary scan (Arrow, after an optional native prefilter that drops rows which cannot reach
+   any boundary bucket): only candidates that fall in their cell's boundary bucket are emitted; a
    ``row_number`` window over those few rows, per cell, by (key desc, id asc), picks the exact
    q-th element.
 

@@ -1,11 +1,13 @@
 """The validation pass, which is also pass 1 of Confident Learning (one scan, K-sized result).
 
-One ``mapInArrow`` scan (class_stats.py) checks every row-level input rule (nulls, NaNs, probability
-vector length and range, row sums within 1e-3, labels within the classes) and
-returns the per-class counts and exact sums of self-confidence that the thresholds need, plus,
-optionally, the histograms of the selection keys. Integer ids ride along: when the tasks read them
-as runs of consecutive ids over disjoint ranges (files written in id order), they are unique;
-otherwise (or for string or sparse ids) an aggregation over the ids finds the duplicates.
+One scan checks every row-level input rule (nulls, NaNs, probability vector length and range, row
+sums within 1e-3, labels within the classes) and returns the per-class counts and exact sums of
+self-confidence that the thresholds need. With K <= 64 it is one native aggregation
+(native_stats.py) and the integer ids are proven unique by a second, cheap one over the id column
+(runs of consecutive ids over disjoint ranges, as in a table written in id order). Above, or when
+the selection histogram is asked for here, it is a ``mapInArrow`` scan (class_stats.py) that also
+counts the histogram, with the ids riding along. Otherwise (string or unordered ids) an aggregation
+over the ids finds the duplicates.
 """
 
 from __future__ import annotations
