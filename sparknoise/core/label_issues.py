@@ -277,24 +277,12 @@ def find_label_issues(
         per_bucket[r["b"]] = per_bucket.get(r["b"], 0) + r["count"]
         per_class[r["y"]] += r["count"]
     lap("flag_counts")
-    if annotated.cleared is not None:
-        rows = with_issue_rank_split(
-            annotated.cleared,
-            annotated.candidates,
-            flag_col="is_label_issue",
-            score_col="label_quality",
-            id_col=id_col,
-            offsets=bucket_offsets(per_bucket, RANK_BUCKETS),
-        )
+    if annotated.cleared is not None:  # split by the constant-size tests (row_map.Annotated)
+        rank, parts = with_issue_rank_split, (annotated.cleared, annotated.candidates)
     else:
-        rows = with_issue_rank(
-            annotated.rows,
-            annotated.flagged,
-            flag_col="is_label_issue",
-            score_col="label_quality",
-            id_col=id_col,
-            offsets=bucket_offsets(per_bucket, RANK_BUCKETS),
-        )
+        rank, parts = with_issue_rank, (annotated.rows, annotated.flagged)
+    rows = rank(*parts, flag_col="is_label_issue", score_col="label_quality", id_col=id_col,
+                offsets=bucket_offsets(per_bucket, RANK_BUCKETS))
     result = LabelIssuesResult(
         rows=drop_working_columns(rows),
         classes=profile.classes,
