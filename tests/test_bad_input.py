@@ -203,12 +203,8 @@ def _laid_out(spark, layout):
     return df
 
 
-def test_increasing_disjoint_ids_need_no_id_aggregation(spark, caplog, monkeypatch):
+def test_increasing_disjoint_ids_need_no_id_aggregation(spark, caplog):
     import logging
-
-    from sparknoise.core import validation
-
-    monkeypatch.setattr(validation, "MAX_ID_RUNS", 16)  # so that 400 interleaved ids are too many runs
 
     df = spark.createDataFrame(_probability_rows(range(0, 400)), SCHEMA).repartitionByRange(4, "id")
     with caplog.at_level(logging.INFO, logger="sparknoise"):
