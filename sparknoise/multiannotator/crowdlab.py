@@ -106,7 +106,7 @@ def round_stats(b: Bundle, frame: DataFrame, cons: str, quality_method: str, a: 
         X.exact_sum(F.when(multi, _agree(F.col(cons)))).alias("agree"),
         F.sum((multi & (F.col("argmax") != F.col(cons))).cast("long")).alias("model_errors"),
         F.sum(F.col("mv_tied").cast("long")).alias("ties"),
-    ).collect()
+    ).collect()  # one row per consensus class: <= K rows
     ties = sum(int(r["ties"] or 0) for r in rows)
     if quality_method != "crowdlab":
         return Round(ties_left=ties)
@@ -153,7 +153,7 @@ def annotator_rows(b: Bundle, frame: DataFrame, cons: str, quality_method: str, 
     grid = cells.groupBy(F.col("z.c")[A].alias(A), y.alias(Y)).agg(
         F.count(F.lit(1)).alias("n"), F.sum(hit.cast("long")).alias("hits"),
         F.sum(multi.cast("long")).alias("n2"), F.sum((hit & multi).cast("long")).alias("hits2"),
-        X.exact_sum(F.col("z.q")).alias("q"), X.exact_sum(F.col("cqs")).alias("cqs")).collect()
+        X.exact_sum(F.col("z.q")).alias("q"), X.exact_sum(F.col("cqs")).alias("cqs")).collect()  # <= M x K rows
     per: dict[int, dict[int, Any]] = {}
     for g in grid:
         per.setdefault(g[A], {})[g[Y]] = g
