@@ -203,8 +203,12 @@ def _laid_out(spark, layout):
     return df
 
 
-def test_increasing_disjoint_ids_need_no_id_aggregation(spark, caplog):
+def test_increasing_disjoint_ids_need_no_id_aggregation(spark, caplog, monkeypatch):
     import logging
+
+    from sparknoise.core import validation
+
+    monkeypatch.setattr(validation, "MAX_ID_RUNS", 16)  # so that 400 interleaved ids are too many runs
 
     df = spark.createDataFrame(_probability_rows(range(0, 400)), SCHEMA).repartitionByRange(4, "id")
     with caplog.at_level(logging.INFO, logger="sparknoise"):
@@ -265,3 +269,50 @@ def test_probs_repair_clip_matches_cleanlab_on_the_repaired_rows(spark):
     rows[5] = (5, rows[5][1], [1.001, 0.0, 0.0])
     with pytest.raises(InputError, match="pred_probs"):
         _run(spark, rows, probs_repair="clip")
+
+
+def test_native_pass_one_finds_what_the_arrow_pass_finds(spark):
+    """From NATIVE_MIN_ROWS rows pass 1 is a native aggregation: the Arrow pass's counts and exact
+    self-confidence sums, and every row rule with the Arrow pass's problem codes."""
+    from sparknoise.core import class_stats, native_stats, validation
+    from sparknoise.core.inputs import NOT_A_CLASS, prepare_input
+
+    def both(rows):
+        prepared = prepare_input(spark.createDataFrame(rows, SCHEMA), label_col="label", probs_col="pred_probs",
+                                 id_col="id")
+        native = native_stats.class_stats_native(prepared, 3, 1e-3)
+        arrow = validation._arrow_pass(prepared, 3, None, 1e-3, with_ids=False)
+        return prepared, native, arrow
+
+    good = [(0, 0, [0.9, 0.05, 0.05]), (1, 1, [0.2, 0.7, 0.1]), (2, 2, [0.1, 0.2, 0.7]), (3, 0, [1 / 3, 1 / 3, 1 / 3]),
+            (4, 1, [1.0 + 1e-7, -1e-7, 0.0])]
+    _, native, (counts, hi, lo, problems, *_) = both(good)
+    assert not native.problems and not problems
+    assert native.counts.tolist() == counts.tolist() == [2, 2, 1]
+    assert list(native.hi_sums) == list(hi) and list(native.lo_sums) == list(lo)
+    nan, inf = math.nan, math.inf
+    bad = [(10, None, [0.9, 0.05, 0.05]), (11, -1, [0.9, 0.05, 0.05]), (12, 3, [0.9, 0.05, 0.05]), (13, 1, None),
+           (14, 1, [0.5, 0.5]), (15, 1, [0.5, None, 0.5]), (16, 1, [nan, 0.5, 0.5]), (17, 2, [-0.1, 0.6, 0.5]),
+           (18, 2, [1.2, -0.1, -0.1]), (19, 2, [0.5, 0.5, 0.5]), (20, 2, [inf, 0.0, 0.0]), (21, 0, [0.0, 0.0, 0.0])]
+    _, native, _ = both(good + bad)  # every rule counted in one scan; the first in order raises
+    cs = class_stats
+    assert native.problems == {NOT_A_CLASS: 2, cs.LABEL_TOO_LARGE: 1, cs.NULL_PROBS: 1, cs.WRONG_LENGTH: 1,
+                               cs.NULL_ENTRY: 1, cs.NAN_PROB: 1, cs.NEGATIVE_PROB: 2, cs.PROB_ABOVE_ONE: 2,
+                               cs.ROW_SUM_OFF: 3}
+
+
+def test_native_id_runs(spark, monkeypatch):
+    """The native route proves ids unique by runs of consecutive ids over disjoint ranges, else says 0."""
+    from sparknoise.core import validation
+    from sparknoise.core.inputs import prepare_input
+
+    def runs(layout):
+        prepared = prepare_input(_laid_out(spark, layout), label_col="label", probs_col="pred_probs", id_col="id")
+        return validation._ids_proven_unique_natively(prepared)
+
+    monkeypatch.setattr(validation, "MAX_ID_RUNS", 16)
+    assert runs([list(range(0, 100)), list(range(100, 200))]) == 2
+    assert runs([list(range(50, 100)) + list(range(0, 50))]) == 2  # one task, later range first
+    assert runs([[1, 2, 3], [3, 4, 5]]) == 0  # touching ranges share their end point
+    assert runs([[7, 8, 9, 1, 2, 8]]) == 0  # a duplicate inside one task
+    assert runs([list(range(0, 40, 2)), list(range(1, 40, 2))]) == 0  # interleaved: too many runs

@@ -87,6 +87,19 @@ def test_exact_ties_are_broken_by_id(spark):
     assert [r["issue_rank"] for r in got] == list(range(1, 31))
 
 
+# the native route (pass 2 counting the histogram, native flags and rank split), used from NATIVE_MIN_ROWS
+# rows, on each prune method, a score filter and the quirky datasets
+@pytest.mark.parametrize("filter_by, name", [("prune_by_noise_rate", "k5_imbalanced"), ("prune_by_class",
+                         "k4_one_row_class"), ("both", "k10"), ("low_self_confidence", "k4_missing_class")])
+def test_native_route_matches_cleanlab(frames, monkeypatch, filter_by, name):
+    from sparknoise.core import validation
+
+    monkeypatch.setattr(validation, "NATIVE_MIN_ROWS", 0)
+    d, df = frames[name]
+    res = sn.find_label_issues(df, filter_by=filter_by)
+    assert_parity(res, d, filter_by)
+
+
 @pytest.fixture
 def arrow_row_map(monkeypatch):
     """Force the Arrow-UDF row map and pass 2 (pass 2's is used above NATIVE_MAX_CLASSES) at small K."""
@@ -124,7 +137,9 @@ def _tie_heavy_frame(spark):
      ("low_normalized_margin", "self_confidence"), ("prune_by_noise_rate", "normalized_margin")],
 )
 def test_native_and_arrow_row_maps_agree_on_ties_and_negative_zeros(spark, monkeypatch, filter_by, rank_by):
-    from sparknoise.core import row_expressions
+    from sparknoise.core import row_expressions, validation
+
+    monkeypatch.setattr(validation, "NATIVE_MIN_ROWS", 0)  # the native route at any size
 
     df = _tie_heavy_frame(spark)
     cols = ["id", "label_quality", "predicted_label", "is_label_issue", "issue_rank", "sample_weight"]

@@ -9,9 +9,15 @@ from parity_cases import dataset, ours
 import sparknoise as sn
 
 
-# 64 partitions of 6,000 rows over 10 classes: about 94 rows each, so most classes have few rows per partition
-@pytest.mark.parametrize("filter_by, many", [("prune_by_noise_rate", 64), ("both", 8), ("low_self_confidence", 8)])
-def test_one_and_many_partitions_give_identical_results(spark, filter_by, many):
+# 64 partitions of 6,000 rows over 10 classes: about 94 rows each, so most classes have few rows per partition;
+# the last case on the native route (taken from 500,000 rows on)
+@pytest.mark.parametrize("filter_by, many, native", [("prune_by_noise_rate", 64, False), ("both", 8, False),
+                                                     ("low_self_confidence", 8, False), ("both", 64, True)])
+def test_one_and_many_partitions_give_identical_results(spark, monkeypatch, filter_by, many, native):
+    from sparknoise.core import validation
+
+    if native:
+        monkeypatch.setattr(validation, "NATIVE_MIN_ROWS", 0)
     d = dataset("k10")
     base = spark.createDataFrame(d.to_pandas())
     results = [sn.find_label_issues(base.repartition(n), filter_by=filter_by) for n in (1, many)]

@@ -37,6 +37,7 @@ class FlagRule:
     num_classes: int
     thresholds: np.ndarray
     selections: list[tuple[SelectionProblem, Cutoffs]] = field(default_factory=list)
+    native: bool = False  # whether the row map may test the cutoffs as native expressions
 
     def flags(self, labels: np.ndarray, P: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """The boolean is_label_issue of a batch."""

@@ -6,7 +6,7 @@ probabilities as ``array<double>``. Every other column is carried along untouche
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from pyspark.sql import Column, DataFrame
@@ -71,11 +71,15 @@ def unfolded(df: DataFrame) -> DataFrame:
     the executors, exactly as over a table. Results never depend on partitioning.
     Only an analysis call (``isLocal``), no Spark job; frames read from tables are returned as is.
     """
+    return df.repartition(LOCAL_PARTITIONS) if _is_local(df) else df
+
+
+def _is_local(df: DataFrame) -> bool:
     try:
-        local = df.isLocal()
+        return df.isLocal()
     except Exception:  # noqa: BLE001 - a plan that cannot say: leave it as it is
-        return df
-    return df.repartition(LOCAL_PARTITIONS) if local else df
+        return False
+
 
 _NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType)
 _INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
@@ -99,6 +103,7 @@ class PreparedInput:
     label_type: T.DataType
     id_type: T.DataType
     classes: tuple[Any, ...] | None  # None: labels are the integers 0..K-1, K read from the data
+    local: bool = False  # the rows were held by the driver (built from local data): small by construction
 
 
 def _field(df: DataFrame, name: str, role: str) -> T.StructField:
@@ -180,7 +185,9 @@ def prepare_input(
     ``probs_repair="clip"`` also repairs probabilities a hair outside [0, 1] (:func:`clipped_probs`)
     and marks the repaired rows in ``__sn_repaired``.
     """
-    df = unfolded(df)
+    local = _is_local(df)
+    if local:
+        df = df.repartition(LOCAL_PARTITIONS)  # see unfolded
     label_field = _field(df, label_col, "label")
     probs_field = _field(df, probs_col, "probs")
     id_field = _field(df, id_col, "id")
@@ -225,7 +232,25 @@ def prepare_input(
         label_type=label_field.dataType,
         id_type=id_field.dataType,
         classes=classes,
+        local=local,
     )
+
+
+def validated(prepared: PreparedInput) -> PreparedInput:
+    """``prepared`` with the label index as a plain expression, once validation has passed.
+
+    Before validation the index must also encode what is wrong with a label (null, NaN, not a
+    class), a ``CASE WHEN``. Once every label is known to be a class, the index is a cast (or the
+    position in ``classes``). The hot passes use the index in one term per class, and Spark inlines
+    it there: with the ``CASE WHEN`` the native boundary scan measured 4x slower at 1M x 10.
+    """
+    label = F.col(prepared.label_col)
+    if prepared.classes is not None:
+        values = F.array(*[F.lit(c).cast(prepared.label_type) for c in prepared.classes])
+        index = F.array_position(values, label).cast("int") - F.lit(1)
+    else:
+        index = label.cast("int")
+    return replace(prepared, df=prepared.df.withColumn(LABEL_INDEX, index))
 
 
 def drop_working_columns(df: DataFrame) -> DataFrame:

@@ -53,3 +53,32 @@ def with_issue_rank(
     ).drop(_BUCKET)
     kept = annotated.filter(~F.col(flag_col)).withColumn("issue_rank", F.lit(None).cast("int"))
     return kept.unionByName(ranked)
+
+
+def with_issue_rank_split(
+    cleared: DataFrame,
+    candidates: DataFrame,
+    *,
+    flag_col: str,
+    score_col: str,
+    id_col: str,
+    offsets: np.ndarray,
+) -> DataFrame:
+    """``with_issue_rank`` for rows already split by a cheap test: ``cleared`` rows are unflagged,
+    ``candidates`` carry the flag. Candidates go through the rank window, their unflagged rows in
+    one extra window partition (key null) whose numbers are dropped, so no Filter tests the flag.
+    """
+    offsets_arr = F.array(*[F.lit(int(o)) for o in offsets])
+    flagged = F.col(flag_col)
+    bucket = F.when(flagged, rank_bucket(F.col(score_col)))
+    within = Window.partitionBy(_BUCKET).orderBy(F.col(score_col).asc(), F.col(id_col).asc())
+    ranked = (
+        candidates.withColumn(_BUCKET, bucket)
+        .withColumn(
+            "issue_rank",
+            F.when(flagged, (F.element_at(offsets_arr, F.col(_BUCKET) + 1) + F.row_number().over(within)).cast("int")),
+        )
+        .drop(_BUCKET)
+    )
+    kept = cleared.withColumn("issue_rank", F.lit(None).cast("int"))
+    return kept.unionByName(ranked)

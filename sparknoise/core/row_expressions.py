@@ -51,12 +51,12 @@ def argmax_first(probs: Column) -> Column:
 
 def normalized_margin(probs: Column, label: Column, num_classes: int) -> Column:
     """(p_{i,s_i} - max_{k != s_i} p_ik + 1) / 2, in cleanlab's operation order."""
-    before, after = _around_label(probs, label, num_classes)
+    before, after = around_label(probs, label, num_classes)
     best_other = F.greatest(F.array_max(before), F.array_max(after))  # greatest skips a null (empty) side
     return (self_confidence(probs, label) - best_other + F.lit(1.0)) / F.lit(2.0)
 
 
-def _around_label(probs: Column, label: Column, num_classes: int) -> tuple[Column, Column]:
+def around_label(probs: Column, label: Column, num_classes: int) -> tuple[Column, Column]:
     """The entries before and after the label's, as two slices (empty at the ends).
 
     Lengths are clamped so that a row the run skips (label outside 0..K-1) cannot raise here: the
@@ -87,7 +87,7 @@ def keep_out(probs: Column, label: Column, num_classes: int) -> Column:
     38 s instead of 2.5 s over 10M rows x 10 classes.
     """
     biased = self_confidence(probs, label) + F.lit(FLOATING_POINT_COMPARISON)
-    before, after = _around_label(probs, label, num_classes)
+    before, after = around_label(probs, label, num_classes)
     return F.coalesce(F.array_max(before) < biased, F.lit(True)) & F.coalesce(
         F.array_max(after) <= biased, F.lit(True)
     )

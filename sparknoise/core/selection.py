@@ -11,11 +11,13 @@ How the cutoffs are found, with no N-sized shuffle and nothing N-sized on the dr
 
 1. histogram: per cell, counts of candidate keys in ``B`` equal-width buckets over the key range
    (dense per task, emitted sparse, merged by a small aggregation; at most a few times
-   HISTOGRAM_BUDGET entries reach the driver). When the cells are few, pass 1 computes it while it reads the
-   table for the thresholds (``HistogramPlan``), so it costs no scan of its own; otherwise one
-   ``mapInArrow`` scan over the active cells does. The driver finds, per cell, the bucket holding
+   HISTOGRAM_BUDGET entries reach the driver). An earlier pass computes it while it reads the
+   table anyway (``HistogramPlan``): native pass 2 with K <= 64 (a hash count, at most
+   NATIVE_HISTOGRAM_GROUPS cells x buckets), else the Arrow pass 1 when the cells are few; otherwise
+   one ``mapInArrow`` scan over the active cells does. The driver finds, per cell, the bucket holding
    the q-th key and how many keys lie above it;
-2. boundary scan: only candidates that fall in their cell's boundary bucket are emitted; a
+2. boundary scan (Arrow, after an optional native prefilter that drops rows which cannot reach
+   any boundary bucket): only candidates that fall in their cell's boundary bucket are emitted; a
    ``row_number`` window over those few rows, per cell, by (key desc, id asc), picks the exact
    q-th element.
 
@@ -35,11 +37,11 @@ from typing import Callable
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparknoise.core import kernels
+from sparknoise.core import kernels, row_expressions
 
 log = logging.getLogger("sparknoise")
 
@@ -78,6 +80,29 @@ class Cutoffs:
 
 
 @dataclass(frozen=True)
+class NativePair:
+    """One candidate of a row as Spark expressions (native_selection.py reads these).
+
+    ``cell`` is the candidate's cell and ``valid`` whether the row is a candidate here at all
+    (None: always; a separate condition, because a ``when`` around the cell that is then tested
+    for null measured 6x slower), ``key`` its key (the same float64 operations as the batch
+    function, -0.0 normalised), and the cell's
+    per-cell state is ``state[cells][index]``: ``index`` picks among the few cells this pair can
+    fall in (for prune_by_noise_rate's pair j, the row's label picks cell label*K + j).
+    """
+
+    cell: Column
+    key: Column
+    index: Column
+    cells: np.ndarray
+    valid: Column | None = None
+
+
+# A native candidate function maps (probs, label index) columns to the row's candidate pairs.
+NativeFn = Callable[[Column, Column], "list[NativePair]"]
+
+
+@dataclass(frozen=True)
 class SelectionProblem:
     """Cells, their quotas and candidate counts, and how to enumerate candidates in a batch."""
 
@@ -85,6 +110,9 @@ class SelectionProblem:
     quotas: np.ndarray  # (n_cells,) int64: how many to select in each cell
     candidates_per_cell: np.ndarray  # (n_cells,) int64: how many candidates each cell has
     candidates: CandidateFn
+    native: NativeFn | None = None  # the same candidates as Spark expressions, when expressible
+    # an upper bound of the row's keys as one constant-size expression (prefilters the per-cell test)
+    native_max_key: Callable[[Column, Column], Column] | None = None
 
 
 def candidates_of(problem: SelectionProblem, labels: np.ndarray, P: np.ndarray):
@@ -185,6 +213,17 @@ def buckets_for(n_cells: int) -> int:
     return int(np.clip(HISTOGRAM_BUDGET // max(n_cells, 1), MIN_BUCKETS, MAX_BUCKETS))
 
 
+# The native histogram is a hash count over every (row, candidate): its cost grows with the number
+# of distinct groups (10M x 10: 1.1 s per 1M rows at 22k groups, 3.4 s at 470k), so it uses
+# coarser buckets and leaves more rows to the boundary window, which sorts only those.
+NATIVE_HISTOGRAM_GROUPS = 1 << 15
+
+
+def native_buckets_for(n_cells: int) -> int:
+    """Histogram resolution of the native (hash-count) histogram for ``n_cells`` cells."""
+    return int(np.clip(NATIVE_HISTOGRAM_GROUPS // max(n_cells, 1), MIN_BUCKETS, FUSED_MIN_BUCKETS))
+
+
 @dataclass(frozen=True)
 class HistogramPlan:
     """Histograms of several problems' keys in one flat array (cells of problem i start at offsets[i]).
@@ -263,10 +302,13 @@ def find_cutoffs(
     num_classes: int,
     id_type: T.DataType,
     histogram: np.ndarray | None = None,
+    boundary_prefilter: Callable[[np.ndarray, int], Column] | None = None,
 ) -> Cutoffs:
     """Exact cutoffs for every cell of ``problem``; ``source`` has columns (label index, probs, id).
 
-    ``histogram`` (n_cells, n_buckets), when pass 1 already counted the keys, saves one scan.
+    ``histogram`` (n_cells, n_buckets), when an earlier pass already counted the keys, saves one
+    scan. ``boundary_prefilter(boundary, n_buckets)``, when given, is a native condition that every
+    row with a key in its cell's boundary bucket meets: the boundary scan reads only those rows.
     """
     started = time.perf_counter()
     quotas = np.asarray(problem.quotas, dtype=np.int64)
@@ -296,8 +338,10 @@ def find_cutoffs(
             histogram = _histogram_scan(source, problem, num_classes, buckets_for(cells.size), active)
         n_buckets = histogram.shape[1]
         boundary, need = _locate(histogram, quotas, cells)
-        rows = source.mapInArrow(_boundary_fn(problem, num_classes, n_buckets, boundary), schema)
-        method = f"{n_buckets} buckets each"
+        method_rows = int(histogram[cells, boundary[cells]].sum())
+        scanned = source if boundary_prefilter is None else source.filter(boundary_prefilter(boundary, n_buckets))
+        rows = scanned.mapInArrow(_boundary_fn(problem, num_classes, n_buckets, boundary), schema)
+        method = f"{n_buckets} buckets each, {method_rows:,} boundary keys"
     need_df = spark.createDataFrame([(c, n) for c, n in need.items()], "cell int, need long")  # K(K-1)-sized
     picked = (
         rows.withColumn("rn", F.row_number().over(order))
@@ -350,7 +394,26 @@ def noise_rate_problem(pcm: np.ndarray, label_counts: np.ndarray, eligible: np.n
             return empty, empty, np.zeros(0)
         return np.concatenate(rows), np.concatenate(cells), np.concatenate(keys)
 
-    return SelectionProblem(n_cells=K * K, quotas=quotas, candidates_per_cell=available, candidates=candidates)
+    def native(probs: Column, label: Column) -> list[NativePair]:
+        sc = F.get(probs, label)
+        return [
+            NativePair(
+                cell=label * F.lit(K) + F.lit(j),
+                valid=label != F.lit(j),
+                key=(F.get(probs, F.lit(j)) - sc) + F.lit(0.0),
+                index=label,
+                cells=np.arange(K) * K + j,
+            )
+            for j in range(K)
+        ]
+
+    def max_key(probs: Column, label: Column) -> Column:
+        # max_j (p_j - p_k) = (max_j p_j) - p_k exactly: rounding a subtraction is monotone
+        before, after = row_expressions.around_label(probs, label, K)
+        return F.greatest(F.array_max(before), F.array_max(after)) - F.get(probs, label)
+
+    return SelectionProblem(n_cells=K * K, quotas=quotas, candidates_per_cell=available, candidates=candidates,
+                            native=native, native_max_key=max_key)
 
 
 def class_problem(quotas_per_class: np.ndarray, label_counts: np.ndarray) -> SelectionProblem:
@@ -361,24 +424,37 @@ def class_problem(quotas_per_class: np.ndarray, label_counts: np.ndarray) -> Sel
         rows = np.arange(len(labels))
         return rows, labels.astype(np.int64), -P[rows, labels]
 
+    def native(probs: Column, label: Column) -> list[NativePair]:
+        return [NativePair(cell=label, key=(-F.get(probs, label)) + F.lit(0.0), index=label, cells=np.arange(K))]
+
     return SelectionProblem(
         n_cells=K,
         quotas=np.asarray(quotas_per_class, dtype=np.int64),
         candidates_per_cell=np.asarray(label_counts, dtype=np.int64),
         candidates=candidates,
+        native=native,
     )
 
 
-def global_score_problem(quota: int, n_rows: int, method: str) -> SelectionProblem:
-    """low_self_confidence / low_normalized_margin: one cell of every row keyed by -score."""
+def global_score_problem(quota: int, n_rows: int, method: str, num_classes: int = 0) -> SelectionProblem:
+    """low_self_confidence / low_normalized_margin: one cell of every row keyed by -score.
+
+    ``num_classes`` (needed by the native normalized margin) enables the native candidates.
+    """
 
     def candidates(labels: np.ndarray, P: np.ndarray):
         rows = np.arange(len(labels))
         return rows, np.zeros(len(labels), dtype=np.int64), -kernels.quality_scores(P, labels, method)
 
+    def native(probs: Column, label: Column) -> list[NativePair]:
+        score = row_expressions.quality_score(probs, label, method, num_classes)
+        return [NativePair(cell=F.lit(0), key=(-score) + F.lit(0.0), index=F.lit(0), cells=np.zeros(1, dtype=np.int64))]
+
+    native_ok = num_classes > 0 and method in row_expressions.NATIVE_QUALITY_METHODS
     return SelectionProblem(
         n_cells=1,
         quotas=np.array([quota], dtype=np.int64),
         candidates_per_cell=np.array([n_rows], dtype=np.int64),
         candidates=candidates,
+        native=native if native_ok else None,
     )
