@@ -44,21 +44,26 @@ class Cluster:
         os.killpg(self.workers[index].pid, signal.SIGKILL)
         self.workers[index].wait(timeout=60)
 
-    def submit(self, script: str, *args: str, timeout: int = 900, on_line=None) -> tuple[int, str]:
+    def submit(self, script: str, *args: str, timeout: int = 900, on_line=None, python: str = sys.executable,
+               package: str | None = None) -> tuple[int, str]:
         """spark-submit ``script`` to the cluster with the package as a zip in --py-files.
 
-        ``on_line(line)`` is called on every line the driver prints (stderr and stdout merged).
-        Returns (exit code, the output).
+        ``python`` runs the driver and the executors' Python workers; ``package`` is the zip (default: the
+        sparknoise folder zipped here). ``on_line(line)`` is called on every line the driver prints
+        (stderr and stdout merged). Returns (exit code, the output).
         """
-        package = shutil.make_archive(os.path.join(self.folder, "sparknoise"), "zip", ROOT, "sparknoise")
+        if package is None:
+            package = shutil.make_archive(os.path.join(self.folder, "sparknoise"), "zip", ROOT, "sparknoise")
         cmd = [
             os.path.join(os.path.dirname(sys.executable), "spark-submit"), "--master", self.url,
             "--packages", DELTA_PACKAGE, "--conf", f"spark.jars.ivy={IVY_CACHE}",
             "--conf", "spark.executor.memory=1g", "--conf", "spark.ui.enabled=false",
             "--conf", "spark.sql.shuffle.partitions=4", "--conf", "spark.databricks.delta.snapshotPartitions=2",
-            "--conf", f"spark.pyspark.python={sys.executable}", "--py-files", package, script, *args,
+            "--conf", f"spark.pyspark.python={python}", "--py-files", package, script, *args,
         ]
-        proc = subprocess.Popen(cmd, env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env = dict(_env(), PYSPARK_PYTHON=python, PYSPARK_DRIVER_PYTHON=python)
+        env.pop("PYSPARK_SUBMIT_ARGS", None)
+        proc = subprocess.Popen(cmd, env=env, cwd=self.folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, start_new_session=True)
         lines = []
         deadline = time.time() + timeout

@@ -80,10 +80,9 @@ def test_class_smaller_than_folds_is_an_error(spark):
         sn.cross_val_predict_proba(to_spark(spark, frame), LogisticRegression(), n_folds=5)
 
 
+# logistic regression and a decision tree run in the tests above
 MULTICLASS = {
-    "logistic_regression": lambda: LogisticRegression(maxIter=30),
     "random_forest": lambda: RandomForestClassifier(numTrees=10, seed=1),
-    "decision_tree": lambda: DecisionTreeClassifier(maxDepth=5),
     "mlp": lambda: MultilayerPerceptronClassifier(layers=[8, 6, 3], maxIter=30, seed=1),
 }
 

@@ -1,34 +1,19 @@
-"""The detect job end to end: spark-submit, YAML config, three Delta tables, idempotent runs."""
+"""The detect job end to end: YAML config, three Delta tables, idempotent runs, rounds, failures (spark-submit
+with the `make zip` package runs in test_standalone_cluster)."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 
 import numpy as np
-import pyspark
 import pytest
 import yaml
 from ml_data import classification
 from pyspark.sql import functions as F
-from venvs import python_without_sparknoise
 
-import sparknoise as sn
 from sparknoise.cli import main as cli_main
-from sparknoise.jobs.session import DELTA_PACKAGE, IVY_CACHE
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FEATURES = [f"f{i}" for i in range(8)]
-
-
-@pytest.fixture(scope="module")
-def features_table(spark, tmp_path_factory):
-    frame, _ = classification(2000, 3, seed=31, noise_rate=0.2)
-    path = str(tmp_path_factory.mktemp("input") / "train")
-    spark.createDataFrame(frame).repartition(2).write.format("delta").save(path)
-    return path, frame
 
 
 def _conf(tmp_path, **sections) -> str:
@@ -44,64 +29,6 @@ def _conf(tmp_path, **sections) -> str:
 def _tables(spark, conf_path):
     cfg = yaml.safe_load(open(conf_path))
     return [spark.read.format("delta").load(cfg["output"][n]) for n in ("scored", "issues", "runs")]
-
-
-def _python_without_sparknoise(folder) -> str:
-    """An interpreter with sparknoise's dependencies but not sparknoise (checked), like a cluster's Python."""
-    python, _ = python_without_sparknoise(folder / "cluster-python")
-    assert subprocess.run([python, "-c", "import pyspark, numpy, pandas, yaml"], cwd=folder).returncode == 0
-    assert subprocess.run([python, "-c", "import sparknoise"], cwd=folder, capture_output=True).returncode != 0
-    return python
-
-
-def test_spark_submit_end_to_end(spark, features_table, tmp_path):
-    # what the README says to submit: the zip from `make zip` in --py-files, Ivy pointed at sparknoise's cache,
-    # with driver and worker interpreters that do not have sparknoise installed
-    path, frame = features_table
-    conf = _conf(tmp_path, input={"path": path, "features": FEATURES, "passthrough": ["true_label"]},
-                 model={"estimator": "logistic_regression", "params": {"maxIter": 30}, "n_folds": 2},
-                 run={"id": "r1"})
-    package = subprocess.run([sys.executable, os.path.join(ROOT, "dev", "package_zip.py"), str(tmp_path / "dist")],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    python = _python_without_sparknoise(tmp_path)
-    env = dict(os.environ, PYSPARK_PYTHON=python, PYSPARK_DRIVER_PYTHON=python, SPARK_LOCAL_IP="127.0.0.1",
-               SPARK_HOME=os.path.dirname(pyspark.__file__))
-    env.pop("PYSPARK_SUBMIT_ARGS", None)
-    spark_submit = os.path.join(os.path.dirname(sys.executable), "spark-submit")
-    proc = subprocess.run(
-        [spark_submit, "--master", "local[2]", "--packages", DELTA_PACKAGE, "--conf", f"spark.jars.ivy={IVY_CACHE}",
-         "--conf", "spark.sql.shuffle.partitions=4", "--conf", "spark.ui.enabled=false",
-         "--conf", "spark.databricks.delta.snapshotPartitions=2", "--py-files", package,
-         os.path.join(ROOT, "jobs", "detect.py"), "--config", conf],
-        capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "run r1: succeeded" in proc.stdout
-    scored, issues, runs = _tables(spark, conf)
-    assert scored.count() == len(frame)
-    assert {r["id"] for r in scored.select("id").collect()} == set(frame["id"])
-    flagged = {r["id"] for r in scored.filter("is_label_issue").select("id").collect()}
-    assert {r["id"] for r in issues.select("id").collect()} == flagged and flagged
-    assert set(issues.columns) >= {"run_id", "id", "given_label", "suggested_label", "label_quality", "issue_rank",
-                                   "reason", "round", "true_label"}
-    run = runs.collect()
-    assert len(run) == 1 and run[0]["status"] == "succeeded" and run[0]["num_flagged"] == len(flagged)
-    assert run[0]["input_version"] == 0 and len(run[0]["config_sha256"]) == 64
-    # the same flags as the Python API on the job's own out-of-fold probabilities (scored.pred_probs)
-    probs_rows = scored.select("id", "label", "pred_probs")
-    api = {r["id"] for r in sn.find_label_issues(probs_rows).issues().select("id").collect()}
-    assert api == flagged
-    # the out-of-fold model's fit, recorded beside the majority-class baseline
-    pdf = probs_rows.toPandas()
-    probs, labels = np.stack(pdf["pred_probs"].to_numpy()), pdf["label"].to_numpy()
-    fit = json.loads(run[0]["metrics"])["model"]
-    assert fit["n"] == len(frame) and fit["accuracy"] == np.mean(probs.argmax(axis=1) == labels)
-    assert fit["log_loss"] == pytest.approx(-np.mean(np.log(probs[np.arange(len(labels)), labels])), abs=1e-12)
-    assert fit["baseline_accuracy"] == np.bincount(labels).max() / len(labels)
-    assert json.loads(run[0]["metrics"])["warnings"] == []
-    # every commit carries the run's metadata
-    history = spark.sql(f"DESCRIBE HISTORY delta.`{yaml.safe_load(open(conf))['output']['issues']}`").collect()
-    assert '"run_id": "r1"' in history[0]["userMetadata"]
 
 
 @pytest.fixture(scope="module")
@@ -164,11 +91,12 @@ def test_iterative_cleaning_records_rounds(spark, tmp_path):
     path = str(tmp_path / "small")
     spark.createDataFrame(frame).coalesce(1).write.format("delta").save(path)
     conf = _conf(tmp_path, input={"path": path, "features": FEATURES},
-                 model={"params": {"maxIter": 20}, "n_folds": 2}, detection={"iterations": 3, "min_new_issues": 1})
+                 model={"params": {"maxIter": 20}, "n_folds": 2}, detection={"iterations": 2, "min_new_issues": 1})
     assert cli_main(["detect", "--config", conf, "--set", "run.id=it"]) == 0
     scored, issues, runs = _tables(spark, conf)
     per_round = {r["round"]: r["count"] for r in issues.groupBy("round").count().collect()}
     rounds = runs.first()["rounds"]
+    assert rounds == 2  # the second round found new issues
     assert set(per_round) == set(range(1, rounds + 1))
     counts = [per_round[r] for r in sorted(per_round)]
     assert counts == sorted(counts, reverse=True)  # non-increasing

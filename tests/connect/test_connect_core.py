@@ -17,8 +17,9 @@ def k10(spark):
     return d, to_frame(spark, d)
 
 
-# a prune method, both, and a per-row filter: each code path once on Connect (classic runs every filter)
-@pytest.mark.parametrize("filter_by", ["prune_by_noise_rate", "both", "low_self_confidence"])
+# both prune methods (filter "both") and a per-row filter here, the default prune_by_noise_rate in the health
+# test below: each code path once on Connect (classic runs every filter)
+@pytest.mark.parametrize("filter_by", ["both", "low_self_confidence"])
 def test_filters_match_cleanlab_on_connect(k10, filter_by):
     d, df = k10
     assert_parity(sn.find_label_issues(df, filter_by=filter_by), d, filter_by)
@@ -56,7 +57,7 @@ def test_injected_noise_is_the_same_as_on_classic(spark, mode):
     assert fingerprint(spark, mode) == GOLDEN[mode]
 
 
-def test_health_summary_and_report_on_connect(k10, tmp_path):
+def test_default_filter_health_summary_and_report_on_connect(k10, tmp_path):
     import json
     import re
 
@@ -64,6 +65,7 @@ def test_health_summary_and_report_on_connect(k10, tmp_path):
 
     d, df = k10
     res = sn.find_label_issues(df)
+    assert_parity(res, d, "prune_by_noise_rate")
     ref = cd.health_summary(d.labels, d.pred_probs, verbose=False)
     health = sn.health_summary(res, class_names=False)
     assert health.overall_label_health_score == pytest.approx(ref["overall_label_health_score"], abs=1e-15)

@@ -13,11 +13,11 @@ from sparknoise.ml.clean_learning import CleanLearningModel
 def test_cross_val_and_clean_learning_on_connect(spark, tmp_path):
     train, test = classification(900, 3, seed=21, noise_rate=0.2, test=300)
     df, test_df = to_spark(spark, train), to_spark(spark, test)
-    oof = sn.cross_val_predict_proba(df, LogisticRegression(maxIter=30), n_folds=3)
+    oof = sn.cross_val_predict_proba(df, LogisticRegression(maxIter=30), n_folds=2)
     got = oof.select("id", "fold", "pred_probs").toPandas()
     assert len(got) == 900 and got["id"].is_unique and np.stack(got["pred_probs"]).shape == (900, 3)
 
-    model = sn.CleanLearning(estimator=LogisticRegression(maxIter=30), numFolds=3).fit(df)
+    model = sn.CleanLearning(estimator=LogisticRegression(maxIter=30), numFolds=2).fit(df)
     path = str(tmp_path / "model")
     model.write().overwrite().save(path)
     model.write().overwrite().save(path)
