@@ -7,6 +7,7 @@
 
 from sparknoise._version import __version__
 from sparknoise.cleaning.apply import CleaningResult, apply_cleaning
+from sparknoise.cleaning.releases import Release, read_release
 from sparknoise.core.health import HealthSummary, health_summary
 from sparknoise.core.label_issues import find_label_issues, label_quality_scores
 from sparknoise.core.result import LabelIssuesResult
@@ -26,6 +27,8 @@ __all__ = [
     "multiannotator_quality",
     "apply_cleaning",
     "CleaningResult",
+    "read_release",
+    "Release",
     "CleanLearning",
     "CleanLearningModel",
     "cross_val_predict_proba",

@@ -1,4 +1,5 @@
-"""The ``sparknoise`` command: detect | demo | inject | evaluate | report | review export|import | apply | annotators.
+"""The ``sparknoise`` command: detect | demo | inject | evaluate | report | review export|import | apply | publish |
+releases | annotators.
 
 Options: ``--config FILE`` (YAML), repeatable ``--set key.path=value`` and, for Databricks
 ``python_wheel_task`` named parameters, ``--key.path=value``. Exit code 0 on success, 2 on a
@@ -75,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--run-id", required=True, help="the detect run whose queue to export")
     export.add_argument("--output", required=True, metavar="FILE", help="file to write (.csv, .jsonl or .json)")
     export.add_argument("--top", type=int, default=None, help="only the N most suspicious rows (default: all)")
+    export.add_argument("--where", metavar="SQL", default=None,
+                        help="only flagged rows matching a SQL condition over the run's scored columns, e.g. "
+                        "\"split = 'test'\" (the test split's queue)")
     export.add_argument("--format", choices=["csv", "jsonl", "labelstudio"], default=None,
                         help="default: from the extension (.csv, .jsonl, .json = Label Studio tasks)")
     _config_args(export)
@@ -95,9 +99,26 @@ def build_parser() -> argparse.ArgumentParser:
     apply = sub.add_parser(
         "apply", help="apply verdicts and the unreviewed policy: write output.cleaned and output.audit",
         description="Keys: apply.unreviewed (remove | downweight | relabel | keep), apply.downweight, "
-        "apply.relabel_only_high, apply.protect_where. " + loop_keys + " See conf/apply.yaml.")
+        "apply.relabel_only_high, apply.protect_where, apply.protect_mode (all | policy), apply.split_col. "
+        + loop_keys + " See conf/apply.yaml.")
     apply.add_argument("--run-id", required=True, help="the detect run to clean")
     _config_args(apply)
+    publish = sub.add_parser(
+        "publish", help="record a named, immutable release of a cleaned dataset beside its original",
+        description="Pins the detect run's input (location and Delta version) and the cleaned and audit table "
+        "versions of an apply run, with counts per split and action, as one row of output.releases and a "
+        "RELEASE-<NAME>.md/.json manifest beside it. Publishing an existing name is an error. Tables from --config "
+        "/ --set: output.runs, output.cleaned, output.audit, output.releases.")
+    publish.add_argument("--run-id", required=True, help="the apply run to publish (a detect run id: its latest apply)")
+    publish.add_argument("--release", required=True, metavar="NAME", help="the release name (letters, digits, . _ -)")
+    publish.add_argument("--note", default=None, metavar="TEXT", help="a note recorded with the release")
+    publish.add_argument("--manifest-dir", default=None, metavar="DIR",
+                         help="folder for RELEASE-<NAME>.md/.json (default: beside a local output.releases)")
+    _config_args(publish)
+    releases = sub.add_parser("releases", help="list the published releases (output.releases)",
+                              description="One entry per release, oldest first. Table from --config / --set: "
+                              "output.releases.")
+    _config_args(releases)
     return parser
 
 
@@ -149,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "review" and args.review_command == "export":
             from sparknoise.jobs.review import export_queue
 
-            files, n = export_queue(spark, cfg, args.run_id, args.output, top=args.top, fmt=args.format)
+            files, n = export_queue(spark, cfg, args.run_id, args.output, top=args.top, fmt=args.format,
+                                    where=args.where)
             print(f"review queue of run {args.run_id}: {n} rows in {' and '.join(files)}")
             return 0
         if args.command == "review":
@@ -167,6 +189,24 @@ def main(argv: list[str] | None = None) -> int:
             for line in apply_lines(record):
                 print(line)
             print(f"tables: {cfg['output']['cleaned']} {cfg['output']['audit']}")
+            return 0
+        if args.command == "publish":
+            from sparknoise.jobs.publish import release_lines, run_publish
+
+            row = run_publish(spark, cfg, args.run_id, args.release, note=args.note, manifest_dir=args.manifest_dir)
+            for line in release_lines(row):
+                print(line)
+            print(f"table: {cfg['output']['releases']}" + (f"; manifest: {row['manifest']}" if row["manifest"] else ""))
+            return 0
+        if args.command == "releases":
+            from sparknoise.jobs.publish import list_releases, release_lines
+
+            rows = list_releases(spark, cfg)
+            if not rows:
+                print(f"no releases in {cfg['output']['releases']}")
+            for row in rows:
+                for line in release_lines(row):
+                    print(line)
             return 0
         if args.command == "annotators":
             from sparknoise.jobs.annotators import run_annotators

@@ -21,6 +21,14 @@ def read_table(spark: SparkSession, location: str) -> DataFrame:
     return spark.read.format("delta").load(location) if is_path(location) else spark.read.table(location)
 
 
+def read_version(spark: SparkSession, location: str, version: int | None) -> DataFrame:
+    """A Delta path or table as of ``version`` (Delta time travel); the latest version when None."""
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", int(version))
+    return reader.load(location) if is_path(location) else reader.table(location)
+
+
 def materialised(df: DataFrame, scratch: str | None, name: str) -> DataFrame:
     """``df`` written once to the Delta location ``scratch/name`` and read back (as is without scratch).
 

@@ -33,7 +33,7 @@ def loop(spark, tmp_path_factory):
     frame["split"] = np.where(frame["id"] % 5 == 0, "test", "train")
     frame["text"] = [f"item {i}" for i in frame["id"]]
     spark.createDataFrame(frame.drop(columns=["true_label"])).coalesce(2).write.format("delta").save(str(base / "in"))
-    out = {n: str(base / n) for n in ("scored", "issues", "runs", "reviews", "cleaned", "audit")}
+    out = {n: str(base / n) for n in ("scored", "issues", "runs", "reviews", "cleaned", "audit", "releases")}
     conf = base / "loop.yaml"
     conf.write_text(yaml.safe_dump({
         "input": {"path": str(base / "in"), "probs_col": "pred_probs", "classes": NAMES,
@@ -265,3 +265,78 @@ def test_label_studio_round_trip(spark, loop, tmp_path):
     cleaned = _table(spark, loop, "cleaned").toPandas().set_index("id")
     assert cleaned.loc[ids[0], "action"] == "kept" and ids[2] not in cleaned.index
     assert cleaned.loc[ids[1], "action"] == "relabeled" and cleaned.loc[ids[1], "clean_label"] == other
+
+
+def test_test_split_by_verdict_only_and_named_releases(spark, loop, capsys, tmp_path):
+    """protect_mode policy: reviewers' verdicts change test rows (audited as protected), the policy never does;
+    the test split's queue; the apply run's report; publish / list / read a release; a name is never reused."""
+    assert _cli(loop, "detect", "--set", "run.id=r2") == 0
+    frame, out = loop["frame"], loop["out"]
+    split = dict(zip(frame["id"], frame["split"]))
+    flagged = set(loop["issues"]["id"])  # r2 reads the same rows and probabilities as r1
+    queue = tmp_path / "test_queue.csv"
+    assert _cli(loop, "review", "export", "--run-id", "r2", "--output", str(queue), "--where", "split = 'test'") == 0
+    rows = list(csv.DictReader(open(queue)))
+    test_flagged = sorted(i for i in flagged if split[i] == "test")
+    assert sorted(int(r["id"]) for r in rows) == test_flagged and [int(r["issue_rank"]) for r in rows] == sorted(
+        int(r["issue_rank"]) for r in rows)
+    assert _cli(loop, "review", "export", "--run-id", "r2", "--output", str(queue), "--where", "nope = 1") == 2
+    assert "--where 'nope = 1' does not run on the run's scored rows" in capsys.readouterr().err
+    t_relabel, t_remove = (int(r["id"]) for r in rows[:2])
+    new_label = next(n for n in NAMES if n != rows[0]["given_label"])
+    train = next(i for i in sorted(flagged) if split[i] == "train")
+    verdicts = _write_verdicts(tmp_path / "v.csv", [
+        {"id": t_relabel, "decision": "relabel", "new_label": new_label, "reviewer": "eve", "note": "typo"},
+        {"id": t_remove, "decision": "remove", "reviewer": "eve"},
+        {"id": train, "decision": "keep", "reviewer": "eve"}])
+    assert _cli(loop, "review", "import", "--run-id", "r2", "--input", verdicts) == 0
+    protect = ["--set", "apply.protect_where=split = 'test'", "--set", "apply.split_col=split"]
+    assert _cli(loop, "apply", "--run-id", "r2", *protect) == 2  # protect_mode all: a verdict on a test row
+    assert "set apply.protect_mode: policy" in capsys.readouterr().err
+    assert _cli(loop, "apply", "--run-id", "r2", *protect, "--set", "apply.protect_mode=policy",
+                "--set", "run.id=a2") == 0
+    printed = capsys.readouterr().out
+    cleaned = _table(spark, loop, "cleaned").filter("run_id = 'r2'").toPandas().set_index("id")
+    audit = _table(spark, loop, "audit").filter("run_id = 'r2'").toPandas().set_index("id")
+    removed_train = {i for i in flagged if split[i] == "train"} - {train}
+    assert set(cleaned.index) == set(range(N)) - removed_train - {t_remove}
+    assert cleaned.loc[t_relabel, "clean_label"] == new_label and cleaned.loc[t_relabel, "action"] == "relabeled"
+    assert (cleaned.loc[sorted(set(test_flagged) - {t_relabel, t_remove}), "action"] == "kept").all()
+    assert set(audit.index) == removed_train | {t_relabel, t_remove}
+    assert set(audit.index[audit["protected"]]) == {t_relabel, t_remove}
+    assert (audit.loc[[t_relabel, t_remove], "source"] == "review").all() and set(audit["split"]) == {"test", "train"}
+    n_test = sum(1 for s in split.values() if s == "test")
+    by_split = {"test": {"kept": n_test - 2, "relabeled": 1, "downweighted": 0, "removed": 1},
+                "train": {"kept": N - n_test - len(removed_train), "relabeled": 0, "downweighted": 0,
+                          "removed": len(removed_train)}}
+    metrics = json.loads(_table(spark, loop, "runs").filter("run_id = 'a2'").first()["metrics"])
+    assert metrics["counts"]["by_split"] == by_split and metrics["counts"]["protected"] == {"relabeled": 1,
+                                                                                         "removed": 1}
+    assert "split test: kept" in printed and "protected rows (split = 'test', protect_mode policy)" in printed, printed
+    # the apply run's report: per split what changed and why, the test-split corrections as their own table
+    report = tmp_path / "apply.html"
+    assert _cli(loop, "report", "--run-id", "a2", "--output", str(report)) == 0
+    page = report.read_text()
+    assert "<h3 id='cleaning-splits'>Per split (split)</h3>" in page and "Applied by run <code>a2</code>" in page
+    corrections = page[page.index("id='cleaning-corrections'"):]
+    assert "Protected rows changed by review (2)" in corrections and f"<td>{t_relabel}</td>" in corrections
+    # publish, list, read back; a name is never reused
+    assert _cli(loop, "publish", "--run-id", "a2", "--release", "v1", "--note", "test split reviewed") == 0
+    printed = capsys.readouterr().out
+    assert "release v1 (" in printed and "protected rows corrected by review: relabeled 1, removed 1" in printed
+    manifest = loop["base"] / "RELEASE-v1.md"
+    assert manifest.exists() and "| test | " in manifest.read_text()
+    assert _cli(loop, "publish", "--run-id", "r2", "--release", "v1") == 2
+    assert "release 'v1' already exists" in capsys.readouterr().err
+    assert _cli(loop, "publish", "--run-id", "r2", "--release", "bad name") == 2
+    assert _cli(loop, "releases") == 0 and "release v1 (" in capsys.readouterr().out
+    # a later apply changes the tables; the release still reads what was published
+    assert _cli(loop, "apply", "--run-id", "r2", *protect, "--set", "apply.protect_mode=policy",
+                "--set", "apply.unreviewed=keep") == 0
+    rel = sn.read_release(spark, out["releases"], "v1")
+    assert rel.record["apply_run_id"] == "a2" and rel.record["detect_run_id"] == "r2"
+    assert rel.original.count() == N and rel.counts["by_split"] == by_split
+    assert sorted(r["id"] for r in rel.cleaned.select("id").collect()) == sorted(cleaned.index)
+    assert {r["id"] for r in rel.audit.filter("protected").collect()} == {t_relabel, t_remove}
+    with pytest.raises(InputError, match="no release 'v2'"):
+        sn.read_release(spark, out["releases"], "v2")

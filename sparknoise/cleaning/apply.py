@@ -3,7 +3,10 @@
 Every scored row gets one action, decided per row on the executors (no shuffle beyond one join
 with the verdicts, which are few):
 
-1. a row matching ``protect`` (SQL, e.g. ``split = 'test'``) is never changed: ``kept``;
+1. a row matching ``protect`` (SQL, e.g. ``split = 'test'``) is never changed by the policy. With
+   ``protect_mode="all"`` (the default) it is never changed at all (``kept``) and a verdict on it is
+   an error; with ``protect_mode="policy"`` reviewers' verdicts on it still apply (step 2), so a
+   test split's labels change only by human verdict, and its audit rows say ``protected = true``;
 2. a row with a verdict follows the latest one (by ``reviewed_at``, then ``imported_at``):
    ``keep`` -> ``kept``; ``relabel`` -> ``relabeled`` to ``new_label`` (to the given label itself:
    ``kept``); ``remove`` -> ``removed``;
@@ -15,11 +18,13 @@ with the verdicts, which are few):
 ``cleaned`` holds every row not removed, with its columns plus ``clean_label`` (the new label, else
 the given one), ``sample_weight`` (1.0, or ``downweight`` for down-weighted rows) and ``action``.
 ``audit`` holds one row per changed row (removed, relabeled, down-weighted): old and new label,
-``source`` (``review`` or ``policy``), a readable ``reason``, the reviewer and note, the row's
-``issue_rank`` and ``label_quality`` and ``applied_at``.
+``source`` (``review`` or ``policy``), ``protected`` (the row matches ``protect``: with
+``protect_mode="policy"`` only reviewers change those), a readable ``reason``, the reviewer and
+note, the row's ``issue_rank`` and ``label_quality``, ``applied_at`` and, with ``split_col``, the
+row's split (so changes can be counted per split from ``cleaned`` and ``audit`` alone).
 
 Checks run eagerly, in one aggregation over the verdicts joined with the scored rows: a verdict
-for an id not in ``scored``, for a protected row, with an unknown decision, a ``relabel`` without
+for an id not in ``scored``, for a protected row (``protect_mode="all"`` only), with an unknown decision, a ``relabel`` without
 ``new_label``, or two different decisions at the same time for one id is an :class:`InputError`
 naming the id. Spark Connect safe; nothing row-level reaches the driver.
 """
@@ -38,6 +43,7 @@ from sparknoise.errors import ConfigError, InputError
 
 DECISIONS = ("keep", "relabel", "remove")
 UNREVIEWED_POLICIES = ("remove", "downweight", "relabel", "keep")
+PROTECT_MODES = ("all", "policy")
 ACTIONS = ("kept", "relabeled", "downweighted", "removed")
 VERDICT_COLUMNS = ("decision", "new_label", "reviewer", "note", "reviewed_at", "imported_at")
 
@@ -54,17 +60,20 @@ class CleaningResult:
 
     cleaned: DataFrame
     audit: DataFrame
-    decided: DataFrame  # every scored row's id, action and source (removed rows included)
+    decided: DataFrame  # every scored row's id, action, source and protected flag (removed rows included)
 
     def summary(self) -> dict[str, Any]:
-        """Counts per action and per (source, action); one small aggregation runs."""
+        """Counts per action, per (source, action) and of protected rows per action; one small aggregation."""
         counts = {a: 0 for a in ACTIONS}
         by_source: dict[str, dict[str, int]] = {"review": {}, "policy": {}, "none": {}}
-        for row in self.decided.groupBy(_ACTION, _SOURCE).count().collect():  # <= 4 x 3 rows
-            counts[row[0]] += row[2]
-            by_source[row[1]][row[0]] = row[2]
+        protected: dict[str, int] = {}
+        for row in self.decided.groupBy(_ACTION, _SOURCE, _PROTECTED).count().collect():  # <= 4 x 3 x 2 rows
+            counts[row[0]] += row[3]
+            by_source[row[1]][row[0]] = by_source[row[1]].get(row[0], 0) + row[3]
+            if row[2]:
+                protected[row[0]] = protected.get(row[0], 0) + row[3]
         return {**counts, "rows": sum(counts.values()),
-                "reviewed": sum(by_source["review"].values()), "by_source": by_source}
+                "reviewed": sum(by_source["review"].values()), "by_source": by_source, "protected": protected}
 
 
 def latest_verdicts(reviews: DataFrame, id_col: str) -> DataFrame:
@@ -84,11 +93,12 @@ def latest_verdicts(reviews: DataFrame, id_col: str) -> DataFrame:
     return v.filter(F.col("__sn_n") == 1).drop("__sn_n", "__sn_when", "__sn_imported")
 
 
-def _check_verdicts(joined: DataFrame, id_col: str) -> None:
+def _check_verdicts(joined: DataFrame, id_col: str, protect_mode: str) -> None:
     """One aggregation: counts and up to 3 example ids of each problem (nothing else reaches the driver)."""
     problems = {
         "is not a row of the scored table": F.col("__sn_in_scored").isNull(),
-        "is a protected row (apply.protect_where / protect): it is never changed": F.col(_PROTECTED),
+        "is a protected row (apply.protect_where / protect): it is never changed (protect_mode 'policy' lets "
+        "reviewers' verdicts change protected rows)": F.col(_PROTECTED) & F.lit(protect_mode == "all"),
         f"has a decision that is not one of {list(DECISIONS)}": ~F.col(_V + "decision").isin(*DECISIONS),
         "is a relabel without new_label": (F.col(_V + "decision") == "relabel") & F.col(_NEW).isNull(),
         "has two different decisions at the same reviewed_at": F.col("__sn_conflict"),
@@ -115,6 +125,8 @@ def apply_cleaning(
     downweight: float = 0.1,
     relabel_only_high: bool = False,
     protect: str | None = None,
+    protect_mode: str = "all",
+    split_col: str | None = None,
     issues: DataFrame | None = None,
     filter_by: str | None = None,
     applied_at: dt.datetime | None = None,
@@ -132,7 +144,12 @@ def apply_cleaning(
         relabel_only_high: with ``unreviewed="relabel"``, relabel only rows of ``high`` confidence
             (the rest are removed); the confidence comes from ``scored`` or ``issues``
             (``res.issues()`` or a run's issues table).
-        protect: a SQL condition over ``scored``'s columns; matching rows are never changed.
+        protect: a SQL condition over ``scored``'s columns; the policy never changes matching rows.
+        protect_mode: ``all`` (default): protected rows are never changed and a verdict on one is an
+            :class:`InputError`; ``policy``: reviewers' verdicts on protected rows apply (audited with
+            ``protected = true``), the unreviewed policy still never touches them.
+        split_col: a column of ``scored`` naming each row's split (e.g. ``split``), copied into
+            ``audit`` so changes can be counted per split.
         filter_by: the detection method, named in the policy's audit reasons.
         applied_at: the time recorded in ``audit`` (default: now, UTC).
 
@@ -143,7 +160,10 @@ def apply_cleaning(
         raise ConfigError(f"unreviewed {unreviewed!r} is unknown; use one of {list(UNREVIEWED_POLICIES)}")
     if not isinstance(downweight, (int, float)) or not 0 < downweight <= 1:
         raise ConfigError(f"downweight must be in (0, 1], not {downweight!r}")
-    needed = [id_col, label_col, "is_label_issue", "predicted_label", "issue_rank", "label_quality"]
+    if protect_mode not in PROTECT_MODES:
+        raise ConfigError(f"protect_mode {protect_mode!r} is unknown; use one of {list(PROTECT_MODES)}")
+    needed = [id_col, label_col, "is_label_issue", "predicted_label", "issue_rank", "label_quality",
+              *([split_col] if split_col else [])]
     scored = unfolded(scored)
     missing = [c for c in needed if c not in scored.columns]
     if missing:
@@ -185,7 +205,7 @@ def apply_cleaning(
         )
         # verdicts are few next to the rows (a review queue): broadcast them, the rows never shuffle
         scored_ids = df.select(id_col, _PROTECTED, F.lit(True).alias("__sn_in_scored"))
-        _check_verdicts(scored_ids.join(F.broadcast(v), id_col, "right"), id_col)
+        _check_verdicts(scored_ids.join(F.broadcast(v), id_col, "right"), id_col, protect_mode)
         df = df.join(F.broadcast(v.drop("__sn_conflict")), id_col, "left")
     else:
         df = (df.withColumn(_V + "decision", F.lit(None).cast("string"))
@@ -202,8 +222,10 @@ def apply_cleaning(
         "relabel": F.when(policy_relabel & (suggested != F.col(label_col)), F.lit("relabeled"))
         .when(policy_relabel, F.lit("kept")).otherwise(F.lit("removed")),
     }[unreviewed]
+    # protected rows the policy may not touch: all of them, or (protect_mode policy) the unreviewed ones
+    frozen = F.col(_PROTECTED) if protect_mode == "all" else F.col(_PROTECTED) & ~reviewed
     action = (
-        F.when(F.col(_PROTECTED), F.lit("kept"))
+        F.when(frozen, F.lit("kept"))
         .when(reviewed & (decision == "keep"), F.lit("kept"))
         .when(reviewed & (decision == "relabel") & same_label, F.lit("kept"))
         .when(reviewed & (decision == "relabel"), F.lit("relabeled"))
@@ -211,7 +233,7 @@ def apply_cleaning(
         .when(flagged, policy_action)
         .otherwise(F.lit("kept"))
     )
-    source = (F.when(F.col(_PROTECTED), F.lit("none")).when(reviewed, F.lit("review"))
+    source = (F.when(frozen, F.lit("none")).when(reviewed, F.lit("review"))
               .when(flagged, F.lit("policy")).otherwise(F.lit("none")))
     new_label = F.when(reviewed, F.col(_NEW)).otherwise(suggested)
     decided = df.withColumn(_ACTION, action).withColumn(_SOURCE, source)
@@ -228,6 +250,8 @@ def apply_cleaning(
         F.col(label_col).alias("old_label"),
         F.when(a == "relabeled", new_label).cast(label_type).alias("new_label"),
         F.col(_SOURCE).alias("source"),
+        F.col(_PROTECTED).alias("protected"),
+        *([F.col(split_col)] if split_col and split_col != id_col else []),
         _reason(a, F.col(_SOURCE), label_col, new_label, confidence, unreviewed, downweight, filter_by)
         .alias("reason"),
         F.col(_V + "reviewer").alias("reviewer"),
@@ -236,7 +260,7 @@ def apply_cleaning(
         F.col("label_quality"),
         F.lit(applied_at).cast("timestamp").alias("applied_at"),
     )
-    return CleaningResult(cleaned=cleaned, audit=audit, decided=decided.select(id_col, _ACTION, _SOURCE))
+    return CleaningResult(cleaned=cleaned, audit=audit, decided=decided.select(id_col, _ACTION, _SOURCE, _PROTECTED))
 
 
 def _reason(action: Column, source: Column, label_col: str, new_label: Column, confidence: Column,

@@ -4,8 +4,11 @@ Reads the run's scored rows, its issues (for ``confidence``) and its verdicts in
 (pinned to one Delta version; none yet is fine), applies them with :func:`sparknoise.apply_cleaning`
 and the ``apply.*`` policy, and writes ``output.cleaned`` and ``output.audit``, one commit each,
 replacing that run id's rows (a rerun gives the same tables). The apply run is recorded in
-``output.runs`` (``job = apply``) with the detect run it applied, the reviews version and the
-counts per action and source. Bad verdicts or settings stop it before anything is written.
+``output.runs`` (``job = apply``) with the detect run it applied, the reviews version, the Delta
+versions of ``cleaned`` and ``audit`` it wrote, and the counts per action and source, of protected
+rows (``apply.protect_where``) per action, and with ``apply.split_col`` per split and action
+(all from small aggregations of the two tables just written). Bad verdicts or settings stop it
+before anything is written.
 """
 
 from __future__ import annotations
@@ -22,8 +25,16 @@ from pyspark.sql import functions as F
 from sparknoise.cleaning.apply import ACTIONS, apply_cleaning
 from sparknoise.errors import ConfigError, InputError
 from sparknoise.jobs.run_log import detect_run, start_record, write_run_record
-from sparknoise.jobs.tables import check_output_location, is_path, latest_version, read_table, run_rows, write_run_rows
+from sparknoise.jobs.tables import (
+    check_output_location,
+    commit_version,
+    is_path,
+    latest_version,
+    run_rows,
+    write_run_rows,
+)
 from sparknoise.jobs.tracking import track
+from sparknoise.storage import read_version
 
 log = logging.getLogger("sparknoise")
 
@@ -40,19 +51,33 @@ def _reviews(spark: SparkSession, location: str, run_id: str):
     return df.filter(F.col("run_id") == run_id).drop("run_id"), version
 
 
-def _counts(spark: SparkSession, cfg: dict, run_id: str) -> dict:
-    """Counts per action and per (source, action), from the two tables just written (small aggregations)."""
-    out = cfg["output"]
+def _counts(spark: SparkSession, cfg: dict, run_id: str, versions: dict[str, int | None]) -> dict:
+    """Counts per action, per (source, action), of protected rows per action and, with ``apply.split_col``,
+    per (split, action), from the two tables at the versions just written (small aggregations: <= 4 x 3 x 2
+    rows, and splits x 4 rows)."""
+    out, split_col = cfg["output"], cfg["apply"]["split_col"]
     counts = {a: 0 for a in ACTIONS}
     by_source: dict[str, dict[str, int]] = {"review": {}, "policy": {}}
-    for r in read_table(spark, out["cleaned"]).filter(F.col("run_id") == run_id).groupBy("action").count().collect():
+    protected: dict[str, int] = {}
+    cleaned = read_version(spark, out["cleaned"], versions["cleaned"]).filter(F.col("run_id") == run_id)
+    for r in cleaned.groupBy("action").count().collect():
         counts[r[0]] = r[1]  # <= 3 rows
-    audit = read_table(spark, out["audit"]).filter(F.col("run_id") == run_id)
-    for r in audit.groupBy("action", "source").count().collect():  # <= 6 rows
+    audit = read_version(spark, out["audit"], versions["audit"]).filter(F.col("run_id") == run_id)
+    for r in audit.groupBy("action", "source", "protected").count().collect():
         if r[0] == "removed":
-            counts["removed"] += r[2]
-        by_source[r[1]][r[0]] = r[2]
-    return {**counts, "rows": sum(counts.values()), "by_source": by_source}
+            counts["removed"] += r[3]
+        by_source[r[1]][r[0]] = by_source[r[1]].get(r[0], 0) + r[3]
+        if r[2]:
+            protected[r[0]] = protected.get(r[0], 0) + r[3]
+    result = {**counts, "rows": sum(counts.values()), "by_source": by_source, "protected": protected}
+    if split_col:
+        by_split: dict[str, dict[str, int]] = {}
+        kept = cleaned.groupBy(F.col(split_col).cast("string"), "action").count().collect()
+        removed = audit.filter(F.col("action") == "removed").groupBy(F.col(split_col).cast("string"), "action")
+        for r in [*kept, *removed.count().collect()]:  # splits x 4 rows
+            by_split.setdefault(str(r[0]), {a: 0 for a in ACTIONS})[r[1]] += r[2]
+        result["by_split"] = dict(sorted(by_split.items()))
+    return result
 
 
 def run_apply(spark: SparkSession, cfg: dict, run_id: str) -> dict:
@@ -76,6 +101,7 @@ def run_apply(spark: SparkSession, cfg: dict, run_id: str) -> dict:
         result = apply_cleaning(
             scored, reviews, id_col=id_col, label_col=label_col, unreviewed=ap["unreviewed"],
             downweight=ap["downweight"], relabel_only_high=ap["relabel_only_high"], protect=ap["protect_where"],
+            protect_mode=ap["protect_mode"], split_col=ap["split_col"],
             issues=issues if "confidence" in issues.columns else None, filter_by=filter_by, applied_at=applied_at,
         )
     except ConfigError as e:
@@ -84,25 +110,32 @@ def run_apply(spark: SparkSession, cfg: dict, run_id: str) -> dict:
         raise
     except InputError as e:
         if "protected row" in str(e):
-            raise InputError(f"{e} (apply.protect_where {ap['protect_where']!r})") from None
+            raise InputError(f"{e} (apply.protect_where {ap['protect_where']!r}; set apply.protect_mode: policy to "
+                             "let reviewers change protected rows)") from None
+        if ap["split_col"] and getattr(e, "column", None) == ap["split_col"]:
+            raise InputError(f"'apply.split_col' {ap['split_col']!r} is not a column of the scored rows; "
+                             f"available: {scored.columns}", column=ap["split_col"]) from None
         raise
     timings["checks"] = round(time.perf_counter() - clock, 3)
     meta = {**meta, "applied_run_id": run_id}
     try:
         t = time.perf_counter()
-        write_run_rows(result.cleaned, out["cleaned"], run_id=run_id, metadata=meta)
+        write_run_rows(result.cleaned, out["cleaned"], run_id=run_id, metadata=meta, merge_schema=True)
         timings["write_cleaned"] = round(time.perf_counter() - t, 3)
         t = time.perf_counter()
-        write_run_rows(result.audit, out["audit"], run_id=run_id, metadata=meta)
+        write_run_rows(result.audit, out["audit"], run_id=run_id, metadata=meta, merge_schema=True)
         timings["write_audit"] = round(time.perf_counter() - t, 3)
-        counts = _counts(spark, cfg, run_id)
+        versions = {name: commit_version(spark, out[name], record["run_id"]) for name in ("cleaned", "audit")}
+        counts = _counts(spark, cfg, run_id, versions)
         reviewed = 0 if reviews is None else reviews.select(id_col).distinct().count()
         counts["reviewed"] = reviewed
         record.update(status="succeeded", n_rows=counts["rows"], num_flagged=detect.get("num_flagged"),
                       classes=detect.get("classes"), n_classes=detect.get("n_classes"),
                       metrics=json.dumps({"applied_run_id": run_id, "reviews_location": out["reviews"],
                                           "reviews_version": version, "unreviewed": ap["unreviewed"],
-                                          "counts": counts}, sort_keys=True))
+                                          "protect_where": ap["protect_where"], "protect_mode": ap["protect_mode"],
+                                          "split_col": ap["split_col"], "cleaned_version": versions["cleaned"],
+                                          "audit_version": versions["audit"], "counts": counts}, sort_keys=True))
     except Exception as e:
         record.update(status="failed", error=f"{type(e).__name__}: {e}"[:4000],
                       metrics=json.dumps({"applied_run_id": run_id}))
@@ -128,4 +161,8 @@ def summary_lines(record: dict) -> list[str]:
         f"rows {c['rows']}: kept {c['kept']}, relabeled {c['relabeled']}, down-weighted {c['downweighted']}, "
         f"removed {c['removed']}; {c['reviewed']} reviewed (reviews version {m['reviews_version']})",
         f"by review: {c['by_source']['review']}; by policy ({m['unreviewed']}): {c['by_source']['policy']}",
+        *([f"protected rows ({m.get('protect_where')}, protect_mode {m.get('protect_mode')}) changed by review: "
+           f"{c['protected']}"] if c.get("protected") else []),
+        *[f"split {name}: " + ", ".join(f"{a} {acts.get(a, 0)}" for a in ACTIONS)
+          for name, acts in (c.get("by_split") or {}).items()],
     ]

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from sparknoise.cleaning.apply import UNREVIEWED_POLICIES
+from sparknoise.cleaning.apply import PROTECT_MODES, UNREVIEWED_POLICIES
 from sparknoise.core.flags import FILTERS
 from sparknoise.core.inputs import PROBS_REPAIRS
 from sparknoise.core.kernels import QUALITY_METHODS
@@ -80,6 +80,7 @@ DEFAULTS: dict[str, Any] = {
         "reviews": "sparknoise-output/reviews",  # review import: reviewers' verdicts, appended
         "cleaned": "sparknoise-output/cleaned",  # apply: the rows downstream training reads
         "audit": "sparknoise-output/audit",  # apply: one row per removed, relabeled or down-weighted row
+        "releases": "sparknoise-output/releases",  # publish: one row per named release of a cleaned dataset
         "consensus": "sparknoise-output/consensus",  # annotators: one row per item, consensus label and weight
         "annotator_stats": "sparknoise-output/annotator_stats",  # annotators: one row per annotator
         "annotation_quality": "sparknoise-output/annotation_quality",  # annotators: one row per annotation
@@ -88,7 +89,9 @@ DEFAULTS: dict[str, Any] = {
         "unreviewed": "remove",  # flagged rows without a verdict: remove | downweight | relabel | keep
         "downweight": 0.1,  # sample_weight of down-weighted rows
         "relabel_only_high": False,  # unreviewed=relabel: relabel only high-confidence rows, remove the rest
-        "protect_where": None,  # SQL over the scored columns: rows never changed (e.g. "split = 'test'")
+        "protect_where": None,  # SQL over the scored columns: rows the policy never changes (e.g. "split = 'test'")
+        "protect_mode": "all",  # all: protected rows never change | policy: only reviewers' verdicts change them
+        "split_col": None,  # a scored column naming each row's split: counts per split in runs, report, releases
     },
     "inject": {
         "mode": "uniform",  # uniform | class_conditional | instance_dependent
@@ -127,10 +130,11 @@ DEFAULTS: dict[str, Any] = {
     "run": {"id": None},
 }
 
-JOBS = ("detect", "inject", "evaluate", "report", "review", "apply", "annotators")
+JOBS = ("detect", "inject", "evaluate", "report", "review", "apply", "annotators", "publish", "releases")
 # the tables each job of the cleaning loop reads or writes (all come from one config file)
-_LOOP_TABLES = {"report": ("scored", "issues", "runs"), "review": ("scored", "issues", "runs", "reviews"),
-                "apply": ("scored", "issues", "runs", "reviews", "cleaned", "audit")}
+_LOOP_TABLES = {"report": ("scored", "issues", "runs", "audit"), "review": ("scored", "issues", "runs", "reviews"),
+                "apply": ("scored", "issues", "runs", "reviews", "cleaned", "audit"),
+                "publish": ("runs", "cleaned", "audit", "releases"), "releases": ("releases",)}
 
 
 def _set_path(cfg: dict, dotted: str, value: Any, *, source: str) -> None:
@@ -322,6 +326,11 @@ def _validate_apply(ap: dict) -> None:
         raise ConfigError("'apply.relabel_only_high' applies to 'apply.unreviewed: relabel'; set both or neither")
     if ap["protect_where"] is not None and not (isinstance(ap["protect_where"], str) and ap["protect_where"].strip()):
         raise ConfigError("'apply.protect_where' must be a SQL condition such as \"split = 'test'\"")
+    if ap["protect_mode"] not in PROTECT_MODES:
+        raise ConfigError(f"'apply.protect_mode' {ap['protect_mode']!r} is unknown; use one of {list(PROTECT_MODES)} "
+                          "(all: protected rows never change; policy: only reviewers' verdicts change them)")
+    if ap["split_col"] is not None and not (isinstance(ap["split_col"], str) and ap["split_col"].strip()):
+        raise ConfigError("'apply.split_col' must be a column name of the scored table, such as split")
 
 
 def _validate_inject(cfg: dict) -> None:
@@ -405,6 +414,8 @@ JOB_SECTIONS: dict[str, dict[str, tuple[str, ...] | None]] = {
     "report": {"output": _LOOP_TABLES["report"]},
     "review": {"output": _LOOP_TABLES["review"], "run": None},
     "apply": {"apply": None, "output": _LOOP_TABLES["apply"], "tracking": None, "run": None},
+    "publish": {"output": _LOOP_TABLES["publish"]},
+    "releases": {"output": _LOOP_TABLES["releases"]},
     "annotators": {"input": ("annotations", "probs", "items", "format", "id_col", "annotator_col", "label_col",
                              "probs_col", "features", "features_col", "classes"),
                    "model": None, "annotators": None,

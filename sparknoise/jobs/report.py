@@ -1,4 +1,11 @@
-"""`sparknoise report --run-id ID`: the HTML label-health report of a detect run, from its Delta tables."""
+"""`sparknoise report --run-id ID`: the HTML label-health report of a detect run, from its Delta tables.
+
+The report of an apply run is its detect run's report with that apply's cleaning section: counts
+per action and source, per split (``apply.split_col``) what changed and why (action x source), and
+the protected rows reviewers changed (the test-split corrections a benchmark maintainer must check),
+read from ``audit`` at the version that apply committed. Driver side: small aggregations and at most
+``MAX_CORRECTIONS`` audit rows.
+"""
 
 from __future__ import annotations
 
@@ -18,12 +25,43 @@ from sparknoise.jobs.tables import read_table
 from sparknoise.report.annotators import MAX_ANNOTATORS, AnnotatorReportData, write_annotator_report
 from sparknoise.report.data import TOP_ROWS, ReportData, quality_histogram, top_rows
 from sparknoise.report.html import write_report
+from sparknoise.storage import read_version
 
 log = logging.getLogger("sparknoise")
 
+MAX_CORRECTIONS = 200  # protected rows changed by review, listed one by one in the report
 
-def from_tables(spark: SparkSession, outputs: dict[str, str], run_id: str, *, top: int = TOP_ROWS) -> ReportData:
-    """Report data of a detect run from its ``runs``, ``issues`` and ``scored`` Delta tables."""
+
+def cleaning_details(spark: SparkSession, outputs: dict[str, str], run_id: str,
+                     cleaning: dict | None) -> dict | None:
+    """The apply run's metrics plus, from its ``audit`` version, changes per (split, action, source) and the
+    protected rows it changed (at most ``MAX_CORRECTIONS``)."""
+    if not cleaning or "audit" not in outputs:
+        return cleaning
+    try:
+        audit = read_version(spark, outputs["audit"], cleaning.get("audit_version"))
+        audit.schema  # noqa: B018 - an audit table that is gone: the counts alone
+    except Exception:  # noqa: BLE001
+        return cleaning
+    audit = audit.filter(F.col("run_id") == run_id)
+    split_col = cleaning.get("split_col")
+    details = dict(cleaning)
+    if split_col and split_col in audit.columns:
+        rows = (audit.groupBy(F.col(split_col).cast("string").alias("split"), "action", "source").count()
+                .orderBy("split", "action", "source").collect())  # splits x 3 actions x 2 sources
+        details["changes_by_split"] = [r.asDict() for r in rows]
+    if "protected" in audit.columns:
+        columns = [c for c in audit.columns if c not in ("run_id", "issue_rank", "label_quality", "applied_at")]
+        rows = audit.filter(F.col("protected")).orderBy(*columns[:1]).limit(MAX_CORRECTIONS).select(*columns).collect()
+        details["corrections"] = pd.DataFrame([r.asDict() for r in rows], columns=columns)
+    return details
+
+
+def from_tables(spark: SparkSession, outputs: dict[str, str], run_id: str, *, top: int = TOP_ROWS,
+                cleaning: dict | None = None) -> ReportData:
+    """Report data of a detect run from its ``runs``, ``issues`` and ``scored`` Delta tables.
+
+    ``cleaning``: the metrics of the apply run to show (default: the run's latest succeeded apply)."""
     record = run_row(spark, outputs["runs"], run_id)
     if record.get("job") not in (None, "detect"):
         raise InputError(f"run '{run_id}' is a {record['job']} run; the report describes detect runs")
@@ -51,7 +89,8 @@ def from_tables(spark: SparkSession, outputs: dict[str, str], run_id: str, *, to
         noise_matrix=np.asarray(record["noise_matrix"], dtype=np.float64),
         health=summarize_health(cj, record["n_rows"], record["num_label_issues"], classes),
         quality_histogram=quality_histogram(scored), top_rows=top_rows(issues, columns, top),
-        passthrough=passthrough, cleaning=latest_apply(spark, outputs["runs"], run_id),
+        passthrough=passthrough,
+        cleaning=cleaning_details(spark, outputs, run_id, cleaning or latest_apply(spark, outputs["runs"], run_id)),
     )
 
 
@@ -83,7 +122,14 @@ def run_report(spark: SparkSession, cfg: dict, run_id: str, path: str, *, top: i
         write_annotator_report(annotator_data(spark, cfg["output"], record), path)
         log.info("annotator report of run %s written to %s in %.1fs", run_id, path, time.perf_counter() - started)
         return path
-    data = from_tables(spark, cfg["output"], run_id, top=top)
+    cleaning = None
+    if record.get("job") == "apply":  # the detect run's report, with this apply's cleaning section
+        if record["status"] != "succeeded":
+            raise InputError(f"apply run '{run_id}' did not succeed ({record['status']}: {record.get('error')}); "
+                             "there is nothing to report")
+        cleaning = {"run_id": run_id, **json.loads(record["metrics"])}
+        run_id = cleaning["applied_run_id"]
+    data = from_tables(spark, cfg["output"], run_id, top=top, cleaning=cleaning)
     write_report(data, path)
     log.info("report of run %s (%d rows, %d classes, %d flagged) written to %s in %.1fs", run_id, data.n_rows,
              len(data.classes), data.num_flagged, path, time.perf_counter() - started)

@@ -1,7 +1,8 @@
 """`sparknoise review export|import`: the review queue out to reviewers, their verdicts back in.
 
 * export: the run's flagged rows from ``output.issues`` in ``issue_rank`` order (``--top N``), with
-  ``confidence`` and the run's passthrough columns, written to a local csv / jsonl / Label Studio
+  ``confidence`` and the run's passthrough columns (``--where``: only the flagged rows matching a SQL
+  condition over the run's scored columns, e.g. ``split = 'test'``: the test split's queue), written to a local csv / jsonl / Label Studio
   file. The rows come to the driver (that is what writing one local file takes): ``--top`` bounds them.
 * import: a verdicts file (csv / jsonl / Label Studio JSON export) checked in full, then appended
   to ``output.reviews`` in one Delta commit. Any problem (an unknown run, a malformed row, an id that
@@ -22,7 +23,7 @@ from pyspark.sql import types as T
 
 from sparknoise.cleaning.formats import format_of, read_verdicts, write_queue
 from sparknoise.core.inputs import probs_as_double_array
-from sparknoise.errors import InputError
+from sparknoise.errors import ConfigError, InputError
 from sparknoise.jobs.run_log import detect_run
 from sparknoise.jobs.tables import check_output_location, is_path, run_rows
 
@@ -32,8 +33,12 @@ REVIEW_COLUMNS = ("decision", "new_label", "reviewer", "note", "reviewed_at", "i
 
 
 def export_queue(spark: SparkSession, cfg: dict, run_id: str, path: str, *, top: int | None = None,
-                 fmt: str | None = None) -> tuple[list[str], int]:
-    """Write the run's review queue to ``path``; returns (files written, rows written)."""
+                 fmt: str | None = None, where: str | None = None) -> tuple[list[str], int]:
+    """Write the run's review queue to ``path``; returns (files written, rows written).
+
+    ``where``: a SQL condition over the run's scored columns; only flagged rows matching it are queued
+    (a semi-join of the issues with the matching scored ids: the executors filter, nothing else moves).
+    """
     fmt = format_of(path, fmt)
     out = cfg["output"]
     record = detect_run(spark, out["runs"], run_id)
@@ -43,7 +48,18 @@ def export_queue(spark: SparkSession, cfg: dict, run_id: str, path: str, *, top:
     issues = run_rows(spark, out["issues"], "output.issues", run_id)
     agreement = [c for c in ("confidence",) if c in issues.columns]
     columns = [id_col, "given_label", "suggested_label", "label_quality", "issue_rank", *agreement, *passthrough]
-    queue = issues.select(*columns).orderBy("issue_rank")
+    queue = issues.select(*columns)
+    if where:
+        scored = run_rows(spark, out["scored"], "output.scored", run_id)
+        try:
+            matching = scored.filter(F.expr(where)).select(id_col)
+            matching.schema  # noqa: B018 - resolve now: a bad condition fails here, naming the option
+        except Exception as e:  # noqa: BLE001 - any parse or analysis error of the user's SQL
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ConfigError(f"--where {where!r} does not run on the run's scored rows: {first[:300]}; use a SQL "
+                              f"condition over its columns {scored.columns}") from None
+        queue = queue.join(matching, id_col, "left_semi")
+    queue = queue.orderBy("issue_rank")
     if top is not None:
         queue = queue.limit(int(top))
     if fmt == "labelstudio":  # the prediction's score: the model's probability of the suggested label

@@ -52,6 +52,16 @@ def latest_version(spark: SparkSession, location: str) -> int:
     return int(row["version"])
 
 
+def commit_version(spark: SparkSession, location: str, run_id: str) -> int | None:
+    """The newest Delta version of ``location`` whose commit ``userMetadata`` names ``run_id`` (None: no such commit).
+
+    Reads the table's history (one row per commit, never its data); exact under concurrent writers,
+    since every job commit carries its run id."""
+    hist = spark.sql(f"DESCRIBE HISTORY {_delta_ref(location)}")
+    row = hist.filter(F.get_json_object("userMetadata", "$.run_id") == run_id).agg(F.max("version")).first()
+    return None if row is None or row[0] is None else int(row[0])
+
+
 def _local_path(location: str) -> str | None:
     """The local file-system path of a location, or None (remote URI or catalog table)."""
     if not is_path(location):

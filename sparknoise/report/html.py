@@ -138,7 +138,8 @@ def _embedded(data: ReportData) -> dict[str, Any]:
 
 
 def _cleaning_section(cleaning: dict[str, Any] | None) -> str:
-    """What the cleaning loop did with this run: reviewed rows and the rows per action and source."""
+    """What the cleaning loop did with this run: rows per action and source, per split (what changed and
+    why), and the protected rows (the test split) that reviewers changed, one by one."""
     if not cleaning:
         return ""
     counts = cleaning.get("counts") or {}
@@ -148,10 +149,42 @@ def _cleaning_section(cleaning: dict[str, Any] | None) -> str:
          "by policy": (by_source.get("policy") or {}).get(a, 0)}
         for a in ("kept", "relabeled", "downweighted", "removed")
     ])
-    return (f"<h2 id='cleaning'>Cleaning</h2><p class='note'>Applied by run <code>"
-            f"{html.escape(str(cleaning.get('run_id')))}</code> (policy for unreviewed flagged rows: "
-            f"<code>{html.escape(str(cleaning.get('unreviewed')))}</code>): {counts.get('reviewed', 0):,} rows "
-            "reviewed.</p>" + f'<div class="scroll">{_table(table)}</div>')
+    protect = cleaning.get("protect_where")
+    mode = cleaning.get("protect_mode") or "all"
+    parts = [f"<h2 id='cleaning'>Cleaning</h2><p class='note'>Applied by run <code>"
+             f"{html.escape(str(cleaning.get('run_id')))}</code> (policy for unreviewed flagged rows: "
+             f"<code>{html.escape(str(cleaning.get('unreviewed')))}</code>): {counts.get('reviewed', 0):,} rows "
+             "reviewed." + (f" Protected rows: <code>{html.escape(str(protect))}</code>, protect mode <code>"
+                            f"{html.escape(mode)}</code> (" + ("never changed" if mode == "all" else
+                                                             "changed only by reviewers' verdicts") + ")."
+                            if protect else "") + "</p>",
+             f'<div class="scroll">{_table(table)}</div>']
+    by_split = counts.get("by_split") or {}
+    if by_split:
+        why: dict[tuple[str, str], dict[str, int]] = {}
+        for r in cleaning.get("changes_by_split") or []:
+            why.setdefault((r["split"], r["action"]), {})[r["source"]] = r["count"]
+        rows = []
+        for split, acts in by_split.items():
+            for action in ("kept", "relabeled", "downweighted", "removed"):
+                if action == "kept" or acts.get(action):
+                    src = why.get((split, action), {})
+                    rows.append({"split": split, "action": action, "rows": acts.get(action, 0),
+                                 "by review": src.get("review", 0) if action != "kept" else "",
+                                 "by policy": src.get("policy", 0) if action != "kept" else ""})
+        parts.append(f"<h3 id='cleaning-splits'>Per split ({html.escape(str(cleaning.get('split_col')))})</h3>"
+                     "<p class='note'>What changed in each split and why: by a reviewer's verdict or by the "
+                     "policy for unreviewed flagged rows (each row's reason is in the audit table).</p>"
+                     f'<div class="scroll">{_table(pd.DataFrame(rows))}</div>')
+    corrections = cleaning.get("corrections")
+    if corrections is not None and protect:
+        parts.append(f"<h3 id='cleaning-corrections'>Protected rows changed by review ({len(corrections):,}"
+                     f"{' shown' if len(corrections) >= 200 else ''})</h3><p class='note'>Rows matching <code>"
+                     f"{html.escape(str(protect))}</code> (the test split) that reviewers relabeled or removed: "
+                     "check these before benchmarking on the cleaned test split.</p>"
+                     + (f'<div class="scroll">{_table(corrections)}</div>' if len(corrections)
+                        else "<p class='note'>None.</p>"))
+    return "".join(parts)
 
 
 def _rank_by(run: dict[str, Any]) -> str:
