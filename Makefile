@@ -11,7 +11,7 @@ LABEL_STUDIO_VERSION := 1.23.2
 export SPARK_LOCAL_IP := 127.0.0.1
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 
-.PHONY: venv label-studio test test-classic test-connect lint demo evaluate zip wheel bench bench-scale bench-apply bench-detect bench-xgboost bench-annotators clean
+.PHONY: venv label-studio test test-fast test-classic test-connect lint demo evaluate zip wheel bench bench-scale bench-apply bench-detect bench-xgboost bench-annotators clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,13 @@ test-connect: $(STAMP)
 	$(BIN)/pytest tests/connect
 
 test: lint test-classic test-connect
+
+# The tier for iterating (a few minutes): lint, the parity core against cleanlab, bad input, the API on
+# small frames, the source rules; no jobs, servers or Connect. `make test` is what CI runs.
+FAST_TESTS := tests/test_source_rules.py tests/test_kernels.py tests/test_parity.py tests/test_bad_input.py \
+	tests/test_types_and_weights.py tests/test_pandas_frames.py
+test-fast: lint
+	$(BIN)/pytest $(FAST_TESTS) -x -q --durations=5
 
 demo: $(STAMP)
 	$(BIN)/sparknoise demo

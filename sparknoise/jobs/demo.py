@@ -1,7 +1,7 @@
 """`sparknoise demo` (`make demo`): the detect job on a generated noisy dataset, local Spark + Delta.
 
-Generates a labelled feature table with 15% of labels flipped (the true label kept beside it),
-writes it as a local Delta table, runs the detect job with the default config (5-fold logistic
+Generates a labelled feature table with 15% of labels flipped (the true label kept beside it) and
+a ``split`` column (every fifth id ``test``, the rest ``train``), writes it as a local Delta table, runs the detect job with the default config (5-fold logistic
 regression, prune_by_noise_rate) and prints what it found against the known flips.
 """
 
@@ -30,10 +30,11 @@ def run_demo(rows: int = 200_000, classes: int = 5, noise: float = 0.15, out: st
     started = time.perf_counter()
     input_path = f"{out}/input"
     features = [f"x{j}" for j in range(10)]
-    features_table(spark, rows, classes, n_features=10, noise_rate=noise, seed=42).write.format("delta").mode(
-        "overwrite").save(input_path)
+    table = features_table(spark, rows, classes, n_features=10, noise_rate=noise, seed=42)
+    table = table.withColumn("split", F.when(F.col("id") % 5 == 0, F.lit("test")).otherwise(F.lit("train")))
+    table.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(input_path)
     cfg = load_config(None, [
-        f"input.path={input_path}", f"input.features={features}", "input.passthrough=[true_label]",
+        f"input.path={input_path}", f"input.features={features}", "input.passthrough=[true_label, split]",
         f"output.scored={out}/scored", f"output.issues={out}/issues", f"output.runs={out}/runs",
         "run.id=demo",
     ])

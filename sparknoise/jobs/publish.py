@@ -52,6 +52,13 @@ def _apply_run(spark: SparkSession, runs: str, run_id: str) -> dict[str, Any]:
     return record
 
 
+def _absolute(location: str) -> str:
+    """A relative local path made absolute (a release must read the same table from any working directory)."""
+    if is_path(location) and "://" not in location and not location.startswith(("/", "file:", "dbfs:")):
+        return os.path.abspath(location)
+    return location
+
+
 def _manifest_dir(releases: str, manifest_dir: str | None) -> str | None:
     if manifest_dir:
         return manifest_dir
@@ -100,7 +107,8 @@ def manifest_markdown(row: dict[str, Any]) -> str:
         "", "## What changed", "",
         f"rows {c.get('rows', 0)}: kept {c.get('kept', 0)}, relabeled {c.get('relabeled', 0)}, down-weighted "
         f"{c.get('downweighted', 0)}, removed {c.get('removed', 0)}; {c.get('reviewed', 0)} rows reviewed.", "",
-        f"Protected rows changed by reviewers: {c.get('protected') or {}}", "",
+        "Protected rows (test split) changed by reviewers: " + (", ".join(
+            f"{a} {n}" for a, n in sorted((c.get("protected") or {}).items())) or "none"), "",
     ]
     by_split = c.get("by_split") or {}
     if by_split:
@@ -109,7 +117,7 @@ def manifest_markdown(row: dict[str, Any]) -> str:
                   f"{a.get('removed', 0)} |" for s, a in by_split.items()]
         lines.append("")
     lines += ["Read it back:", "", "```python", "import sparknoise as sn",
-              f"rel = sn.read_release(spark, {row['releases_location']!r}, {row['release']!r})",
+              f"rel = sn.read_release(spark, {_absolute(row['releases_location'])!r}, {row['release']!r})",
               "rel.original, rel.cleaned, rel.audit", "```", ""]
     return "\n".join(lines)
 
@@ -141,8 +149,9 @@ def run_publish(spark: SparkSession, cfg: dict, run_id: str, release: str, *, no
         "release": release, "release_uid": uuid.uuid4().hex, "created_at": dt.datetime.now(dt.timezone.utc),
         "note": note, "apply_run_id": apply["run_id"], "detect_run_id": detect["run_id"],
         "input_location": detect["input_location"], "input_format": input_format,
-        "input_version": detect["input_version"], "cleaned_location": out["cleaned"],
-        "cleaned_version": versions["cleaned"], "audit_location": out["audit"], "audit_version": versions["audit"],
+        "input_version": detect["input_version"], "cleaned_location": _absolute(out["cleaned"]),
+        "cleaned_version": versions["cleaned"], "audit_location": _absolute(out["audit"]),
+        "audit_version": versions["audit"],
         "config_sha256": apply["config_sha256"], "detect_config_sha256": detect["config_sha256"],
         "counts": json.dumps(metrics["counts"], sort_keys=True), "sparknoise_version": __version__,
         "manifest": os.path.join(directory, f"RELEASE-{release}.md") if directory else None,

@@ -51,9 +51,10 @@ def cleaning_details(spark: SparkSession, outputs: dict[str, str], run_id: str,
                 .orderBy("split", "action", "source").collect())  # splits x 3 actions x 2 sources
         details["changes_by_split"] = [r.asDict() for r in rows]
     if "protected" in audit.columns:
-        columns = [c for c in audit.columns if c not in ("run_id", "issue_rank", "label_quality", "applied_at")]
+        columns = [c for c in audit.columns
+                   if c not in ("run_id", "issue_rank", "label_quality", "applied_at", "source", "protected")]
         rows = audit.filter(F.col("protected")).orderBy(*columns[:1]).limit(MAX_CORRECTIONS).select(*columns).collect()
-        details["corrections"] = pd.DataFrame([r.asDict() for r in rows], columns=columns)
+        details["corrections"] = pd.DataFrame([r.asDict() for r in rows], columns=columns).fillna("")
     return details
 
 
