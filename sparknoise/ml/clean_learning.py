@@ -26,6 +26,7 @@ from sparknoise.core.label_issues import find_label_issues
 from sparknoise.core.result import LabelIssuesResult
 from sparknoise.errors import ConfigError
 from sparknoise.ml.cross_validation import LABEL_INDEX_COL, cross_val_predict_proba, indexed_label, label_classes
+from sparknoise.storage import materialised
 
 _OOF = "__sn_oof_probs"
 
@@ -182,6 +183,8 @@ def _detect(est: _CleanLearningParams, df: DataFrame) -> tuple[tuple, LabelIssue
         oof = cross_val_predict_proba(df, est.getEstimator(), label_col=label, features_col=est.getFeaturesCol(),
                                       id_col=ident, n_folds=est.getNumFolds(), seed=est.getSeed(), probs_col=_OOF,
                                       classes=classes)
+        # computed once (localCheckpoint): detection's passes and the refit read it, never refit the folds
+        oof = materialised(oof, None, "out_of_fold_probabilities")
         probs = _OOF
     result = find_label_issues(oof, label_col=label, probs_col=probs, id_col=ident, classes=classes,
                                filter_by=est.getFilterBy(), min_examples_per_class=est.getMinExamplesPerClass(),

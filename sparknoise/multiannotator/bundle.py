@@ -13,7 +13,8 @@ Spark jobs (executors; the driver receives only the sizes noted):
 3. one aggregation of the exploded cells by (annotator, label) (at most M x K rows): label counts,
    the annotator-agreement sums and the majority-vote agreement counts CROWDLAB needs.
 With ``scratch`` the bundle is written once to ``scratch/multiannotator_bundle`` and every later
-pass reads it; without it, each pass recomputes it from the inputs (Spark Connect offers no cache).
+pass reads it; without it, it is ``localCheckpoint``-ed once (executor storage; classic and Spark
+Connect), and only where the engine refuses checkpoints does each pass recompute it (with a warning).
 
 Bad input raises :class:`InputError` naming the column: null item or annotator ids, null labels or
 labels outside the classes, an annotator labelling one item twice, labelled items without

@@ -234,9 +234,10 @@ def evaluate_label_noise(
         loss_top_fraction: the loss detector flags this top fraction by log loss; default: the
             fraction Confident Learning estimates (cleanlab's ``num_label_issues`` / N).
         self_confidence_threshold: the threshold detector flags p(given label) below it.
-        scratch: a Delta location (path or table-name prefix) where each rate's out-of-fold
-            probabilities and scored rows are materialised (written once, read by every later
-            step). Without it every step recomputes them lazily (same results, slower).
+        scratch: a Delta location (path or table-name prefix) where the input, each rate's
+            out-of-fold probabilities and scored rows are materialised (written once, read by every
+            later step). Without it they are ``localCheckpoint``-ed (computed once, kept in the
+            executors); where the engine refuses checkpoints, a warning says every step recomputes them.
         frac_zero_noise_rates: for ``class_conditional`` noise, the fraction of zero off-diagonal rates.
         parallelism: how many rates, detectors and fits run concurrently (Spark schedules their
             jobs side by side; the results do not depend on it).
@@ -256,6 +257,7 @@ def evaluate_label_noise(
     # Features are kept as array<double>: Delta (the scratch tables) cannot store ML vectors.
     work = features_vector(df, features_col, features).select(
         F.col(id_col), F.col(label_col).alias(LABEL), vector_to_array(F.col(FEATURES_COL), "float64").alias(FEATURES))
+    work = materialised(work, scratch, "input")  # every rate reads the split: compute it once
     train, test = split_train_test(work, id_col, test_where=test_where, test_fraction=test_fraction, seed=seed)
     test = test.withColumnRenamed(LABEL, TRUE_LABEL)
     n_train, n_test = train.count(), test.count()
