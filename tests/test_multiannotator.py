@@ -170,6 +170,14 @@ def test_bad_input_names_the_column(spark, name, long, column, message):
     assert err.value.column == column
 
 
+def test_unknown_consensus_method_says_so_as_cleanlab_does(spark, data):
+    from sparknoise.errors import ConfigError
+
+    _, _, ann, probs = data
+    with pytest.raises(ConfigError, match="'vote' is not a valid consensus method"):
+        sn.multiannotator_quality(ann, probs, consensus_method="vote")
+
+
 def _job_tables(spark, root, long, p):
     spark.createDataFrame(long).write.format("delta").save(str(root / "annotations"))
     items = pd.DataFrame({"id": np.arange(len(p)), "x1": p[:, 0] + p[:, 1], "x2": p[:, 2] - p[:, 0]})

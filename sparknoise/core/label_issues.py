@@ -15,11 +15,12 @@ At 10M x 10 on 2 cores the native route measured 27-36 s to the flag counts (thr
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any, Sequence
 
 import numpy as np
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from sparknoise.core import native_selection, row_expressions, selection
@@ -66,8 +67,8 @@ def _check_options(
         raise ConfigError(f"min_examples_per_class={min_examples_per_class!r} must be >= 0.")
     if num_to_remove_per_class is not None and filter_by not in PRUNE_FILTERS:
         raise ConfigError(
-            f"num_to_remove_per_class is only supported with filter_by in {list(PRUNE_FILTERS)}, "
-            f"not {filter_by!r} (as in cleanlab)."
+            f"num_to_remove_per_class is not supported with filter_by={filter_by!r} (as in cleanlab); use "
+            f"filter_by in {list(PRUNE_FILTERS)}, or leave num_to_remove_per_class unset."
         )
     if frac_noise != 1.0 and filter_by not in PRUNE_FILTERS:
         log.warning("frac_noise is ignored by filter_by=%r (only the prune methods use it)", filter_by)
@@ -333,14 +334,34 @@ def label_quality_scores(
     method: str = "self_confidence",
     classes: Sequence[Any] | None = None,
     id_col: str | None = None,
+    *,
+    adjust_pred_probs: bool = False,
 ) -> DataFrame:
     """Add ``label_quality`` (cleanlab's ``get_label_quality_scores``; lower = more suspicious).
 
-    Runs one validation pass (labels, probabilities) and returns a lazy DataFrame with every input
-    column plus ``label_quality``.
+    Runs one validation pass (labels, probabilities; with ``adjust_pred_probs`` it also gives the
+    per-class thresholds) and returns a lazy DataFrame with every input column plus ``label_quality``.
+
+    The input rules are cleanlab's for this function, looser than :func:`find_label_issues`'s (which
+    needs a confident joint): the labels may all be of one class, and probability rows need not sum
+    to 1 (each entry must still be within [0, 1], 1e-6 tolerance, and there must be at least 2
+    columns). A label without a probability column (``label >= K``) is refused: the probabilities
+    must have at least ``label + 1`` columns.
+
+    Args:
+        method: self_confidence | normalized_margin | confidence_weighted_entropy.
+        classes: the label value of each probability index; None: labels are ints 0..K-1.
+        id_col: not needed for scoring; accepted for symmetry with find_label_issues.
+        adjust_pred_probs: cleanlab's option: subtract each class's confident threshold (the mean
+            self-confidence of the rows labelled with it; 2.0 for a class with no rows, at least
+            2e-6) from its column, add the largest threshold and renormalise each row, then score.
+            Not with ``confidence_weighted_entropy`` (as in cleanlab).
     """
     if method not in QUALITY_METHODS:
         raise ConfigError(f"method={method!r} is unknown; use one of {list(QUALITY_METHODS)}.")
+    if adjust_pred_probs and method == "confidence_weighted_entropy":
+        raise ConfigError(f"adjust_pred_probs is not supported for method={method!r} (as in cleanlab); use "
+                          "self_confidence or normalized_margin.")
     tmp_id = None
     if id_col is None:
         tmp_id = "__sn_tmp_id"
@@ -348,11 +369,23 @@ def label_quality_scores(
     prepared = prepare_input(
         df, label_col=label_col, probs_col=probs_col, id_col=id_col or tmp_id, classes=classes
     )
-    profile = profile_input(prepared, check_unique_ids=False)
+    profile = profile_input(prepared, check_unique_ids=False, row_sum_tolerance=math.inf, allow_one_class=True)
     K = profile.num_classes
+    frame, probs = prepared.df, F.col(PROBS)
+    if adjust_pred_probs:  # a K-sized summary of the validation pass, then a row map
+        thresholds = confident_thresholds(profile.label_counts, profile.self_confidence_sums)
+        frame = frame.withColumn(PROBS, adjusted_probs(probs, thresholds))
     if K <= row_expressions.ROW_MAP_NATIVE_MAX_CLASSES and method in row_expressions.NATIVE_QUALITY_METHODS:
-        score = row_expressions.quality_score(F.col(PROBS), F.col(LABEL_INDEX), method, K)
+        score = row_expressions.quality_score(probs, F.col(LABEL_INDEX), method, K)
     else:
-        score = quality_udf(K, method)(F.col(LABEL_INDEX), F.col(PROBS))
-    out = prepared.df.withColumn("label_quality", score)
-    return drop_working_columns(out)
+        score = quality_udf(K, method)(F.col(LABEL_INDEX), probs)
+    return drop_working_columns(frame.withColumn("label_quality", score))
+
+
+def adjusted_probs(probs: Column, thresholds: np.ndarray) -> Column:
+    """cleanlab's ``_subtract_confident_thresholds``, per row, natively: ``p - t + max(t)``, over its row sum."""
+    t = F.array(*[F.lit(float(v)) for v in thresholds])
+    top = F.lit(float(np.max(thresholds)))
+    shifted = F.zip_with(probs, t, lambda p, t_k: (p - t_k) + top)
+    total = F.aggregate(shifted, F.lit(0.0), lambda acc, x: acc + x)
+    return F.transform(shifted, lambda x: x / total)

@@ -283,7 +283,8 @@ def _validate_annotators(cfg: dict) -> None:
     for key, allowed in (("consensus_method", MA_CONSENSUS), ("quality_method", MA_QUALITY),
                          ("label_quality_method", QUALITY_METHODS)):
         if an[key] not in allowed:
-            raise ConfigError(f"'annotators.{key}' {an[key]!r} is unknown; use one of {list(allowed)}")
+            raise ConfigError(f"'annotators.{key}' {an[key]!r} is not a valid {key.replace('_', ' ')}; use one of "
+                              f"{list(allowed)}")
     if not isinstance(an["calibrate_probs"], bool):
         raise ConfigError("'annotators.calibrate_probs' must be true or false")
     if inp["items"] and cfg["model"]["estimator"] not in ESTIMATORS:
