@@ -323,3 +323,10 @@ def test_native_id_runs(spark, monkeypatch):
     assert runs([[1, 2, 3], [3, 4, 5]]) == 0  # touching ranges share their end point
     assert runs([[7, 8, 9, 1, 2, 8]]) == 0  # a duplicate inside one task
     assert runs([list(range(0, 40, 2)), list(range(1, 40, 2))]) == 0  # interleaved: too many runs
+
+
+@pytest.mark.parametrize("cj, message", [([[3, 1], [0, 4], [1, 1]], r"shape \(3, 2\); it must be K x K = \(2, 2\)"),
+                                         ([[3, -1], [0, 4]], "non-negative"), ("many", "K x K matrix")])
+def test_given_confident_joint_is_checked(spark, cj, message):
+    with pytest.raises(InputError, match=message):
+        _run(spark, GOOD, confident_joint=cj)

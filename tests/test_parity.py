@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from parity_cases import DATASETS, FILTERS, RANKS, assert_parity, dataset, to_frame
+from parity_cases import DATASETS, FILTERS, RANKS, assert_parity, dataset, ours, to_frame
 
 import sparknoise as sn
 
@@ -220,3 +220,33 @@ def test_label_quality_scores_accept_one_class_and_rows_not_summing_to_one(spark
         want = cr.get_label_quality_scores(y, P, method="normalized_margin", adjust_pred_probs=True)
         np.testing.assert_allclose(_lqs(df, method="normalized_margin", adjust_pred_probs=True), want, rtol=0,
                                    atol=1e-9)
+
+
+@pytest.mark.parametrize("filter_by, options, route", [
+    ("prune_by_class", {}, "arrow"), ("both", {"frac_noise": 0.6}, "native"),
+    ("prune_by_noise_rate", {"num_to_remove_per_class": [9, 4, 12, 6]}, "arrow")])
+def test_given_confident_joint_matches_cleanlab(spark, monkeypatch, filter_by, options, route):
+    import cleanlab.count as cc
+    import cleanlab.filter as cf
+
+    from sparknoise.core import label_issues, validation
+    from sparknoise.noise.synthetic import noisy_probabilities
+
+    if route == "native":  # pass 2 would count the selection histogram there; the selection scans instead
+        monkeypatch.setattr(validation, "NATIVE_MIN_ROWS", 0)
+
+    d = noisy_probabilities(600, 4, noise_rate=0.2, seed=11)
+    y, P = d.labels, d.pred_probs
+    cj = cc.compute_confident_joint(y, P, calibrate=False).astype(float)  # not what sparknoise would compute
+    cj[0, 1] += 15.5
+    monkeypatch.setattr(label_issues, "count_confident_joint", None)  # the confident-joint pass is skipped
+    res = sn.find_label_issues(to_frame(spark, d, partitions=2), filter_by=filter_by, confident_joint=cj, **options)
+    mask = cf.find_label_issues(y, P, filter_by=filter_by, confident_joint=cj, **options)
+    assert not np.array_equal(mask, cf.find_label_issues(y, P, filter_by=filter_by, **options))
+    got = ours(res)
+    np.testing.assert_array_equal(np.flatnonzero(got["is_label_issue"]), np.flatnonzero(mask))
+    np.testing.assert_array_equal(res.confident_joint, cj)
+    py, nm, inv = cc.estimate_latent(cj, y)
+    np.testing.assert_allclose(res.noise_matrix, nm, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(res.prior, py, rtol=0, atol=1e-15)
+    assert res.num_label_issues == cc.num_label_issues(y, P, confident_joint=cj, estimation_method="off_diagonal_custom")

@@ -24,8 +24,13 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from sparknoise.core import native_selection, row_expressions, selection
-from sparknoise.core.confident_joint import calibrate_confident_joint, clip_diagonal, count_confident_joint
-from sparknoise.core.estimates import confident_thresholds, estimate_latent, prune_count_matrix
+from sparknoise.core.confident_joint import (
+    ConfidentJointCounts,
+    calibrate_confident_joint,
+    clip_diagonal,
+    count_confident_joint,
+)
+from sparknoise.core.estimates import confident_thresholds, estimate_joint, estimate_latent, prune_count_matrix
 from sparknoise.core.flags import FILTERS, LOW_SCORE_FILTERS, PRUNE_FILTERS, FlagRule, quality_udf
 from sparknoise.core.inputs import (
     LABEL_INDEX,
@@ -42,7 +47,7 @@ from sparknoise.core.result import LabelIssuesResult
 from sparknoise.core.row_map import annotate
 from sparknoise.core.validation import InputProfile, native_route, num_classes_of, profile_input
 from sparknoise.core.weights import POLICIES
-from sparknoise.errors import ConfigError
+from sparknoise.errors import ConfigError, InputError
 
 log = logging.getLogger("sparknoise")
 
@@ -72,6 +77,28 @@ def _check_options(
         )
     if frac_noise != 1.0 and filter_by not in PRUNE_FILTERS:
         log.warning("frac_noise is ignored by filter_by=%r (only the prune methods use it)", filter_by)
+
+
+def _given_joint(confident_joint: Any, K: int, filter_by: str) -> np.ndarray | None:
+    """A user's confident joint, checked (K x K, finite, non-negative); None when the filter ignores it."""
+    if confident_joint is None:
+        return None
+    try:
+        cj = np.array(confident_joint, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"confident_joint must be a K x K matrix of counts (K = {K} classes); got "
+                         f"{type(confident_joint).__name__}.") from None
+    if cj.shape != (K, K):
+        raise InputError(f"confident_joint has shape {cj.shape}; it must be K x K = ({K}, {K}), one row and column "
+                         "per class (given label on rows), as cleanlab's.")
+    if not np.isfinite(cj).all() or (cj < 0).any():
+        raise InputError("confident_joint must hold finite, non-negative counts; it has negative, NaN or infinite "
+                         "entries.")
+    if filter_by not in PRUNE_FILTERS:
+        log.warning("confident_joint is ignored by filter_by=%r, as in cleanlab (only the prune methods %s use it)",
+                    filter_by, list(PRUNE_FILTERS))
+        return None
+    return cj
 
 
 def _histogram_plan(filter_by: str, K: int, native: bool) -> selection.HistogramPlan | None:
@@ -165,6 +192,7 @@ def find_label_issues(
     downweight: float = 0.1,
     check_unique_ids: bool = True,
     probs_repair: str = "none",
+    confident_joint: np.ndarray | Sequence[Sequence[float]] | None = None,
 ) -> LabelIssuesResult:
     """Find the rows whose given label is most likely wrong, exactly as cleanlab 2.9.0 does.
 
@@ -188,6 +216,18 @@ def find_label_issues(
             of 1 is clipped and divided by its sum (float32 rounding such as 1.00001); rows further
             off are still refused. The repaired rows are counted (one more scan) in
             ``result.n_repaired``; ``rows`` keeps the column as given.
+        confident_joint: a K x K confident joint (given label on rows; non-negative, finite), as
+            cleanlab's ``confident_joint=``. The prune methods (prune_by_noise_rate, prune_by_class,
+            both) use it exactly as given (not calibrated) for their quotas, and the confident-joint
+            pass is skipped; ``result.confident_joint`` is it, the noise matrices and prior are
+            cleanlab's ``estimate_latent`` of it, and ``result.num_label_issues`` is cleanlab's
+            ``num_label_issues(..., confident_joint=..., estimation_method="off_diagonal_custom")``.
+            The other methods ignore it, as cleanlab does (a warning is logged).
+
+    Input rules: labels of at least 2 classes, probability rows within [0, 1] (1e-6 tolerance)
+    that sum to 1 within 1e-3. These are stricter than :func:`label_quality_scores`' (which, like
+    cleanlab's ``get_label_quality_scores``, accepts one class and rows that do not sum to 1),
+    because the confident joint and its calibration assume them.
 
     Returns:
         a :class:`LabelIssuesResult`; the KxK estimates are computed now (a few scans of ``df``),
@@ -212,6 +252,7 @@ def find_label_issues(
     prepared = prepare_input(df, label_col=label_col, probs_col=probs_col, id_col=id_col, classes=classes,
                              probs_repair=probs_repair)
     K = num_classes_of(prepared)
+    given_joint = _given_joint(confident_joint, K, filter_by)
     # native: pass 1 one aggregation, pass 2 also counts the histogram, the flags JVM expressions;
     # else pass 1 is an Arrow scan that also counts the histogram
     native = native_selection.supported(_universe(filter_by, K)) and native_route(prepared, K)
@@ -229,9 +270,17 @@ def find_label_issues(
                         "renormalised", n_repaired, probs_col)
     thresholds = confident_thresholds(profile.label_counts, profile.self_confidence_sums)
 
-    counts = count_confident_joint(prepared, thresholds, K, histogram=histogram if native else None)
-    lap("confident_joint")
-    calibrated = calibrate_confident_joint(clip_diagonal(counts.confident_joint), profile.label_counts)
+    if given_joint is None:
+        counts = count_confident_joint(prepared, thresholds, K, histogram=histogram if native else None)
+        lap("confident_joint")
+        calibrated = calibrate_confident_joint(clip_diagonal(counts.confident_joint), profile.label_counts)
+    else:  # cleanlab uses a given joint as it is; pass 2 is not needed
+        calibrated = given_joint
+        joint = estimate_joint(calibrate_confident_joint(given_joint, profile.label_counts))
+        counts = ConfidentJointCounts(confident_joint=given_joint,
+                                      num_label_issues=int(np.rint((1.0 - np.trace(joint)) * profile.n_rows)))
+        if native:
+            histogram = None  # pass 2 would have counted it; the selection scans for itself
     latent = estimate_latent(calibrated, profile.label_counts)
 
     source = prepared.df.select(LABEL_INDEX, PROBS, id_col)
