@@ -85,6 +85,21 @@ def test_negative_label(spark):
     _raises(spark, GOOD + [(4, -1, [0.5, 0.5])], "label")
 
 
+def test_continuous_label(spark):
+    rows = [(i, y + 0.25 * (i % 2), p) for i, y, p in GOOD]
+    err = _raises(spark, rows, "label", schema="id long, label double, pred_probs array<double>")
+    assert "non-integral" in str(err) and "regression targets are not supported" in str(err)
+
+
+def test_multilabel_array_label(spark):
+    rows = [(i, [y], p) for i, y, p in GOOD]
+    for classes in (None, [0, 1]):
+        err = _raises(spark, rows, "label", schema="id long, label array<long>, pred_probs array<double>",
+                      classes=classes)
+        assert "multi-label (array) labels are not supported by find_label_issues yet" in str(err)
+        assert "classes=[" not in str(err)
+
+
 def test_label_not_in_classes(spark):
     rows = [(0, "cat", [0.9, 0.1]), (1, "dog", [0.2, 0.8]), (2, "cow", [0.5, 0.5])]
     _raises(spark, rows, "label", schema="id long, label string, pred_probs array<double>", classes=["cat", "dog"])

@@ -253,7 +253,8 @@ def _raise_for_problems(prepared: PreparedInput, problems: dict[int, int], K: in
         _fail(f"label column '{label}' has {n(NAN_LABEL)} NaN value(s); drop or fix those rows.", label)
     if n(NOT_INTEGRAL):
         _fail(f"label column '{label}' has {n(NOT_INTEGRAL)} non-integral value(s); without `classes`, labels "
-              "must be the integers 0..K-1. Pass classes=[...] to map other values.", label)
+              "must be the integers 0..K-1. Pass classes=[...] to map other values (a continuous target? regression "
+              "targets are not supported by sparknoise yet).", label)
     if n(NOT_A_CLASS):
         where = (f"not in classes {list(prepared.classes)}" if prepared.classes is not None
                  else "negative or too large to be a class index")
