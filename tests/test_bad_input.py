@@ -345,3 +345,12 @@ def test_native_id_runs(spark, monkeypatch):
 def test_given_confident_joint_is_checked(spark, cj, message):
     with pytest.raises(InputError, match=message):
         _run(spark, GOOD, confident_joint=cj)
+
+
+def test_given_confident_joint_is_ignored_where_cleanlab_ignores_it(spark, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="sparknoise"):
+        res = _run(spark, GOOD, filter_by="confident_learning", confident_joint=[[0, 2], [2, 0]])
+    assert any("confident_joint is ignored by filter_by='confident_learning'" in m for m in caplog.messages)
+    assert res.confident_joint.tolist() == _run(spark, GOOD, filter_by="confident_learning").confident_joint.tolist()
