@@ -316,7 +316,8 @@ def test_native_pass_one_finds_what_the_arrow_pass_finds(spark):
     bad = [(10, None, [0.9, 0.05, 0.05]), (11, -1, [0.9, 0.05, 0.05]), (12, 3, [0.9, 0.05, 0.05]), (13, 1, None),
            (14, 1, [0.5, 0.5]), (15, 1, [0.5, None, 0.5]), (16, 1, [nan, 0.5, 0.5]), (17, 2, [-0.1, 0.6, 0.5]),
            (18, 2, [1.2, -0.1, -0.1]), (19, 2, [0.5, 0.5, 0.5]), (20, 2, [inf, 0.0, 0.0]), (21, 0, [0.0, 0.0, 0.0])]
-    _, native, _ = both(good + bad)  # every rule counted in one scan; the first in order raises
+    _, native, arrow = both(good + bad)  # every rule counted in one scan; the first in order raises
+    assert native.largest_label == arrow[-1] == 3  # the message names the width the probabilities would need
     cs = class_stats
     assert native.problems == {NOT_A_CLASS: 2, cs.LABEL_TOO_LARGE: 1, cs.NULL_PROBS: 1, cs.WRONG_LENGTH: 1,
                                cs.NULL_ENTRY: 1, cs.NAN_PROB: 1, cs.NEGATIVE_PROB: 2, cs.PROB_ABOVE_ONE: 2,
