@@ -72,12 +72,32 @@ def test_null_id(spark):
 
 
 def test_label_outside_range(spark):
-    err = _raises(spark, GOOD + [(4, 2, [0.5, 0.5])], "label")
+    err = _raises(spark, GOOD + [(4, 2, [0.5, 0.5]), (5, 3, [0.5, 0.5])], "label")
     assert "0..1" in str(err)
+    # cleanlab's rule, which its tests pin: the probabilities need a column for the largest label
+    assert "'pred_probs' must have at least 4 columns" in str(err)
+    df = spark.createDataFrame(GOOD + [(4, 2, [0.5, 0.5])], SCHEMA)
+    with pytest.raises(InputError, match="must have at least 3 columns"):
+        sn.label_quality_scores(df)
 
 
 def test_negative_label(spark):
     _raises(spark, GOOD + [(4, -1, [0.5, 0.5])], "label")
+
+
+def test_continuous_label(spark):
+    rows = [(i, y + 0.25 * (i % 2), p) for i, y, p in GOOD]
+    err = _raises(spark, rows, "label", schema="id long, label double, pred_probs array<double>")
+    assert "non-integral" in str(err) and "regression targets are not supported" in str(err)
+
+
+def test_multilabel_array_label(spark):
+    rows = [(i, [y], p) for i, y, p in GOOD]
+    for classes in (None, [0, 1]):
+        err = _raises(spark, rows, "label", schema="id long, label array<long>, pred_probs array<double>",
+                      classes=classes)
+        assert "multi-label (array) labels are not supported by find_label_issues yet" in str(err)
+        assert "classes=[" not in str(err)
 
 
 def test_label_not_in_classes(spark):
@@ -145,6 +165,8 @@ def test_bad_options_raise_config_error(spark, kwargs):
         _run(spark, GOOD, **kwargs)
     name = next(iter(kwargs)) if "num_to_remove_per_class" not in kwargs else "num_to_remove_per_class"
     assert name in str(info.value)
+    if "num_to_remove_per_class" in kwargs:  # cleanlab's wording, which its tests pin
+        assert "not supported" in str(info.value) and "confident_learning" in str(info.value)
 
 
 FEATURE_SCHEMA = "id long, label long, a double, b double, t string"
@@ -294,7 +316,8 @@ def test_native_pass_one_finds_what_the_arrow_pass_finds(spark):
     bad = [(10, None, [0.9, 0.05, 0.05]), (11, -1, [0.9, 0.05, 0.05]), (12, 3, [0.9, 0.05, 0.05]), (13, 1, None),
            (14, 1, [0.5, 0.5]), (15, 1, [0.5, None, 0.5]), (16, 1, [nan, 0.5, 0.5]), (17, 2, [-0.1, 0.6, 0.5]),
            (18, 2, [1.2, -0.1, -0.1]), (19, 2, [0.5, 0.5, 0.5]), (20, 2, [inf, 0.0, 0.0]), (21, 0, [0.0, 0.0, 0.0])]
-    _, native, _ = both(good + bad)  # every rule counted in one scan; the first in order raises
+    _, native, arrow = both(good + bad)  # every rule counted in one scan; the first in order raises
+    assert native.largest_label == arrow[-1] == 3  # the message names the width the probabilities would need
     cs = class_stats
     assert native.problems == {NOT_A_CLASS: 2, cs.LABEL_TOO_LARGE: 1, cs.NULL_PROBS: 1, cs.WRONG_LENGTH: 1,
                                cs.NULL_ENTRY: 1, cs.NAN_PROB: 1, cs.NEGATIVE_PROB: 2, cs.PROB_ABOVE_ONE: 2,
@@ -316,3 +339,19 @@ def test_native_id_runs(spark, monkeypatch):
     assert runs([[1, 2, 3], [3, 4, 5]]) == 0  # touching ranges share their end point
     assert runs([[7, 8, 9, 1, 2, 8]]) == 0  # a duplicate inside one task
     assert runs([list(range(0, 40, 2)), list(range(1, 40, 2))]) == 0  # interleaved: too many runs
+
+
+@pytest.mark.parametrize("cj, message", [([[3, 1], [0, 4], [1, 1]], r"shape \(3, 2\); it must be K x K = \(2, 2\)"),
+                                         ([[3, -1], [0, 4]], "non-negative"), ("many", "K x K matrix")])
+def test_given_confident_joint_is_checked(spark, cj, message):
+    with pytest.raises(InputError, match=message):
+        _run(spark, GOOD, confident_joint=cj)
+
+
+def test_given_confident_joint_is_ignored_where_cleanlab_ignores_it(spark, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="sparknoise"):
+        res = _run(spark, GOOD, filter_by="confident_learning", confident_joint=[[0, 2], [2, 0]])
+    assert any("confident_joint is ignored by filter_by='confident_learning'" in m for m in caplog.messages)
+    assert res.confident_joint.tolist() == _run(spark, GOOD, filter_by="confident_learning").confident_joint.tolist()

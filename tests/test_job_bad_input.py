@@ -41,6 +41,9 @@ def _row(i: int) -> dict:
         "x_null": None if special else 1.0 * (i % 4),
         "x_text": f"t{i}",
         "dup_id": 5 if special else i,
+        "label_float": i / 7,  # a continuous target
+        "label_many": i,  # as many classes as rows
+        "label_multi": [k, (k + 1) % 3],  # multi-label
     }
 
 
@@ -49,7 +52,7 @@ SCHEMA = (
     "probs_neg array<double>, probs_big array<double>, probs_sum array<double>, probs_hair array<double>, "
     "probs_nan array<double>, "
     "probs_null array<double>, label_null long, label_one long, label_rare long, x_nan double, x_inf double, "
-    "x_null double, x_text string, dup_id long"
+    "x_null double, x_text string, dup_id long, label_float double, label_many long, label_multi array<long>"
 )
 
 
@@ -120,6 +123,14 @@ CASES = {
     "input-table-missing": (["--set", "input.path=null", "--set", "input.table=no_such_table"], "'input.table'"),
     "bare-output-name-in-memory-catalog": (["--set", "output.scored=docs"], "'output.scored' 'docs' is a table name"),
     "drop-unknown-column": (["--set", "input.drop=[colour]"], "'input.drop'"),
+    "continuous-label": ([*MODEL, "--set", "input.features=[x0, x1]", "--set", "input.label_col=label_float"],
+                         "label column 'label_float' holds continuous values: 205 row(s) are not whole numbers"),
+    "continuous-label-own-probs": (["--set", "input.label_col=label_float"], "regression targets are not supported"),
+    "too-many-classes": ([*MODEL, "--set", "input.features=[x0, x1]", "--set", "input.label_col=label_many",
+                          "--set", "detection.max_classes=100"], "more than detection.max_classes: 100"),
+    "multi-label": ([*MODEL, "--set", "input.features=[x0, x1]", "--set", "input.label_col=label_multi"],
+                    "multi-label (array) labels are not supported by find_label_issues yet"),
+    "bad-max-classes": (["--set", "detection.max_classes=many"], "detection.max_classes"),
     "result-columns-need-drop": (["--set", "input.path=SCORED", "--set", "input.drop=[run_id]",
                                   "--set", "output.scored=SCORED_again"],
                                  "input.drop: ['label_quality'"),
@@ -137,6 +148,8 @@ def test_bad_input_exits_2_and_touches_nothing(spark, setup, capsys, case):
     assert cli_main(["detect", "--config", conf, "--set", f"run.id={case}", *overrides]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("sparknoise: error:")]
     assert len(err) == 1 and text in err[0], err
+    if case in ("continuous-label", "continuous-label-own-probs", "too-many-classes", "multi-label"):
+        assert len(err[0]) < 400 and "classes=[" not in err[0] and "__sn" not in err[0], err  # short, no plan dump
     assert _versions(spark, cfg) == before
     assert os.listdir(root / "parquet_here") == ["data"]
     assert not os.path.exists(os.path.join("spark-warehouse", "docs"))  # no table name became a local folder

@@ -150,13 +150,15 @@ BAD = [
     ("twice", pd.DataFrame({"id": [0, 0, 1, 1], "annotator": [0, 0, 0, 1], "label": [0, 1, 1, 1]}), "annotator",
      "labelled the same item twice"),
     ("outside", pd.DataFrame({"id": [0, 0, 1, 1], "annotator": [0, 1, 0, 1], "label": [0, 7, 1, 1]}), "label",
-     "only K = 3 classes"),
+     "only K = 3 classes .* must have at least 8 columns"),
     ("single", pd.DataFrame({"id": [0, 1, 2], "annotator": [0, 1, 0], "label": [0, 1, 1]}), "id",
      "every item has exactly one label"),
     ("no_probs", pd.DataFrame({"id": [0, 0, 9, 9], "annotator": [0, 1, 0, 1], "label": [0, 1, 1, 1]}), "pred_probs",
      "labels but no probabilities"),
     ("null_id", pd.DataFrame({"id": [0, 0, None, 1], "annotator": [0, 1, 0, 1], "label": [0, 1, 1, 1]}), "id",
      "null value"),
+    ("every_label_null", pd.DataFrame({"id": [0, 0, 1, 2], "annotator": [0, 1, 0, 1], "label": [None, None, 1, 0]}),
+     "label", "null .* in every annotation of an item: 1 item"),
 ]
 
 
@@ -165,9 +167,34 @@ def test_bad_input_names_the_column(spark, name, long, column, message):
     probs = spark.createDataFrame(pd.DataFrame({"id": [0, 1, 2], "pred_probs": [[0.2, 0.3, 0.5]] * 3}))
     if name == "null_id":
         long = long.astype({"id": "Int64"})
+    if name == "every_label_null":
+        long = long.astype({"label": "Int64"})
     with pytest.raises(InputError, match=message) as err:
         sn.multiannotator_quality(spark.createDataFrame(long), probs)
     assert err.value.column == column
+
+
+def test_active_learning_refuses_a_pool_of_another_width_up_front(spark, data):
+    long, p, ann, probs = data
+    with pytest.raises(ValueError):  # cleanlab refuses it too
+        get_active_learning_scores(wide(long), p, np.full((2, 3), 1 / 3))
+    pool = spark.createDataFrame(pd.DataFrame({"id": [5000, 5001], "pred_probs": [[0.5, 0.3, 0.2]] * 2}))
+    with pytest.raises(InputError, match="rows of 3 entries but the labelled items' probabilities have 4") as err:
+        sn.active_learning_scores(ann, probs, pool)  # before any result is collected
+    assert err.value.column == "pred_probs"
+    # every item labelled: the pool is the unlabelled rows of pred_probs, checked the same way
+    extra = pd.DataFrame({"id": np.arange(len(p)), "pred_probs": list(p)})
+    extra = pd.concat([extra, pd.DataFrame({"id": [9000], "pred_probs": [[0.5, 0.5]]})])
+    with pytest.raises(InputError, match="rows of 2 to 4 entries"):
+        sn.active_learning_scores(ann, spark.createDataFrame(extra))
+
+
+def test_unknown_consensus_method_says_so_as_cleanlab_does(spark, data):
+    from sparknoise.errors import ConfigError
+
+    _, _, ann, probs = data
+    with pytest.raises(ConfigError, match="'vote' is not a valid consensus method"):
+        sn.multiannotator_quality(ann, probs, consensus_method="vote")
 
 
 def _job_tables(spark, root, long, p):

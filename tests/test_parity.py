@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from parity_cases import DATASETS, FILTERS, RANKS, assert_parity, dataset, to_frame
+from parity_cases import DATASETS, FILTERS, RANKS, assert_parity, dataset, ours, to_frame
 
 import sparknoise as sn
 
@@ -167,3 +167,86 @@ def test_per_task_top_q_selection_matches_cleanlab(frames, monkeypatch, filter_b
     d, df = frames["k25"]
     res = sn.find_label_issues(df.repartition(3, "id"), filter_by=filter_by)
     assert_parity(res, d, filter_by)
+
+
+# label_quality_scores on its own (cleanlab's get_label_quality_scores): the adjust_pred_probs option, and the
+# inputs cleanlab scores there though find_label_issues refuses them (one class, rows not summing to one)
+def _lqs_frame(spark, labels, P):
+    rows = [(int(i), int(labels[i]), [float(v) for v in P[i]]) for i in range(len(labels))]
+    return spark.createDataFrame(rows, "id long, label long, pred_probs array<double>")
+
+
+def _lqs(df, **kwargs):
+    got = sn.label_quality_scores(df, id_col="id", **kwargs).select("id", "label_quality").toPandas()
+    return got.sort_values("id")["label_quality"].to_numpy()
+
+
+@pytest.mark.parametrize("method, row_map", [("self_confidence", "native"), ("normalized_margin", "native"),
+                                              ("normalized_margin", "arrow")])
+def test_label_quality_scores_adjust_pred_probs_matches_cleanlab(spark, monkeypatch, method, row_map):
+    import cleanlab.rank as cr
+
+    from sparknoise.core import row_expressions
+
+    if row_map == "arrow":
+        monkeypatch.setattr(row_expressions, "ROW_MAP_NATIVE_MAX_CLASSES", 0)
+    d = dataset("k4_missing_class")  # a class without rows: its threshold is 2.0
+    y, P = d.labels[:300], d.pred_probs[:300]
+    got = _lqs(_lqs_frame(spark, y, P), method=method, adjust_pred_probs=True)
+    want = cr.get_label_quality_scores(y, P, method=method, adjust_pred_probs=True)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    assert not np.allclose(want, cr.get_label_quality_scores(y, P, method=method))  # the option changes scores
+
+
+def test_label_quality_scores_adjust_refuses_entropy_as_cleanlab_does(spark):
+    df = _lqs_frame(spark, [0, 1], np.array([[0.9, 0.1], [0.2, 0.8]]))
+    with pytest.raises(sn.ConfigError, match="adjust_pred_probs is not supported"):
+        sn.label_quality_scores(df, method="confidence_weighted_entropy", adjust_pred_probs=True)
+
+
+def test_label_quality_scores_accept_one_class_and_rows_not_summing_to_one(spark):
+    import cleanlab.rank as cr
+
+    rng = np.random.default_rng(3)
+    P = rng.dirichlet(np.ones(3), size=40)
+    P[::2] *= 0.7  # every other row sums to 0.7
+    one_class = np.zeros(40, dtype=int)
+    mixed = rng.integers(0, 3, 40)
+    for y in (one_class, mixed):
+        df = _lqs_frame(spark, y, P)
+        for method in ("self_confidence", "normalized_margin", "confidence_weighted_entropy"):
+            want = cr.get_label_quality_scores(y, P, method=method)
+            np.testing.assert_allclose(_lqs(df, method=method), want, rtol=0, atol=1e-9, err_msg=method)
+        want = cr.get_label_quality_scores(y, P, method="normalized_margin", adjust_pred_probs=True)
+        np.testing.assert_allclose(_lqs(df, method="normalized_margin", adjust_pred_probs=True), want, rtol=0,
+                                   atol=1e-9)
+
+
+@pytest.mark.parametrize("filter_by, options, route", [
+    ("prune_by_class", {}, "arrow"), ("both", {"frac_noise": 0.6}, "native"),
+    ("prune_by_noise_rate", {"num_to_remove_per_class": [9, 4, 12, 6]}, "arrow")])
+def test_given_confident_joint_matches_cleanlab(spark, monkeypatch, filter_by, options, route):
+    import cleanlab.count as cc
+    import cleanlab.filter as cf
+
+    from sparknoise.core import label_issues, validation
+    from sparknoise.noise.synthetic import noisy_probabilities
+
+    if route == "native":  # pass 2 would count the selection histogram there; the selection scans instead
+        monkeypatch.setattr(validation, "NATIVE_MIN_ROWS", 0)
+
+    d = noisy_probabilities(600, 4, noise_rate=0.2, seed=11)
+    y, P = d.labels, d.pred_probs
+    cj = cc.compute_confident_joint(y, P, calibrate=False).astype(float)  # not what sparknoise would compute
+    cj[0, 1] += 15.5
+    monkeypatch.setattr(label_issues, "count_confident_joint", None)  # the confident-joint pass is skipped
+    res = sn.find_label_issues(to_frame(spark, d, partitions=2), filter_by=filter_by, confident_joint=cj, **options)
+    mask = cf.find_label_issues(y, P, filter_by=filter_by, confident_joint=cj, **options)
+    assert not np.array_equal(mask, cf.find_label_issues(y, P, filter_by=filter_by, **options))
+    got = ours(res)
+    np.testing.assert_array_equal(np.flatnonzero(got["is_label_issue"]), np.flatnonzero(mask))
+    np.testing.assert_array_equal(res.confident_joint, cj)
+    py, nm, inv = cc.estimate_latent(cj, y)
+    np.testing.assert_allclose(res.noise_matrix, nm, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(res.prior, py, rtol=0, atol=1e-15)
+    assert res.num_label_issues == cc.num_label_issues(y, P, confident_joint=cj, estimation_method="off_diagonal_custom")

@@ -27,7 +27,7 @@ ALLOWED_COLLECTS = {
     "ml/clean_learning.py:_exists": "limit(1): does a path exist",
     "ml/clean_learning.py:load": "one metadata line",
     "core/confident_joint.py:count_confident_joint": "K x K counts (+ the histogram's <= NATIVE_HISTOGRAM_GROUPS entries)",
-    "ml/cross_validation.py:label_classes": "K distinct labels",
+    "ml/cross_validation.py:label_classes": "limit(max_classes + 1) distinct labels",
     "ml/cross_validation.py:_validated_folds": "n_folds counts",
     "ml/cross_validation.py:cross_val_predict_proba": "limit(1): one unknown label for the message",
     "jobs/demo.py:run_demo": "one aggregate row",
@@ -67,6 +67,7 @@ ALLOWED_COLLECTS = {
     "multiannotator/bundle.py:build": "one aggregate row",
     "multiannotator/bundle.py:_annotator_grid": "<= M x K (annotator, label) counts",
     "multiannotator/calibration.py:best_temperature": "one row of 33 sums",
+    "multiannotator/active_learning.py:_check_pool_width": "one aggregate row",
     "multiannotator/crowdlab.py:round_stats": "<= K rows, one per consensus class",
     "multiannotator/crowdlab.py:annotator_rows": "<= M x K (annotator, label) statistics",
 }

@@ -6,7 +6,8 @@ quantity is an integer sum, so the merged result does not depend on partitioning
 
 * kind 0 (CLASS): a = class, b = 0 row count, 1 and 2 the high and low halves of the
   fixed-point self-confidence sum (p = hi·2⁻³¹ + lo·2⁻⁶², exact for |p| < 2, then summed exactly);
-* kind 1 (PROBLEM): a = problem code, v = rows with that problem;
+* kind 1 (PROBLEM): a = problem code, v = rows with that problem (b = the largest label for
+  LABEL_TOO_LARGE, else 0);
 * kind 2 (HISTOGRAM): a = selection cell, b = key bucket, v = candidates (see selection.py);
 * kinds 3-5, when integer ids ride along (see :func:`ids_proven_unique`): ID_RUN a = lowest and
   b = highest id of a run of consecutive ids a task read (a task reads a few: one per input file
@@ -91,6 +92,7 @@ def class_stats_fn(
         pending_size = 0
 
         ids = _IdRun()
+        largest = -1  # the largest label >= K (the width the probabilities would need)
 
         def note(code: int, n: int) -> None:
             if n:
@@ -111,6 +113,8 @@ def class_stats_fn(
             y_bad = label_null | (y < 0)
             too_large = ~y_bad & (y >= K)
             note(LABEL_TOO_LARGE, too_large.sum())
+            if too_large.any():
+                largest = max(largest, int(y[too_large].max()))
             ok &= ~(y_bad | too_large)
             probs_null = probs_arr.is_null().to_numpy(zero_copy_only=False)
             note(NULL_PROBS, probs_null.sum())
@@ -152,7 +156,8 @@ def class_stats_fn(
                     np.stack([counts, hi_sums, lo_sums], axis=1).ravel())
         if problems:
             codes = np.array(sorted(problems), dtype=np.int64)
-            yield _rows(PROBLEM, codes, np.zeros(len(codes), dtype=np.int64), np.array([problems[c] for c in codes]))
+            widths = np.where(codes == LABEL_TOO_LARGE, largest, 0).astype(np.int64)  # b: the largest such label
+            yield _rows(PROBLEM, codes, widths, np.array([problems[c] for c in codes]))
         if hist is not None:
             nz = np.flatnonzero(hist)
             if nz.size:

@@ -138,7 +138,25 @@ def probs_as_double_array(field: T.StructField) -> Column:
     )
 
 
+def check_label_type(field: T.StructField) -> None:
+    """Refuse label types no classification API here takes (no Spark job): arrays (multi-label), maps, structs."""
+    dtype = field.dataType
+    if isinstance(dtype, T.ArrayType):
+        raise InputError(
+            f"label column '{field.name}' holds arrays ({dtype.simpleString()}): multi-label (array) labels are not "
+            "supported by find_label_issues yet; it needs one label per row.",
+            column=field.name,
+        )
+    if isinstance(dtype, (T.MapType, T.StructType)):
+        raise InputError(
+            f"label column '{field.name}' has type {dtype.simpleString()}; a label must be one value per row "
+            "(an integer, string or other scalar class value).",
+            column=field.name,
+        )
+
+
 def label_index(field: T.StructField, classes: Sequence[Any] | None) -> Column:
+    check_label_type(field)
     label = F.col(field.name)
     dtype = field.dataType
     if classes is not None:

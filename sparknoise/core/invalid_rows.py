@@ -91,22 +91,82 @@ def invalid_conditions(df: DataFrame, *, id_col: str, label_col: str, features: 
     return out
 
 
-def screen_invalid(df: DataFrame, policy: str, *, key: str = "input.on_invalid", **columns) -> Screened:
+@dataclass(frozen=True)
+class ClassLabelRules:
+    """Class labels without ``input.classes``: integral numbers (when numeric), at most ``max_classes`` values.
+
+    ``max_key`` / ``classes_key`` name the config keys the messages point at.
+    """
+
+    max_classes: int
+    max_key: str = "detection.max_classes"
+    classes_key: str = "input.classes"
+
+
+def _label_aggregations(df: DataFrame, label_col: str) -> list[Column]:
+    label = F.col(label_col)
+    dtype = df.schema[label_col].dataType
+    aggs = [F.approx_count_distinct(label).alias("distinct_labels")]
+    if isinstance(dtype, (*_FLOATS, T.DecimalType)):
+        value = label.cast("double")
+        fractional = value.isNotNull() & ~F.isnan(value) & (value != F.floor(value))
+        aggs += [F.sum(fractional.cast("long")).alias("fractional_labels"),
+                 F.min(F.when(fractional, value)).alias("fractional_example")]
+    return aggs
+
+
+def _check_class_labels(df: DataFrame, label_col: str, counts, rules: ClassLabelRules) -> None:
+    """One short line when the label column looks continuous or holds more values than classes can be."""
+    regression = "regression targets are not supported by sparknoise yet"
+    fractional = int(counts["fractional_labels"] or 0) if "fractional_labels" in counts else 0
+    if fractional:
+        raise InputError(
+            f"label column '{label_col}' holds continuous values: {fractional:,} row(s) are not whole numbers (e.g. "
+            f"{counts['fractional_example']!r}). Class labels are needed ({regression}); if these values are classes, "
+            f"list them in {rules.classes_key}.",
+            column=label_col,
+        )
+    approx = int(counts["distinct_labels"] or 0)
+    if approx > rules.max_classes:  # approximate (HyperLogLog): confirmed by a bounded exact count
+        exact = df.select(label_col).where(F.col(label_col).isNotNull()).distinct().limit(rules.max_classes + 1).count()
+        if exact > rules.max_classes:
+            raise InputError(
+                f"label column '{label_col}' has about {approx:,} distinct values, more than {rules.max_key}: "
+                f"{rules.max_classes}. A continuous target? {regression[0].upper() + regression[1:]}; for that many "
+                f"classes, raise {rules.max_key} or list them in {rules.classes_key}.",
+                column=label_col,
+            )
+
+
+def screen_invalid(df: DataFrame, policy: str, *, key: str = "input.on_invalid",
+                   class_labels: ClassLabelRules | None = None, **columns) -> Screened:
     """Raise on unusable rows (``policy='error'``) or leave them out (``'skip'``); one aggregation.
 
     ``columns``: ``id_col``, ``label_col`` and optionally ``features``, ``features_col``,
-    ``probs_col`` as for :func:`invalid_conditions`.
+    ``probs_col`` as for :func:`invalid_conditions`. ``class_labels``: the same aggregation also
+    checks that the labels look like classes (:class:`ClassLabelRules`): a float label with a
+    non-integral value, or more distinct labels than ``max_classes`` (approximately counted, then
+    confirmed by a bounded exact count), raises :class:`InputError`.
     """
     if policy not in POLICIES:
         raise InputError(f"'{key}' must be one of {list(POLICIES)}, not {policy!r}")
+    label_col = columns["label_col"]
+    if class_labels is not None and label_col in df.columns:
+        from sparknoise.core.inputs import check_label_type
+
+        check_label_type(df.schema[label_col])
     conditions = invalid_conditions(df, **columns)
     any_bad = F.lit(False)
     for cond in conditions.values():
         any_bad = any_bad | F.coalesce(cond, F.lit(True))
     aggs = [F.sum(F.coalesce(c, F.lit(True)).cast("long")).alias(f"c{i}") for i, c in enumerate(conditions.values())]
+    if class_labels is not None:
+        aggs += _label_aggregations(df, label_col)
     counts = df.agg(*aggs, F.sum(any_bad.cast("long")).alias("rows")).first()
     per_column = {name: int(counts[f"c{i}"] or 0) for i, name in enumerate(conditions)}
     bad = {name: n for name, n in per_column.items() if n}
+    if class_labels is not None and (not bad or policy == "skip"):
+        _check_class_labels(df, label_col, counts.asDict(), class_labels)
     if not bad:
         return Screened(df)
     if policy == "error":

@@ -15,16 +15,22 @@ At 10M x 10 on 2 cores the native route measured 27-36 s to the flag counts (thr
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any, Sequence
 
 import numpy as np
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from sparknoise.core import native_selection, row_expressions, selection
-from sparknoise.core.confident_joint import calibrate_confident_joint, clip_diagonal, count_confident_joint
-from sparknoise.core.estimates import confident_thresholds, estimate_latent, prune_count_matrix
+from sparknoise.core.confident_joint import (
+    ConfidentJointCounts,
+    calibrate_confident_joint,
+    clip_diagonal,
+    count_confident_joint,
+)
+from sparknoise.core.estimates import confident_thresholds, estimate_joint, estimate_latent, prune_count_matrix
 from sparknoise.core.flags import FILTERS, LOW_SCORE_FILTERS, PRUNE_FILTERS, FlagRule, quality_udf
 from sparknoise.core.inputs import (
     LABEL_INDEX,
@@ -41,7 +47,7 @@ from sparknoise.core.result import LabelIssuesResult
 from sparknoise.core.row_map import annotate
 from sparknoise.core.validation import InputProfile, native_route, num_classes_of, profile_input
 from sparknoise.core.weights import POLICIES
-from sparknoise.errors import ConfigError
+from sparknoise.errors import ConfigError, InputError
 
 log = logging.getLogger("sparknoise")
 
@@ -66,11 +72,33 @@ def _check_options(
         raise ConfigError(f"min_examples_per_class={min_examples_per_class!r} must be >= 0.")
     if num_to_remove_per_class is not None and filter_by not in PRUNE_FILTERS:
         raise ConfigError(
-            f"num_to_remove_per_class is only supported with filter_by in {list(PRUNE_FILTERS)}, "
-            f"not {filter_by!r} (as in cleanlab)."
+            f"num_to_remove_per_class is not supported with filter_by={filter_by!r} (as in cleanlab); use "
+            f"filter_by in {list(PRUNE_FILTERS)}, or leave num_to_remove_per_class unset."
         )
     if frac_noise != 1.0 and filter_by not in PRUNE_FILTERS:
         log.warning("frac_noise is ignored by filter_by=%r (only the prune methods use it)", filter_by)
+
+
+def _given_joint(confident_joint: Any, K: int, filter_by: str) -> np.ndarray | None:
+    """A user's confident joint, checked (K x K, finite, non-negative); None when the filter ignores it."""
+    if confident_joint is None:
+        return None
+    try:
+        cj = np.array(confident_joint, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"confident_joint must be a K x K matrix of counts (K = {K} classes); got "
+                         f"{type(confident_joint).__name__}.") from None
+    if cj.shape != (K, K):
+        raise InputError(f"confident_joint has shape {cj.shape}; it must be K x K = ({K}, {K}), one row and column "
+                         "per class (given label on rows), as cleanlab's.")
+    if not np.isfinite(cj).all() or (cj < 0).any():
+        raise InputError("confident_joint must hold finite, non-negative counts; it has negative, NaN or infinite "
+                         "entries.")
+    if filter_by not in PRUNE_FILTERS:
+        log.warning("confident_joint is ignored by filter_by=%r, as in cleanlab (only the prune methods %s use it)",
+                    filter_by, list(PRUNE_FILTERS))
+        return None
+    return cj
 
 
 def _histogram_plan(filter_by: str, K: int, native: bool) -> selection.HistogramPlan | None:
@@ -164,6 +192,7 @@ def find_label_issues(
     downweight: float = 0.1,
     check_unique_ids: bool = True,
     probs_repair: str = "none",
+    confident_joint: np.ndarray | Sequence[Sequence[float]] | None = None,
 ) -> LabelIssuesResult:
     """Find the rows whose given label is most likely wrong, exactly as cleanlab 2.9.0 does.
 
@@ -187,6 +216,18 @@ def find_label_issues(
             of 1 is clipped and divided by its sum (float32 rounding such as 1.00001); rows further
             off are still refused. The repaired rows are counted (one more scan) in
             ``result.n_repaired``; ``rows`` keeps the column as given.
+        confident_joint: a K x K confident joint (given label on rows; non-negative, finite), as
+            cleanlab's ``confident_joint=``. The prune methods (prune_by_noise_rate, prune_by_class,
+            both) use it exactly as given (not calibrated) for their quotas, and the confident-joint
+            pass is skipped; ``result.confident_joint`` is it, the noise matrices and prior are
+            cleanlab's ``estimate_latent`` of it, and ``result.num_label_issues`` is cleanlab's
+            ``num_label_issues(..., confident_joint=..., estimation_method="off_diagonal_custom")``.
+            The other methods ignore it, as cleanlab does (a warning is logged).
+
+    Input rules: labels of at least 2 classes, probability rows within [0, 1] (1e-6 tolerance)
+    that sum to 1 within 1e-3. These are stricter than :func:`label_quality_scores`' (which, like
+    cleanlab's ``get_label_quality_scores``, accepts one class and rows that do not sum to 1),
+    because the confident joint and its calibration assume them.
 
     Returns:
         a :class:`LabelIssuesResult`; the KxK estimates are computed now (a few scans of ``df``),
@@ -211,6 +252,7 @@ def find_label_issues(
     prepared = prepare_input(df, label_col=label_col, probs_col=probs_col, id_col=id_col, classes=classes,
                              probs_repair=probs_repair)
     K = num_classes_of(prepared)
+    given_joint = _given_joint(confident_joint, K, filter_by)
     # native: pass 1 one aggregation, pass 2 also counts the histogram, the flags JVM expressions;
     # else pass 1 is an Arrow scan that also counts the histogram
     native = native_selection.supported(_universe(filter_by, K)) and native_route(prepared, K)
@@ -228,9 +270,17 @@ def find_label_issues(
                         "renormalised", n_repaired, probs_col)
     thresholds = confident_thresholds(profile.label_counts, profile.self_confidence_sums)
 
-    counts = count_confident_joint(prepared, thresholds, K, histogram=histogram if native else None)
-    lap("confident_joint")
-    calibrated = calibrate_confident_joint(clip_diagonal(counts.confident_joint), profile.label_counts)
+    if given_joint is None:
+        counts = count_confident_joint(prepared, thresholds, K, histogram=histogram if native else None)
+        lap("confident_joint")
+        calibrated = calibrate_confident_joint(clip_diagonal(counts.confident_joint), profile.label_counts)
+    else:  # cleanlab uses a given joint as it is; pass 2 is not needed
+        calibrated = given_joint
+        joint = estimate_joint(calibrate_confident_joint(given_joint, profile.label_counts))
+        counts = ConfidentJointCounts(confident_joint=given_joint,
+                                      num_label_issues=int(np.rint((1.0 - np.trace(joint)) * profile.n_rows)))
+        if native:
+            histogram = None  # pass 2 would have counted it; the selection scans for itself
     latent = estimate_latent(calibrated, profile.label_counts)
 
     source = prepared.df.select(LABEL_INDEX, PROBS, id_col)
@@ -333,14 +383,34 @@ def label_quality_scores(
     method: str = "self_confidence",
     classes: Sequence[Any] | None = None,
     id_col: str | None = None,
+    *,
+    adjust_pred_probs: bool = False,
 ) -> DataFrame:
     """Add ``label_quality`` (cleanlab's ``get_label_quality_scores``; lower = more suspicious).
 
-    Runs one validation pass (labels, probabilities) and returns a lazy DataFrame with every input
-    column plus ``label_quality``.
+    Runs one validation pass (labels, probabilities; with ``adjust_pred_probs`` it also gives the
+    per-class thresholds) and returns a lazy DataFrame with every input column plus ``label_quality``.
+
+    The input rules are cleanlab's for this function, looser than :func:`find_label_issues`'s (which
+    needs a confident joint): the labels may all be of one class, and probability rows need not sum
+    to 1 (each entry must still be within [0, 1], 1e-6 tolerance, and there must be at least 2
+    columns). A label without a probability column (``label >= K``) is refused: the probabilities
+    must have at least ``label + 1`` columns.
+
+    Args:
+        method: self_confidence | normalized_margin | confidence_weighted_entropy.
+        classes: the label value of each probability index; None: labels are ints 0..K-1.
+        id_col: not needed for scoring; accepted for symmetry with find_label_issues.
+        adjust_pred_probs: cleanlab's option: subtract each class's confident threshold (the mean
+            self-confidence of the rows labelled with it; 2.0 for a class with no rows, at least
+            2e-6) from its column, add the largest threshold and renormalise each row, then score.
+            Not with ``confidence_weighted_entropy`` (as in cleanlab).
     """
     if method not in QUALITY_METHODS:
         raise ConfigError(f"method={method!r} is unknown; use one of {list(QUALITY_METHODS)}.")
+    if adjust_pred_probs and method == "confidence_weighted_entropy":
+        raise ConfigError(f"adjust_pred_probs is not supported for method={method!r} (as in cleanlab); use "
+                          "self_confidence or normalized_margin.")
     tmp_id = None
     if id_col is None:
         tmp_id = "__sn_tmp_id"
@@ -348,11 +418,23 @@ def label_quality_scores(
     prepared = prepare_input(
         df, label_col=label_col, probs_col=probs_col, id_col=id_col or tmp_id, classes=classes
     )
-    profile = profile_input(prepared, check_unique_ids=False)
+    profile = profile_input(prepared, check_unique_ids=False, row_sum_tolerance=math.inf, allow_one_class=True)
     K = profile.num_classes
+    frame, probs = prepared.df, F.col(PROBS)
+    if adjust_pred_probs:  # a K-sized summary of the validation pass, then a row map
+        thresholds = confident_thresholds(profile.label_counts, profile.self_confidence_sums)
+        frame = frame.withColumn(PROBS, adjusted_probs(probs, thresholds))
     if K <= row_expressions.ROW_MAP_NATIVE_MAX_CLASSES and method in row_expressions.NATIVE_QUALITY_METHODS:
-        score = row_expressions.quality_score(F.col(PROBS), F.col(LABEL_INDEX), method, K)
+        score = row_expressions.quality_score(probs, F.col(LABEL_INDEX), method, K)
     else:
-        score = quality_udf(K, method)(F.col(LABEL_INDEX), F.col(PROBS))
-    out = prepared.df.withColumn("label_quality", score)
-    return drop_working_columns(out)
+        score = quality_udf(K, method)(F.col(LABEL_INDEX), probs)
+    return drop_working_columns(frame.withColumn("label_quality", score))
+
+
+def adjusted_probs(probs: Column, thresholds: np.ndarray) -> Column:
+    """cleanlab's ``_subtract_confident_thresholds``, per row, natively: ``p - t + max(t)``, over its row sum."""
+    t = F.array(*[F.lit(float(v)) for v in thresholds])
+    top = F.lit(float(np.max(thresholds)))
+    shifted = F.zip_with(probs, t, lambda p, t_k: (p - t_k) + top)
+    total = F.aggregate(shifted, F.lit(0.0), lambda acc, x: acc + x)
+    return F.transform(shifted, lambda x: x / total)

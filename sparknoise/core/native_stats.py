@@ -52,6 +52,7 @@ class ClassStats:
     hi_sums: list[int]
     lo_sums: list[int]
     problems: dict[int, int]
+    largest_label: int = -1  # the largest label >= K (LABEL_TOO_LARGE), else -1
 
 
 def row_sum(probs: Column, num_classes: int) -> Column:
@@ -99,6 +100,7 @@ def class_stats_native(prepared: PreparedInput, num_classes: int, row_sum_tolera
             F.when(usable, F.lit(1)).alias("ok"),
             F.when(usable, hi).alias("hi"),
             F.when(usable, lo).alias("lo"),
+            F.when(label >= K, label).alias("label"),
             *[F.when(c, F.lit(1)).alias(name) for name, c in flags.items()],
         )
         .groupBy("k")
@@ -107,6 +109,7 @@ def class_stats_native(prepared: PreparedInput, num_classes: int, row_sum_tolera
             F.count("ok").alias("ok"),
             F.sum("hi").alias("hi"),
             F.sum("lo").alias("lo"),
+            F.max("label").alias("largest"),
             *[F.count(name).alias(name) for name in flags],
         )
         .collect()
@@ -114,6 +117,7 @@ def class_stats_native(prepared: PreparedInput, num_classes: int, row_sum_tolera
     counts = np.zeros(K, dtype=np.int64)
     hi_sums, lo_sums = [0] * K, [0] * K
     problems: dict[int, int] = {}
+    largest = -1
 
     def note(code: int, n: int) -> None:
         if n:
@@ -126,8 +130,9 @@ def class_stats_native(prepared: PreparedInput, num_classes: int, row_sum_tolera
             hi_sums[k], lo_sums[k] = int(r["hi"] or 0), int(r["lo"] or 0)
         elif k == K:
             note(class_stats.LABEL_TOO_LARGE, r["rows"])
+            largest = int(r["largest"])
         else:
             note(k, r["rows"])  # NULL_LABEL or the negative label codes of inputs.py
         for name, code in _PROBLEMS.items():
             note(code, r[name])
-    return ClassStats(counts=counts, hi_sums=hi_sums, lo_sums=lo_sums, problems=problems)
+    return ClassStats(counts=counts, hi_sums=hi_sums, lo_sums=lo_sums, problems=problems, largest_label=largest)

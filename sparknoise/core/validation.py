@@ -106,11 +106,15 @@ def profile_input(
     num_classes: int | None = None,
     row_sum_tolerance: float = ROW_SUM_TOLERANCE,
     native: bool | None = None,
+    allow_one_class: bool = False,
 ) -> InputProfile:
     """Run the validation pass (pass 1); raise :class:`InputError` naming the column on the first problem.
 
     ``histogram`` also counts the selection keys in the same scan (see selection.HistogramPlan;
     Arrow pass only). ``native``: the native aggregation; None: as ``native_route`` decides.
+    ``row_sum_tolerance``: how far a row's sum may be from 1 (``math.inf``: rows need not sum to 1,
+    as cleanlab's label quality scores allow); ``allow_one_class``: labels of a single class pass
+    (cleanlab's label quality scores need no confident joint).
     """
     started = time.perf_counter()
     K = num_classes if num_classes is not None else num_classes_of(prepared)
@@ -123,18 +127,19 @@ def profile_input(
     if native:
         stats = native_stats.class_stats_native(prepared, K, row_sum_tolerance)
         counts, hi, lo, problems = stats.counts, stats.hi_sums, stats.lo_sums, stats.problems
+        largest = stats.largest_label
     else:
-        counts, hi, lo, problems, entries, id_runs, id_tasks = _arrow_pass(
+        counts, hi, lo, problems, entries, id_runs, id_tasks, largest = _arrow_pass(
             prepared, K, histogram, row_sum_tolerance, with_ids=integral_ids
         )
-    _raise_for_problems(prepared, problems, K)
+    _raise_for_problems(prepared, problems, K, largest)
     if int(counts.sum()) == 0:
         _fail(f"the input is empty: no rows to check (label column '{prepared.label_col}'). Check input filters.",
               prepared.label_col)
     if K < 2:
         _fail(f"probability column '{prepared.probs_col}' has {K} entry per row; at least 2 classes are needed.",
               prepared.probs_col)
-    if np.count_nonzero(counts) < 2:
+    if np.count_nonzero(counts) < 2 and not allow_one_class:
         _fail(
             f"label column '{prepared.label_col}' has a single distinct value; Confident Learning needs rows "
             "of at least 2 classes.",
@@ -192,19 +197,22 @@ def _arrow_pass(prepared: PreparedInput, K: int, histogram: HistogramPlan | None
     entries = []
     id_runs: list[tuple[int, int]] = []
     id_tasks = {class_stats.ID_RUNS: 0, class_stats.ID_UNSORTED: 0}
+    largest = -1  # the largest label >= K
     for r in merged:
         kind, a, b, v = r["kind"], r["a"], r["b"], int(r["v"])
         if kind == class_stats.CLASS:
             (counts, hi, lo)[b][a] += v
         elif kind == class_stats.PROBLEM:
             problems[a] = problems.get(a, 0) + v
+            if a == class_stats.LABEL_TOO_LARGE:
+                largest = max(largest, b)
         elif kind == class_stats.HISTOGRAM:
             entries.append((a, b, v))
         elif kind == class_stats.ID_RUN:
             id_runs.append((a, b))
         else:
             id_tasks[kind] += v
-    return counts, hi, lo, problems, entries, id_runs, id_tasks
+    return counts, hi, lo, problems, entries, id_runs, id_tasks, largest
 
 
 MAX_ID_RUNS = 4096
@@ -235,7 +243,7 @@ def _ids_proven_unique_natively(prepared: PreparedInput) -> int:
     return len(ranges) if class_stats.ids_proven_unique(ranges, len(ranges), 0) else 0
 
 
-def _raise_for_problems(prepared: PreparedInput, problems: dict[int, int], K: int) -> None:
+def _raise_for_problems(prepared: PreparedInput, problems: dict[int, int], K: int, largest_label: int = -1) -> None:
     label, probs = prepared.label_col, prepared.probs_col
     n = problems.get
     if n(class_stats.NULL_LABEL):
@@ -245,7 +253,8 @@ def _raise_for_problems(prepared: PreparedInput, problems: dict[int, int], K: in
         _fail(f"label column '{label}' has {n(NAN_LABEL)} NaN value(s); drop or fix those rows.", label)
     if n(NOT_INTEGRAL):
         _fail(f"label column '{label}' has {n(NOT_INTEGRAL)} non-integral value(s); without `classes`, labels "
-              "must be the integers 0..K-1. Pass classes=[...] to map other values.", label)
+              "must be the integers 0..K-1. Pass classes=[...] to map other values (a continuous target? regression "
+              "targets are not supported by sparknoise yet).", label)
     if n(NOT_A_CLASS):
         where = (f"not in classes {list(prepared.classes)}" if prepared.classes is not None
                  else "negative or too large to be a class index")
@@ -259,8 +268,12 @@ def _raise_for_problems(prepared: PreparedInput, problems: dict[int, int], K: in
         _fail(f"probability column '{probs}' has {n(class_stats.WRONG_LENGTH)} row(s) whose length is not "
               f"{want}. Recompute the probabilities with one entry per class.", probs)
     if n(class_stats.LABEL_TOO_LARGE):
-        _fail(f"label column '{label}' has {n(class_stats.LABEL_TOO_LARGE)} value(s) outside 0..{K - 1} (the "
-              f"probability rows have {K} entries); fix those labels or pass classes=[...].", label)
+        # cleanlab's rule and wording: the probabilities need a column for the largest label
+        need = max(largest_label + 1, K + 1)
+        _fail(f"label column '{label}' has {n(class_stats.LABEL_TOO_LARGE)} value(s) outside 0..{K - 1} (up to "
+              f"{need - 1}): probability column '{probs}' must have at least {need} columns (one per class) but "
+              f"has {K}. Fix those labels, recompute the probabilities over every class, or pass classes=[...].",
+              label)
     if n(class_stats.NULL_ENTRY):
         _fail(f"probability column '{probs}' has null entries inside {n(class_stats.NULL_ENTRY)} row(s); every "
               "entry must be a number.", probs)

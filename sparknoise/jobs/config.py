@@ -66,6 +66,7 @@ DEFAULTS: dict[str, Any] = {
         "downweight": 0.1,
         "iterations": 1,
         "min_new_issues": 1,
+        "max_classes": 1000,  # without input.classes: more distinct labels than this stop the run up front
         "scratch": None,  # Delta location for the out-of-fold probabilities and rounds; default beside output.scored
     },
     "output": {
@@ -287,7 +288,8 @@ def _validate_annotators(cfg: dict) -> None:
     for key, allowed in (("consensus_method", MA_CONSENSUS), ("quality_method", MA_QUALITY),
                          ("label_quality_method", QUALITY_METHODS)):
         if an[key] not in allowed:
-            raise ConfigError(f"'annotators.{key}' {an[key]!r} is unknown; use one of {list(allowed)}")
+            raise ConfigError(f"'annotators.{key}' {an[key]!r} is not a valid {key.replace('_', ' ')}; use one of "
+                              f"{list(allowed)}")
     if not isinstance(an["calibrate_probs"], bool):
         raise ConfigError("'annotators.calibrate_probs' must be true or false")
     if inp["items"] and cfg["model"]["estimator"] not in ESTIMATORS:
@@ -396,6 +398,8 @@ def _validate_detect(cfg: dict) -> None:
         raise ConfigError(f"'detection.weights' {det['weights']!r} is unknown; use one of {list(POLICIES)}")
     if not isinstance(det["iterations"], int) or det["iterations"] < 1:
         raise ConfigError("'detection.iterations' must be an integer >= 1")
+    if not isinstance(det["max_classes"], int) or isinstance(det["max_classes"], bool) or det["max_classes"] < 2:
+        raise ConfigError("'detection.max_classes' must be an integer >= 2")
     if det["iterations"] > 1 and inp["probs_col"]:
         raise ConfigError("'detection.iterations' > 1 needs a model (input.features or input.features_col)")
     if out["mode"] != "replace_run":

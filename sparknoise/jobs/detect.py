@@ -30,7 +30,7 @@ from pyspark.sql import functions as F
 
 from sparknoise.core.agreement import CONFIDENCE, LOSS_RANK, flagged_with_agreement
 from sparknoise.core.fit_quality import fit_warnings, probability_fit
-from sparknoise.core.invalid_rows import screen_invalid
+from sparknoise.core.invalid_rows import ClassLabelRules, screen_invalid
 from sparknoise.core.label_issues import find_label_issues
 from sparknoise.core.result import LabelIssuesResult
 from sparknoise.errors import InputError
@@ -73,6 +73,7 @@ def _probabilities(cfg: dict, df: DataFrame) -> tuple[DataFrame, str]:
         features_col=inp["features_col"] or "features", id_col=inp["id_col"], n_folds=model["n_folds"],
         seed=model["seed"], probs_col="pred_probs", parallelism=model["parallelism"],
         features=inp["features"], classes=inp["classes"], check_invalid=False,
+        max_classes=cfg["detection"]["max_classes"],
     )
     return oof, "pred_probs"
 
@@ -126,9 +127,12 @@ def run_detect(spark: SparkSession, cfg: dict) -> dict:
     # Probabilities are validated by find_label_issues' first pass anyway (before any write); screening
     # them here too would be one more scan of the widest column, so only skip mode looks at them.
     skip = inp["on_invalid"] == "skip"
+    # The same aggregation checks that the labels look like classes (unless input.classes lists them): a
+    # continuous or id-like label stops here, not inside the folds' fits.
+    rules = ClassLabelRules(cfg["detection"]["max_classes"]) if inp["classes"] is None else None
     screened = screen_invalid(df, inp["on_invalid"], id_col=inp["id_col"], label_col=inp["label_col"],
                               features=inp["features"], features_col=inp["features_col"],
-                              probs_col=inp["probs_col"] if skip else None)
+                              probs_col=inp["probs_col"] if skip else None, class_labels=rules)
     if screened.skipped:
         log.warning("run %s: %d input rows left out (input.on_invalid: skip): %s", run_id, screened.n_skipped,
                     {k: v for k, v in screened.skipped.items() if k != "__rows__"})

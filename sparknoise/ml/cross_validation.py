@@ -20,7 +20,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparknoise.core.inputs import METADATA_KEY, unfolded
+from sparknoise.core.inputs import METADATA_KEY, check_label_type, unfolded
 from sparknoise.core.invalid_rows import check_feature_types, screen_invalid
 from sparknoise.errors import InputError
 from sparknoise.ml.folds import assign_folds
@@ -36,9 +36,21 @@ PREDICTION_COL = "__sn_prediction"
 _INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 
 
-def label_classes(df: DataFrame, label_col: str) -> tuple:
-    """Sorted distinct label values (a K-sized collect); ints 0..K-1 when labels are such ints."""
-    values = [r[0] for r in df.select(label_col).distinct().collect()]  # K values
+MAX_CLASSES = 1000  # default bound on the distinct labels read to the driver (the detect job's detection.max_classes)
+
+
+def label_classes(df: DataFrame, label_col: str, max_classes: int = MAX_CLASSES) -> tuple:
+    """Sorted distinct label values (a K-sized collect); ints 0..K-1 when labels are such ints.
+
+    At most ``max_classes`` values are read; more is an :class:`InputError` (a continuous target, or
+    an id column given as the label), never an unbounded collect.
+    """
+    check_label_type(df.schema[label_col])
+    values = [r[0] for r in df.select(label_col).distinct().limit(max_classes + 1).collect()]  # <= K + 1 values
+    if len(values) > max_classes:
+        raise InputError(f"label column '{label_col}' has more than {max_classes} distinct values (max_classes); a "
+                         "continuous target? Regression targets are not supported by sparknoise yet. For that many "
+                         "classes pass classes=[...] or a larger max_classes.", column=label_col)
     if any(v is None for v in values):
         raise InputError(f"label column '{label_col}' has null values; drop or fix those rows.", column=label_col)
     values = sorted(values)
@@ -123,6 +135,7 @@ def cross_val_predict_proba(
     features: Sequence[str] | None = None,
     classes: Sequence[Any] | None = None,
     check_invalid: bool = True,
+    max_classes: int = MAX_CLASSES,
 ) -> DataFrame:
     """Out-of-fold predicted probabilities: every row predicted by a model that never saw it.
 
@@ -133,6 +146,7 @@ def cross_val_predict_proba(
         probs_col: output ``array<double>`` of length K; its metadata records the class values.
         parallelism: how many fold models to fit concurrently.
         classes: label value of each probability index; default: the sorted distinct labels.
+        max_classes: without ``classes``, more distinct labels than this is an :class:`InputError`.
         check_invalid: first count null ids, null or NaN labels and null, NaN or infinite
             features (one scan) and raise :class:`InputError` naming the column; the detect job
             passes False because it has screened its input already (``input.on_invalid``).
@@ -167,7 +181,8 @@ def cross_val_predict_proba(
     else:
         check_feature_types(df, features, None if features else features_col)
     dtype = df.schema[label_col].dataType
-    classes = tuple(classes) if classes is not None else label_classes(df, label_col)
+    check_label_type(df.schema[label_col])
+    classes = tuple(classes) if classes is not None else label_classes(df, label_col, max_classes)
     if len(classes) < 2:
         raise InputError(f"label column '{label_col}' has fewer than 2 classes: {list(classes)}.", column=label_col)
     data = features_vector(df, features_col, features).withColumn(

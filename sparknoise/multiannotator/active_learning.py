@@ -44,6 +44,10 @@ def active_learning_scores(
     The scores equal ``cleanlab.multiannotator.get_active_learning_scores`` on the same data in wide
     form. Without ``pred_probs_unlabeled``, the ``pred_probs`` rows of items nobody labelled are
     scored as the unlabelled pool (cleanlab's wide input cannot hold them).
+
+    Raises :class:`InputError` up front (as cleanlab does) when the pool's probability rows are null
+    or their width is not the labelled items' K (one small aggregation over the pool), besides the
+    annotation rules of :func:`multiannotator_quality` (e.g. an item whose every label is null).
     """
     cols = Columns(item=item_col, annotator=annotator_col, label=label_col, probs=probs_col)
     b = build(annotations, pred_probs, cols, classes=classes, scratch=scratch, allow_single=True)
@@ -71,7 +75,29 @@ def active_learning_scores(
     if probs_col not in pool.columns or item_col not in pool.columns:
         raise InputError(f"pred_probs_unlabeled needs the columns '{item_col}' and '{probs_col}'; it has {pool.columns}",
                          column=probs_col)
+    _check_pool_width(pred_probs if pred_probs_unlabeled is None else pool, probs_col, K,
+                      "pred_probs" if pred_probs_unlabeled is None else "pred_probs_unlabeled")
     top = scaled_max_udf(K, temperature)(probs_as_double_array(pool.schema[probs_col]))
     unlabelled = pool.select(F.col(item_col), ((top * F.lit(mw) + uniform) / F.lit(mw + avg)).alias(SCORE),
                              F.lit(0).cast("long").alias("num_annotations"))
     return labelled.unionByName(unlabelled)
+
+
+def _check_pool_width(frame: DataFrame, probs_col: str, K: int, name: str) -> None:
+    """The unlabelled pool's probability rows: non-null, K entries each (one aggregation, one row back).
+
+    ``frame`` is ``pred_probs_unlabeled``, or all of ``pred_probs`` (whose labelled rows the bundle
+    already checked to have K entries) when the pool is its unlabelled rows.
+    """
+    probs = probs_as_double_array(frame.schema[probs_col])
+    row = frame.agg(F.min(F.size(probs)).alias("low"), F.max(F.size(probs)).alias("high"),
+                    F.sum(probs.isNull().cast("long")).alias("nulls")).first()
+    if row["nulls"]:
+        raise InputError(f"{name} column '{probs_col}' is null in {row['nulls']} row(s); give every unlabelled item "
+                         "its probabilities, or drop those rows.", column=probs_col)
+    widths = sorted({w for w in (row["low"], row["high"]) if w is not None})
+    if widths and widths != [K]:
+        shown = " to ".join(str(w) for w in widths)
+        raise InputError(f"{name} column '{probs_col}' has rows of {shown} entries but the labelled items' "
+                         f"probabilities have {K} (K = {K} classes); every probability row needs one entry per "
+                         "class, in the same class order.", column=probs_col)

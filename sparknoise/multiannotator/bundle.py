@@ -16,10 +16,10 @@ With ``scratch`` the bundle is written once to ``scratch/multiannotator_bundle``
 pass reads it; without it, it is ``localCheckpoint``-ed once (executor storage; classic and Spark
 Connect), and only where the engine refuses checkpoints does each pass recompute it (with a warning).
 
-Bad input raises :class:`InputError` naming the column: null item or annotator ids, null labels or
-labels outside the classes, an annotator labelling one item twice, labelled items without
-probabilities (or with two probability rows), probabilities of the wrong length, null, NaN or
-outside [0, 1] (1e-6 tolerance, cleanlab's), one annotator only, or every item with one label
+Bad input raises :class:`InputError` naming the column: null item or annotator ids, an item whose
+every label is null (or NaN), null labels or labels outside the classes, an annotator labelling one
+item twice, labelled items without probabilities (or with two probability rows), probabilities of
+the wrong length, null, NaN or outside [0, 1] (1e-6 tolerance, cleanlab's), one annotator only, or every item with one label
 (unless ``allow_single``). Probability rows of items nobody labelled are ignored (cleanlab's wide
 input cannot hold them; they are the unlabelled pool of active learning) and counted.
 """
@@ -142,14 +142,19 @@ def build(annotations: DataFrame, pred_probs: DataFrame | None, cols: Columns, *
                          "multi-annotator quality needs at least 2 (with one label per item, use "
                          "find_label_issues or label_quality_scores).", column=cols.annotator)
     y = label_index(label_field, classes)
-    cells = (annotations.select(cols.item, cols.annotator, y.alias(Y))
+    raw = F.col(cols.label)
+    missing = raw.isNull() | (F.isnan(raw) if isinstance(label_field.dataType, (T.FloatType, T.DoubleType))
+                              else F.lit(False))
+    cells = (annotations.select(cols.item, cols.annotator, y.alias(Y), missing.alias("__missing"))
              .join(F.broadcast(positions), cols.annotator, "left"))
     bad_label = F.col(Y).isNull() | (F.col(Y) < 0)
+    missing_label = F.col("__missing")
     grouped = cells.groupBy(cols.item).agg(
         F.sort_array(F.collect_list(F.struct(F.col(A), F.col(Y)))).alias("cells"),
         F.count(F.lit(1)).alias("m"),
         F.sum(F.col(A).isNull().cast("int")).alias("null_annotators"),
         F.sum(bad_label.cast("int")).alias("bad_labels"),
+        F.sum(missing_label.cast("int")).alias("missing_labels"),
         F.max(Y).alias("max_y"),
         F.size(F.array_distinct(F.collect_list(A))).alias("distinct_annotators"),
     ).withColumn("has_labels", F.lit(True))
@@ -181,6 +186,7 @@ def build(annotations: DataFrame, pred_probs: DataFrame | None, cols: Columns, *
         F.min(F.when(labelled, size)).alias("min_size"), F.max(F.when(labelled, size)).alias("max_size"),
         F.sum(F.when(~F.col("has_labels") & item.isNotNull(), 1).otherwise(0)).alias("n_unlabelled"),
         *_problem("null_annotators", labelled & (F.col("null_annotators") > 0), item),
+        *_problem("no_label", labelled & (F.col("missing_labels") == F.col("m")), item),
         *_problem("bad_labels", labelled & (F.col("bad_labels") > 0), item),
         *_problem("twice", labelled & (F.col("distinct_annotators") < F.col("m") - F.col("null_annotators")), item),
         *_problem("no_probs", labelled & F.col("p").isNull(), item) if pred_probs is not None else [],
@@ -215,6 +221,9 @@ def _check(row, cols: Columns, classes, with_probs: bool, allow_single: bool) ->
         raise InputError("the annotations table has no rows.", column=cols.item)
     fail("null_annotators", cols.annotator, f"annotator column '{cols.annotator}' is null",
          "Every annotation needs its annotator id; drop or fill them.")
+    fail("no_label", cols.label, f"label column '{cols.label}' is null (or NaN) in every annotation of an item",
+         "Each item needs at least one label (as in cleanlab); drop those rows (items nobody labelled belong in "
+         "the unlabelled pool of active_learning_scores).")
     fail("bad_labels", cols.label, f"label column '{cols.label}' has null labels or labels outside the classes",
          "Labels must be the integers 0..K-1, or values listed in classes=[...].")
     fail("twice", cols.annotator, f"an annotator ('{cols.annotator}') labelled the same item twice",
@@ -236,7 +245,8 @@ def _check(row, cols: Columns, classes, with_probs: bool, allow_single: bool) ->
                          f"entries; every row needs exactly K = {K} (one per class).", column=cols.probs)
     if row["max_y"] is not None and int(row["max_y"]) >= K:
         raise InputError(f"label column '{cols.label}' has label {row['max_y']} but there are only K = {K} classes "
-                         "(the probability rows' length). Labels must be 0..K-1.", column=cols.label)
+                         f"(the probability rows' length): the probabilities in '{cols.probs}' must have at least "
+                         f"{int(row['max_y']) + 1} columns. Labels must be 0..K-1.", column=cols.label)
     if not allow_single and not row["n_multi"]:
         raise InputError(f"every item has exactly one label (column '{cols.item}'); multi-annotator quality needs "
                          "items with two or more. With one label per item use find_label_issues or "

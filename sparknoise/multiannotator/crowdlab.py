@@ -76,11 +76,13 @@ class MultiannotatorResult:
 
 
 def check_options(consensus_method: str, quality_method: str, label_quality_method: str) -> None:
-    for name, value, allowed in (("consensus_method", consensus_method, CONSENSUS_METHODS),
-                                 ("quality_method", quality_method, MULTI_QUALITY_METHODS),
-                                 ("label_quality_method", label_quality_method, LABEL_QUALITY_METHODS)):
+    # cleanlab's wording ("... is not a valid consensus method"), which its tests pin
+    for name, value, allowed, what in (
+            ("consensus_method", consensus_method, CONSENSUS_METHODS, "consensus method"),
+            ("quality_method", quality_method, MULTI_QUALITY_METHODS, "quality method"),
+            ("label_quality_method", label_quality_method, LABEL_QUALITY_METHODS, "label quality method")):
         if value not in allowed:
-            raise ConfigError(f"{name} {value!r} is unknown; use one of {list(allowed)}")
+            raise ConfigError(f"{name}={value!r} is not a valid {what}; use one of {list(allowed)}")
 
 
 def prepared(b: Bundle, *, use_probs: bool = True, temperature: float | None = None) -> DataFrame:
