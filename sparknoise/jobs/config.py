@@ -120,7 +120,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "tracking": {
         "mlflow": False,  # log detect, evaluate and apply runs to MLflow (pip install 'sparknoise[mlflow]')
-        "uri": None,  # default: MLFLOW_TRACKING_URI (Databricks sets it), else a local store in ./mlruns
+        "uri": None,  # default: MLFLOW_TRACKING_URI (Databricks sets it), else sqlite:///<outputs>/mlruns.db
         "experiment": None,  # default: MLflow's active experiment (on Databricks a path like /Shared/sparknoise)
         "run_name": None,  # default: sparknoise-<job>-<run id>
     },
