@@ -26,3 +26,19 @@ def test_quickstart_notebook_runs_top_to_bottom(tmp_path):
     assert precision > 0.75  # about 0.86 (10% of labels flipped at random, classes well separated)
     assert (tmp_path / "quickstart" / "report.html").stat().st_size > 10_000
     assert "accuracy against the true labels" in text
+
+
+def test_quickstart_installs_what_exists_and_stops_its_session():
+    # sparknoise is on no package index: the notebook installs the checkout or the built wheel, as the README
+    # does; and its last cell stops the local session (no block-manager stack trace at kernel shutdown)
+    import re
+
+    from sparknoise._version import __version__
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    text = "\n".join(c.source for c in nb.cells)
+    installs = re.findall(r"pip install ([^`\n;]+)", text)
+    assert installs and all(t.startswith("-e") or "/" in t or t.endswith(".whl") for t in installs), installs
+    assert f"sparknoise-{__version__}-py3-none-any.whl" in text
+    last = [c for c in nb.cells if c.cell_type == "code"][-1]
+    assert last.source.strip().startswith("spark.stop()")

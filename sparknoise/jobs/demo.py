@@ -23,25 +23,34 @@ from sparknoise.noise.synthetic import features_table
 log = logging.getLogger("sparknoise")
 
 
+FEATURES = [f"x{j}" for j in range(10)]
+TRUTH_COL = "true_label"  # the clean label the generator keeps: for scoring the demo, never shown to reviewers
+
+
+def demo_config(out: str) -> dict:
+    """The demo's detect config on ``<out>/input``. The issues table (and so the review queue and its Label
+    Studio tasks) carries the features as passthrough columns: what a reviewer looks at, not the answer."""
+    return load_config(None, [
+        f"input.path={out}/input", f"input.features={FEATURES}", f"input.passthrough={FEATURES}",
+        f"output.scored={out}/scored", f"output.issues={out}/issues", f"output.runs={out}/runs",
+        "run.id=demo",
+    ])
+
+
 def run_demo(rows: int = 200_000, classes: int = 5, noise: float = 0.15, out: str = "demo-output") -> dict:
     """Generate the data, run detect, print a summary; returns the run record."""
     out = os.path.abspath(out)
     spark = job_session("sparknoise-demo")
     started = time.perf_counter()
     input_path = f"{out}/input"
-    features = [f"x{j}" for j in range(10)]
     features_table(spark, rows, classes, n_features=10, noise_rate=noise, seed=42).write.format("delta").mode(
         "overwrite").save(input_path)
-    cfg = load_config(None, [
-        f"input.path={input_path}", f"input.features={features}", "input.passthrough=[true_label]",
-        f"output.scored={out}/scored", f"output.issues={out}/issues", f"output.runs={out}/runs",
-        "run.id=demo",
-    ])
+    cfg = demo_config(out)
     record = run_detect(spark, cfg)
     scored = read_table(spark, f"{out}/scored").filter(F.col("run_id") == "demo")
     truth = scored.groupBy().agg(
-        F.sum((F.col("is_label_issue") & (F.col("label") != F.col("true_label"))).cast("long")).alias("tp"),
-        F.sum((F.col("label") != F.col("true_label")).cast("long")).alias("flips"),
+        F.sum((F.col("is_label_issue") & (F.col("label") != F.col(TRUTH_COL))).cast("long")).alias("tp"),
+        F.sum((F.col("label") != F.col(TRUTH_COL)).cast("long")).alias("flips"),
     ).first()
     flagged = record["num_flagged"]
     precision = truth["tp"] / max(flagged, 1)
