@@ -30,7 +30,7 @@ from typing import Mapping
 
 from pyspark.sql import SparkSession
 
-# The Python package is delta-spark 4.4.1 (pinned in pyproject). Maven Central carries the Delta
+# The Python package is delta-spark 4.4.1 (pinned in constraints.txt). Maven Central carries the Delta
 # jars for Spark 4.2 up to 4.4.0 (no 4.4.1 jar exists there), and the 4.4.1 Python API runs
 # unchanged on the 4.4.0 jars. Override with SPARKNOISE_DELTA_PACKAGE if your mirror has another.
 DELTA_PACKAGE = os.environ.get("SPARKNOISE_DELTA_PACKAGE", "io.delta:delta-spark_4.2_2.13:4.4.0")
