@@ -20,6 +20,11 @@ from sparknoise._version import __version__
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _fresh_env() -> dict[str, str]:
+    """This process's environment without PYTHONPATH: a fresh environment sees only what is installed in it."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     dist = tmp_path_factory.mktemp("dist")
@@ -84,7 +89,7 @@ def test_wheel_keeps_the_pyspark_an_environment_already_has(wheel, tmp_path):
     report = tmp_path / "report.json"
     proc = subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "--dry-run", "--no-index",
                            "--quiet", "--report", str(report), wheel], capture_output=True, text=True,
-                          cwd=tmp_path, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+                          cwd=tmp_path, env=_fresh_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     installs = {i["metadata"]["name"].lower(): i["metadata"]["version"] for i in json.load(open(report))["install"]}
     assert installs == {"sparknoise": __version__}, installs  # nothing else: pyspark 4.1.1 and delta-spark stay
@@ -99,9 +104,9 @@ def test_wheel_installs_and_runs_detect_quietly(spark, wheel, tmp_path):
     venv = tmp_path / "venv"
     python, site = python_without_sparknoise(venv)
     subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-deps", "--no-index",
-                    wheel], check=True)
+                    wheel], check=True, cwd=tmp_path, env=_fresh_env())
     where = subprocess.run([python, "-c", "import sparknoise, os; print(os.path.dirname(sparknoise.__file__))"],
-                           capture_output=True, text=True, check=True, cwd=tmp_path).stdout.strip()
+                           capture_output=True, text=True, check=True, cwd=tmp_path, env=_fresh_env()).stdout.strip()
     assert where == os.path.join(site, "sparknoise")
     assert os.path.isfile(os.path.join(where, "jobs", "log4j2.properties"))  # package data is in the wheel
 
@@ -111,7 +116,10 @@ def test_wheel_installs_and_runs_detect_quietly(spark, wheel, tmp_path):
     conf = tmp_path / "detect.yaml"
     conf.write_text(yaml.safe_dump({"input": {"path": data, "probs_col": "pred_probs"},
                                     "output": {n: str(tmp_path / "out" / n) for n in ("scored", "issues", "runs")}}))
-    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=python)
+    # no SPARK_LOCAL_IP: the job binds the local driver to loopback itself, so Spark's "hostname resolves to a
+    # loopback address" warning must not appear either
+    env = dict(_fresh_env(), PYSPARK_PYTHON=python)
+    env.pop("SPARK_LOCAL_IP", None)
     env.pop("PYSPARK_SUBMIT_ARGS", None)
     proc = subprocess.run([str(venv / "bin" / "sparknoise"), "detect", "--config", str(conf), "--set", "run.id=w",
                            "--log-level", "WARNING"], capture_output=True, text=True, env=env, cwd=tmp_path,
