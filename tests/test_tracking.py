@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import pytest
@@ -43,16 +44,18 @@ def test_default_store_is_sqlite_beside_the_outputs(tmp_path, monkeypatch):
     assert default_uri({"output": {"runs": "s3://b/runs"}}) == f"sqlite:///{tmp_path / 'mlruns.db'}"
 
 
-def test_detect_run_is_logged_to_mlflow(spark, probs_table, tmp_path, monkeypatch):
+def test_detect_run_is_logged_to_mlflow(spark, probs_table, tmp_path, monkeypatch, caplog):
     # no tracking.uri, no MLFLOW_TRACKING_URI: the default store, a SQLite file beside the outputs that
     # MlflowClient (and `mlflow ui --backend-store-uri`) reads without MLFLOW_ALLOW_FILE_STORE
     for var in ("MLFLOW_TRACKING_URI", "MLFLOW_ALLOW_FILE_STORE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
+    caplog.set_level(logging.INFO, logger="sparknoise")
     conf = _conf(tmp_path, probs_table, experiment="label-noise", run_name="nightly")
     assert cli_main(["detect", "--config", conf, "--set", "run.id=t1"]) == 0
     assert "MLFLOW_ALLOW_FILE_STORE" not in os.environ and not (tmp_path / "mlruns").exists()
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    assert any(f"mlflow ui --backend-store-uri {uri}" in r.getMessage() for r in caplog.records)  # how to open it
     run_row = spark.read.format("delta").load(str(tmp_path / "runs")).first()
     client = mlflow.MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("label-noise")

@@ -178,7 +178,8 @@ def _log(spark: SparkSession, cfg: dict, job: str, record: dict, timings: dict[s
         for artifact, path in files.items():
             if os.path.isfile(path):
                 mlflow.log_artifact(path, artifact_path=os.path.dirname(artifact) or None)
-        log.info("run %s logged to MLflow: %s (run %s)", run_id, uri, run.info.run_id)
+        log.info("run %s logged to MLflow: %s (run %s)%s", run_id, uri, run.info.run_id,
+                 f"; browse it with: mlflow ui --backend-store-uri {uri}" if uri.startswith("sqlite:") else "")
         return run.info.run_id
 
 
