@@ -13,13 +13,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(ROOT, "docs", "quickstart.ipynb")
 
 
-def test_quickstart_notebook_runs_top_to_bottom(tmp_path):
+def test_quickstart_notebook_runs_top_to_bottom(tmp_path, capfd):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(not c.outputs and c.execution_count is None for c in code), "strip the notebook's outputs"
     shutil.copy(NOTEBOOK, tmp_path)
     # the kernel starts its own Spark (a second JVM beside the suite's; the notebook uses local[2])
     NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    # the kernel (and its JVM) write to this process's stderr: its shutdown is clean, no block-manager trace
+    err = capfd.readouterr().err
+    assert "BlockManager" not in err and "blockmgr-" not in err, err[-3000:]
     text = "\n".join(o.get("text", "") for c in code for o in c.outputs if o.get("output_type") == "stream")
     assert "rows flagged" in text and "precision" in text and "label health score" in text
     precision = float(text.split("precision ")[1].split(",")[0])
