@@ -66,6 +66,7 @@ def test_detect_run_is_logged_to_mlflow(spark, probs_table, tmp_path, monkeypatc
     params = logged.data.params
     assert params["input.probs_col"] == "pred_probs" and params["detection.filter_by"] == "prune_by_noise_rate"
     assert "evaluate.noise_rates" not in params  # only the sections detect reads
+    assert not {"input.annotations", "input.annotator_col", "input.probs", "input.items"} & set(params)  # annotators
     metrics = logged.data.metrics
     assert metrics["num_flagged"] == run_row["num_flagged"] and metrics["n_rows"] == 600
     assert metrics["num_label_issues"] == run_row["num_label_issues"]
