@@ -13,10 +13,11 @@ export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 
 .PHONY: venv label-studio test test-fast test-classic test-connect lint demo evaluate zip wheel bench bench-scale bench-apply bench-detect bench-xgboost bench-annotators clean
 
-$(STAMP): pyproject.toml
+# pyproject.toml gives ranges (what the wheel asks for); constraints.txt pins the versions tested here.
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test,xgboost,mlflow]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[test,xgboost,mlflow]"
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -340,3 +340,20 @@ def test_test_split_by_verdict_only_and_named_releases(spark, loop, capsys, tmp_
     assert {r["id"] for r in rel.audit.filter("protected").collect()} == {t_relabel, t_remove}
     with pytest.raises(InputError, match="no release 'v2'"):
         sn.read_release(spark, out["releases"], "v2")
+
+
+def test_demo_label_studio_tasks_show_the_features_not_the_answer(tmp_path):
+    # the demo's review queue carries its features as passthrough columns, never the generator's true_label
+    from sparknoise.cleaning.formats import write_queue
+    from sparknoise.jobs.demo import FEATURES, TRUTH_COL, demo_config
+
+    shown = demo_config(str(tmp_path))["input"]["passthrough"]
+    assert shown == [*FEATURES, "split"] and TRUTH_COL not in shown
+    values = {c: 0.123456789 * (i + 1) for i, c in enumerate(FEATURES)}
+    row = {"id": 7, "given_label": 1, "suggested_label": 2, "label_quality": 0.01, "issue_rank": 1,
+           "confidence": "high", **values, "__score": 0.9}
+    tasks, _ = write_queue([row], str(tmp_path / "tasks.json"), "labelstudio", classes=[0, 1, 2], run_id="demo",
+                           id_col="id", shown=shown)
+    [task] = json.load(open(tasks))
+    assert task["data"]["item"].splitlines() == [f"{c}: {v:.6g}" for c, v in values.items()]
+    assert TRUTH_COL not in json.dumps(task)

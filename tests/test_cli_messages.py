@@ -4,6 +4,7 @@ own machinery (Ivy resolution, log banners, progress bars) around it."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -75,3 +76,59 @@ def test_scratch_tables_of_a_run_are_dropped(spark):
         assert "sn_scratch_r2_scored" in left and not {t for t in left if t.startswith("sn_scratch_r1_")}
     finally:
         spark.sql("DROP TABLE IF EXISTS sn_scratch_r2_scored")
+
+
+ANNOTATOR_ONLY = ("input.annotations", "input.annotator_col", "input.probs", "input.items")
+
+
+@pytest.mark.parametrize("job", ["detect", "inject", "evaluate"])
+def test_each_job_lists_and_logs_only_its_own_keys(job, capsys):
+    from sparknoise.jobs.config import DEFAULTS, job_keys, job_view
+
+    with pytest.raises(SystemExit):
+        cli_main([job, "--help"])
+    shown = set(re.findall(r"\b[a-z]+\.[a-z_]+\b", capsys.readouterr().out))  # the dotted keys listed
+    assert {"input.path", "input.label_col", "input.probs_col"} <= shown
+    assert not shown & set(ANNOTATOR_ONLY), shown
+    assert not [k for k in ANNOTATOR_ONLY if k in job_keys(job)]
+    # what the runs table records and MLflow logs as params (tracking.params_of flattens this view)
+    assert not set(job_view(DEFAULTS, job)["input"]) & {k.split(".")[1] for k in ANNOTATOR_ONLY}
+    assert {k.split(".")[1] for k in ANNOTATOR_ONLY} <= set(job_view(DEFAULTS, "annotators")["input"])
+
+
+def test_a_three_part_name_without_its_catalog_says_so_in_one_line(spark):
+    from sparknoise.errors import InputError
+    from sparknoise.jobs.tables import check_output_location, read_input, run_rows
+
+    for call, key in ((lambda: read_input(spark, path=None, table="main.ml.training_rows"), "input.table"),
+                      (lambda: check_output_location(spark, "output.scored", "main.ml.training_rows"),
+                       "output.scored"),
+                      (lambda: run_rows(spark, "main.ml.training_rows", "output.runs", "r"), "output.runs")):
+        with pytest.raises(InputError) as err:
+            call()
+        text = str(err.value)
+        assert "\n" not in text and "REQUIRES_SINGLE_PART_NAMESPACE" not in text, text
+        assert text.startswith(f"'{key}' 'main.ml.training_rows': catalog 'main' is not configured"), text
+        assert "Unity Catalog" in text and "path" in text
+
+
+def test_the_job_session_binds_a_local_driver_to_loopback(monkeypatch):
+    # a job that launches its own local JVM sets SPARK_LOCAL_IP, so Spark does not warn on every run that the
+    # hostname resolves to a loopback address; under spark-submit or Connect the environment is left alone
+    from pyspark.sql import SparkSession
+
+    from sparknoise.jobs import session
+
+    launched = []
+    monkeypatch.setattr(SparkSession, "getActiveSession", staticmethod(lambda: None))
+    monkeypatch.setattr(session, "_launched", lambda builder: launched.append(builder) or "session")
+    for var in ("SPARK_LOCAL_IP", "PYSPARK_GATEWAY_PORT", "SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED",
+                "PYSPARK_SUBMIT_ARGS", "DATABRICKS_RUNTIME_VERSION"):
+        monkeypatch.delenv(var, raising=False)
+    assert session.job_session() == "session" and os.environ.get("SPARK_LOCAL_IP") == "127.0.0.1"
+    monkeypatch.delenv("SPARK_LOCAL_IP")
+    monkeypatch.setenv("SPARK_REMOTE", "sc://localhost")
+    assert session.job_session() == "session" and "SPARK_LOCAL_IP" not in os.environ
+    monkeypatch.delenv("SPARK_REMOTE")
+    monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", "--master yarn pyspark-shell")
+    assert session.job_session() == "session" and "SPARK_LOCAL_IP" not in os.environ

@@ -204,3 +204,28 @@ def test_collects_are_summary_sized():
     assert not bad, bad
     # nested functions are visited with their parents; keep the list honest both ways
     assert not set(ALLOWED_COLLECTS) - seen, set(ALLOWED_COLLECTS) - seen
+
+
+def _is_broadcast(node) -> bool:
+    return (isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name))
+            and getattr(node.func, "attr", getattr(node.func, "id", None)) == "broadcast")
+
+
+def test_broadcast_hints_are_on_a_side_the_join_can_build():
+    # Spark cannot broadcast the preserved side of an outer join: the hint is dropped with a HintErrorLogger
+    # warning on the console ("build right for right outer join"). Broadcast the other side, or no hint.
+    bad = []
+    for name, text in _sources():
+        for node in ast.walk(ast.parse(text)):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "join"):
+                continue
+            how = node.args[2] if len(node.args) > 2 else next((k.value for k in node.keywords if k.arg == "how"), None)
+            if not isinstance(how, ast.Constant) or not isinstance(how.value, str):
+                continue
+            kind = how.value.lower().replace("_", "")
+            left, right = node.func.value, node.args[0] if node.args else None
+            if (kind in ("right", "rightouter", "full", "fullouter", "outer") and _is_broadcast(right)) or \
+                    (kind in ("left", "leftouter", "leftsemi", "semi", "leftanti", "anti", "full", "fullouter",
+                              "outer") and _is_broadcast(left)):
+                bad.append(f"{name}:{node.lineno}: broadcast hint on the preserved side of a {how.value} join")
+    assert not bad, bad

@@ -71,3 +71,21 @@ def test_model_estimator_xgboost_in_the_jobs():
         make_estimator("xgboost", {"colour": "red"})
     with pytest.raises(ConfigError, match="model.params"):
         make_estimator("xgboost", {"objective": "multi:softmax"})  # XGBoost's Spark estimator sets it itself
+
+
+def test_xgboost_fit_logs_are_quiet_unless_verbose():
+    # xgboost.spark logs an INFO block ("Running xgboost-... booster params ...", "Finished xgboost training!")
+    # on every fit, so on every fold; the workers inherit the driver's level of that logger
+    import logging
+
+    from xgboost.spark.core import _LOG_TAG
+    from xgboost.spark.utils import get_logger
+
+    from sparknoise.ml.estimators import make_estimator
+
+    make_estimator("xgboost", {"max_depth": 3})
+    assert not get_logger(_LOG_TAG).isEnabledFor(logging.INFO)
+    assert get_logger(_LOG_TAG).isEnabledFor(logging.WARNING)
+    make_estimator("xgboost", {"max_depth": 3, "verbose": True})
+    assert get_logger(_LOG_TAG).isEnabledFor(logging.INFO)
+    make_estimator("xgboost", {"max_depth": 3})

@@ -205,7 +205,7 @@ def apply_cleaning(
         )
         # verdicts are few next to the rows (a review queue): broadcast them, the rows never shuffle
         scored_ids = df.select(id_col, _PROTECTED, F.lit(True).alias("__sn_in_scored"))
-        _check_verdicts(scored_ids.join(F.broadcast(v), id_col, "right"), id_col, protect_mode)
+        _check_verdicts(scored_ids.join(v, id_col, "right"), id_col, protect_mode)  # (no hint: a right join cannot build v)
         df = df.join(F.broadcast(v.drop("__sn_conflict")), id_col, "left")
     else:
         df = (df.withColumn(_V + "decision", F.lit(None).cast("string"))

@@ -62,6 +62,15 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _shown(value: Any) -> str:
+    """A value as the reviewer reads it in a task: numbers to 6 significant digits."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    return str(value)
+
+
 def label_studio_config(classes: Sequence[Any]) -> str:
     """The labeling config: the row's fields as text, one single choice among the classes and ``remove``."""
     choices = "\n".join(f"    <Choice value={quoteattr(str(c))}/>" for c in [*classes, REMOVE_CHOICE])
@@ -82,7 +91,7 @@ def write_queue(rows: list[dict[str, Any]], path: str, fmt: str, *, classes: Seq
 
     ``rows`` carry the export columns plus ``__score`` (the model's probability of the suggested label,
     used as the Label Studio prediction score). ``shown`` are the columns the reviewer reads (the
-    passthrough columns), joined into the task's ``item`` text.
+    passthrough columns, else the run's features), joined into the task's ``item`` text.
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -104,7 +113,7 @@ def write_queue(rows: list[dict[str, Any]], path: str, fmt: str, *, classes: Seq
         return [path]
     tasks = []
     for r, raw in zip(public, rows):
-        item = "\n".join(f"{c}: {r.get(c)}" for c in shown) or f"{id_col} {r[id_col]}"
+        item = "\n".join(f"{c}: {_shown(r.get(c))}" for c in shown) or f"{id_col} {r[id_col]}"
         tasks.append({
             "data": {**r, "item": item},
             "predictions": [{

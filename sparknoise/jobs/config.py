@@ -124,7 +124,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "tracking": {
         "mlflow": False,  # log detect, evaluate and apply runs to MLflow (pip install 'sparknoise[mlflow]')
-        "uri": None,  # default: MLFLOW_TRACKING_URI (Databricks sets it), else a local store in ./mlruns
+        "uri": None,  # default: MLFLOW_TRACKING_URI (Databricks sets it), else sqlite:///<outputs>/mlruns.db
         "experiment": None,  # default: MLflow's active experiment (on Databricks a path like /Shared/sparknoise)
         "run_name": None,  # default: sparknoise-<job>-<run id>
     },
@@ -407,13 +407,18 @@ def _validate_detect(cfg: dict) -> None:
     _check_outputs(cfg, ("scored", "issues", "runs"))
 
 
-# The config sections each job reads (and records in the runs table): a detect run's config carries
-# no inject or evaluate defaults it never used.
+# The input keys only the annotators job reads (its tables of annotations, probabilities or items).
+ANNOTATOR_INPUT = ("annotations", "annotator_col", "probs", "items")
+# The input keys of the jobs that read one labelled table (detect, inject, evaluate).
+TABLE_INPUT = tuple(k for k in DEFAULTS["input"] if k not in ANNOTATOR_INPUT)
+
+# The config sections each job reads (and records in the runs table, lists in --help and logs to MLflow):
+# a detect run's config carries no inject, evaluate or annotator keys it never used.
 JOB_SECTIONS: dict[str, dict[str, tuple[str, ...] | None]] = {
-    "detect": {"input": None, "model": None, "detection": None, "output": ("scored", "issues", "runs", "mode"),
-               "tracking": None, "run": None},
-    "inject": {"input": None, "inject": None, "output": ("noisy", "runs"), "run": None},
-    "evaluate": {"input": None, "model": None, "detection": ("filter_by", "downweight"), "evaluate": None,
+    "detect": {"input": TABLE_INPUT, "model": None, "detection": None,
+               "output": ("scored", "issues", "runs", "mode"), "tracking": None, "run": None},
+    "inject": {"input": TABLE_INPUT, "inject": None, "output": ("noisy", "runs"), "run": None},
+    "evaluate": {"input": TABLE_INPUT, "model": None, "detection": ("filter_by", "downweight"), "evaluate": None,
                  "output": ("detection", "impact", "plots", "runs"), "tracking": None, "run": None},
     "report": {"output": _LOOP_TABLES["report"]},
     "review": {"output": _LOOP_TABLES["review"], "run": None},

@@ -1,8 +1,9 @@
 """`sparknoise review export|import`: the review queue out to reviewers, their verdicts back in.
 
 * export: the run's flagged rows from ``output.issues`` in ``issue_rank`` order (``--top N``), with
-  ``confidence`` and the run's passthrough columns (``--where``: only the flagged rows matching a SQL
-  condition over the run's scored columns, e.g. ``split = 'test'``: the test split's queue), written to a local csv / jsonl / Label Studio
+  ``confidence`` and the run's passthrough columns (Label Studio tasks without passthrough columns show
+  the run's ``input.features``; ``--where``: only the flagged rows matching a SQL condition over the
+  run's scored columns, e.g. ``split = 'test'``: the test split's queue), written to a local csv / jsonl / Label Studio
   file. The rows come to the driver (that is what writing one local file takes): ``--top`` bounds them.
 * import: a verdicts file (csv / jsonl / Label Studio JSON export) checked in full, then appended
   to ``output.reviews`` in one Delta commit. Any problem (an unknown run, a malformed row, an id that
@@ -62,13 +63,18 @@ def export_queue(spark: SparkSession, cfg: dict, run_id: str, path: str, *, top:
     queue = queue.orderBy("issue_rank")
     if top is not None:
         queue = queue.limit(int(top))
+    shown = passthrough
     if fmt == "labelstudio":  # the prediction's score: the model's probability of the suggested label
         scored = run_rows(spark, out["scored"], "output.scored", run_id)
         probs_col = inp.get("probs_col") or "pred_probs"
         score = F.array_max(probs_as_double_array(scored.schema[probs_col])).alias("__score")
-        queue = queue.join(scored.select(id_col, score), id_col, "left").orderBy("issue_rank")
+        # what the reviewer reads: the passthrough columns, else the run's feature columns (never only labels)
+        features = inp.get("features") if isinstance(inp.get("features"), list) else []
+        extra = [] if passthrough else [c for c in features if c in scored.columns and c not in columns]
+        shown = passthrough or extra
+        queue = queue.join(scored.select(id_col, score, *extra), id_col, "left").orderBy("issue_rank")
     rows = [r.asDict() for r in queue.collect()]  # the queue itself: bounded by --top
-    files = write_queue(rows, path, fmt, classes=classes, run_id=run_id, id_col=id_col, shown=passthrough)
+    files = write_queue(rows, path, fmt, classes=classes, run_id=run_id, id_col=id_col, shown=shown)
     log.info("review queue of run %s: %d rows written to %s (%s)", run_id, len(rows), ", ".join(files), fmt)
     return files, len(rows)
 

@@ -5,7 +5,9 @@ session exists. Runs on the driver only.
 
 * :func:`job_session` is what the CLI, ``jobs/*.py`` under spark-submit and the demo use: the active
   session if there is one (Databricks, spark-submit, a notebook), else ``getOrCreate()`` with Delta
-  added; it never sets the master.
+  added; it never sets the master. When it launches a local JVM (Spark's default ``local[*]``) it
+  binds the driver to loopback (``SPARK_LOCAL_IP=127.0.0.1`` unless set), so Spark does not warn
+  on every run that the hostname resolves to a loopback address.
 * :func:`local_spark` is the same builder pinned to a local master with quiet logs and no UI, for
   tests and benchmarks.
 
@@ -28,7 +30,7 @@ from typing import Mapping
 
 from pyspark.sql import SparkSession
 
-# The Python package is delta-spark 4.4.1 (pinned in pyproject). Maven Central carries the Delta
+# The Python package is delta-spark 4.4.1 (pinned in constraints.txt). Maven Central carries the Delta
 # jars for Spark 4.2 up to 4.4.0 (no 4.4.1 jar exists there), and the 4.4.1 Python API runs
 # unchanged on the 4.4.0 jars. Override with SPARKNOISE_DELTA_PACKAGE if your mirror has another.
 DELTA_PACKAGE = os.environ.get("SPARKNOISE_DELTA_PACKAGE", "io.delta:delta-spark_4.2_2.13:4.4.0")
@@ -142,7 +144,10 @@ def job_session(app_name: str = "sparknoise") -> SparkSession:
     if "DATABRICKS_RUNTIME_VERSION" in os.environ:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         return SparkSession.builder.appName(app_name).getOrCreate()
-    return _launched(_delta_builder(app_name, local=_local_default_master()))
+    local = _local_default_master()
+    if local:  # this process launches a local JVM: bind it to loopback, as local_spark does
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    return _launched(_delta_builder(app_name, local=local))
 
 
 def _local_default_master() -> bool:

@@ -107,6 +107,8 @@ def read_input(spark: SparkSession, *, path: str | None, table: str | None, fmt:
     except Exception as e:  # noqa: BLE001 - report any read failure as bad input
         text = str(e)
         first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+        if table and _catalog_missing(text):
+            raise InputError(catalog_message(key, table)) from None
         if "TABLE_OR_VIEW_NOT_FOUND" in text or "DELTA_TABLE_NOT_FOUND" in text:
             raise InputError(f"'{key}' {location!r} is not a table in this session's catalog; check the name "
                              "(catalog.schema.table) or give a path in input.path") from None
@@ -116,6 +118,35 @@ def read_input(spark: SparkSession, *, path: str | None, table: str | None, fmt:
         if version is not None and ("VERSION" in text.upper() or "version" in text):
             raise InputError(f"'input.version' {version} cannot be read from {location!r}: {first[:300]}") from None
         raise InputError(f"'{key}' {location!r} cannot be read (version {version}): {first[:300]}") from None
+
+
+# Spark's errors for a catalog.schema.table name whose catalog the session does not have: the name
+# falls to the session catalog (spark_catalog), which takes one-part schemas only.
+_NO_CATALOG = ("REQUIRES_SINGLE_PART_NAMESPACE", "CATALOG_NOT_FOUND", "requires a single-part namespace")
+
+
+def _catalog_missing(text: str) -> bool:
+    return any(marker in text for marker in _NO_CATALOG)
+
+
+def catalog_message(key: str, name: str) -> str:
+    """One line for a three-part table name whose catalog this session does not have."""
+    catalog = name.split(".")[0].strip("`")
+    return (f"'{key}' {name!r}: catalog {catalog!r} is not configured in this Spark session. Three-part names "
+            "(catalog.schema.table) need Unity Catalog (Databricks) or a configured catalog; locally, give a "
+            f"path instead (e.g. sparknoise-output/{name.split('.')[-1].strip('`')})")
+
+
+def _unknown_catalog(spark: SparkSession, name: str) -> bool:
+    """True when ``name`` is catalog.schema.table and the session has no catalog of that name."""
+    parts = re.findall(r"`(?:[^`]|``)+`|[^.]+", name)
+    if len(parts) != 3:
+        return False
+    try:
+        known = {c.name.lower() for c in spark.catalog.listCatalogs()}  # the configured catalogs: a handful
+    except Exception:  # noqa: BLE001 - a session that cannot list them: let the write say what is wrong
+        return False
+    return parts[0].strip("`").lower() not in known
 
 
 def _has_parquet(folder: str) -> bool:
@@ -267,6 +298,8 @@ def filtered(df: DataFrame, where: str | None, *, key: str = "input.where") -> D
 def check_output_location(spark: SparkSession, key: str, location: str) -> None:
     """An output must be a Delta table or not exist yet (never overwrite another kind of dataset), and
     a table name needs a persistent catalog (:func:`check_persistent_name`)."""
+    if not is_path(location) and _unknown_catalog(spark, location):
+        raise InputError(catalog_message(key, location))
     check_persistent_name(spark, key, location)
     local = _local_path(location)
     if local is not None:
@@ -293,6 +326,8 @@ def run_rows(spark: SparkSession, location: str, key: str, run_id: str) -> DataF
         df = read_table(spark, location)
         df.schema  # noqa: B018 - resolve now: a missing table fails here
     except Exception as e:  # noqa: BLE001 - a missing or unreadable table
+        if not is_path(location) and _catalog_missing(str(e)):
+            raise InputError(catalog_message(key, location)) from None
         missing = _missing(e)
         raise InputError(f"'{key}' {location!r} " + ("does not exist" if missing else "cannot be read")
                          + f"; point {key} at the table the detect run wrote (run detect first, with the same "

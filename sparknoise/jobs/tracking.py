@@ -14,10 +14,16 @@ What one sparknoise run logs, as one MLflow run:
 * tags: ``sparknoise.run_id``, ``sparknoise.job``, ``sparknoise.status``, ``sparknoise.version``.
 
 Where it goes: ``tracking.uri`` when set; else ``MLFLOW_TRACKING_URI`` (Databricks sets it to its
-own server); else a local store in ``./mlruns``. A local ``file:`` store needs
-``MLFLOW_ALLOW_FILE_STORE=true`` from MLflow 3.13 on; sparknoise sets it for the stores it chooses.
-``tracking.experiment`` (on Databricks a workspace path such as ``/Shared/sparknoise``) and
-``tracking.run_name`` (default ``sparknoise-<job>-<run id>``) name the run.
+own server); else a local SQLite store, ``sqlite:///<folder>/mlruns.db`` beside the outputs (the folder
+of ``output.runs`` when that is a local path, else the working directory), as MLflow recommends (its
+``file:`` store is deprecated and, from MLflow 3.13 on, refused by ``MlflowClient`` and ``mlflow ui``
+without ``MLFLOW_ALLOW_FILE_STORE=true``). Open it with ``mlflow ui --backend-store-uri
+sqlite:///<folder>/mlruns.db``. Experiments sparknoise creates in a local SQLite store keep their
+artifacts beside it, in ``<folder>/mlartifacts``; in the default store, runs go to the experiment
+``sparknoise`` unless ``tracking.experiment`` names another. A SQLite store needs SQLAlchemy and
+Alembic (in the ``mlflow`` extra; full ``mlflow`` has them). ``tracking.experiment`` (on Databricks a
+workspace path such as ``/Shared/sparknoise``) and ``tracking.run_name`` (default
+``sparknoise-<job>-<run id>``) name the run.
 
 Tracking never fails a run or its tables: any error (mlflow missing, server unreachable) is a warning.
 """
@@ -41,6 +47,9 @@ from sparknoise.jobs.config import job_view
 log = logging.getLogger("sparknoise")
 
 PARAM_LIMIT = 6000
+STORE_FILE = "mlruns.db"
+ARTIFACTS_FOLDER = "mlartifacts"
+DEFAULT_EXPERIMENT = "sparknoise"
 _METRIC_NAME = re.compile(r"[^\w\-. :/]")
 
 
@@ -58,6 +67,42 @@ def params_of(cfg: dict, job: str) -> dict[str, str]:
     out: dict[str, str] = {}
     _flat("", job_view(cfg, job), out)
     return out
+
+
+def default_uri(cfg: dict) -> str:
+    """The local SQLite store sparknoise uses when no tracking URI is given: ``mlruns.db`` in the folder of
+    ``output.runs`` (a local path), else in the working directory."""
+    from sparknoise.jobs.tables import _local_path
+
+    runs = (cfg.get("output") or {}).get("runs")
+    local = _local_path(runs) if isinstance(runs, str) and runs else None
+    folder = os.path.dirname(local.rstrip("/")) if local else os.getcwd()
+    return f"sqlite:///{os.path.join(folder, STORE_FILE)}"
+
+
+def _sqlite_file(uri: str) -> str | None:
+    """The database file of a local ``sqlite:///`` URI (None for other stores or an in-memory database)."""
+    if not uri.startswith("sqlite:///") or uri in ("sqlite:///", "sqlite:///:memory:"):
+        return None
+    return os.path.abspath(uri[len("sqlite:///"):])
+
+
+def _use_experiment(mlflow: Any, uri: str, name: str | None) -> None:
+    """Make ``name`` the active experiment; in a local SQLite store a new one keeps its artifacts beside
+    the database (MLflow's default would be ``./mlruns`` under whatever the working directory is)."""
+    if not name:
+        return
+    db = _sqlite_file(uri)
+    if db is not None:
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        if client.get_experiment_by_name(name) is None:
+            location = os.path.join(os.path.dirname(db), ARTIFACTS_FOLDER)
+            try:
+                client.create_experiment(name, artifact_location=f"file://{location}")
+            except Exception:  # noqa: BLE001 - another run created it first: use theirs
+                if client.get_experiment_by_name(name) is None:
+                    raise
+    mlflow.set_experiment(name)
 
 
 def _csv(matrix: list[list[Any]], classes: list[str], corner: str) -> str:
@@ -104,12 +149,15 @@ def _log(spark: SparkSession, cfg: dict, job: str, record: dict, timings: dict[s
     except ImportError:
         raise RuntimeError("tracking.mlflow is true but mlflow is not installed: pip install "
                            "'sparknoise[mlflow]' (or mlflow)") from None
-    uri = tracking.get("uri") or os.environ.get("MLFLOW_TRACKING_URI") or f"file:{os.path.abspath('mlruns')}"
+    uri = tracking.get("uri") or os.environ.get("MLFLOW_TRACKING_URI")
+    experiment = tracking.get("experiment")
+    if not uri:  # nothing chosen: a local SQLite store beside the outputs
+        uri, experiment = default_uri(cfg), experiment or DEFAULT_EXPERIMENT
+        os.makedirs(os.path.dirname(_sqlite_file(uri) or ""), exist_ok=True)
     if uri.startswith("file:") or "://" not in uri and not uri.startswith("databricks"):
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow >= 3.13 refuses file stores otherwise
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # a file store asked for: MLflow >= 3.13 refuses it
     mlflow.set_tracking_uri(uri)
-    if tracking.get("experiment"):
-        mlflow.set_experiment(tracking["experiment"])
+    _use_experiment(mlflow, uri, experiment)
     run_id = record["run_id"]
     numbers = {k: record.get(k) for k in ("n_rows", "n_classes", "num_flagged", "num_label_issues", "n_skipped",
                                          "rounds")}
@@ -130,7 +178,8 @@ def _log(spark: SparkSession, cfg: dict, job: str, record: dict, timings: dict[s
         for artifact, path in files.items():
             if os.path.isfile(path):
                 mlflow.log_artifact(path, artifact_path=os.path.dirname(artifact) or None)
-        log.info("run %s logged to MLflow: %s (run %s)", run_id, uri, run.info.run_id)
+        log.info("run %s logged to MLflow: %s (run %s)%s", run_id, uri, run.info.run_id,
+                 f"; browse it with: mlflow ui --backend-store-uri {uri}" if uri.startswith("sqlite:") else "")
         return run.info.run_id
 
 

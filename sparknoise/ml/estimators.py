@@ -8,6 +8,7 @@ Spark session (not Spark Connect or serverless compute).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pyspark.ml import Estimator
@@ -43,6 +44,16 @@ def make_estimator(name: str, params: dict[str, Any] | None = None) -> Estimator
     return estimator
 
 
+XGBOOST_LOGGER = "XGBoost-PySpark"  # xgboost.spark's logger: INFO blocks on every fit unless set higher
+
+
+def quiet_xgboost_logs(verbose: bool) -> None:
+    """xgboost.spark logs each fit's parameters and end at INFO (its logger defaults to INFO, and the
+    workers inherit the driver's level): WARNING unless ``verbose``. The one log level of a library
+    logger, not a session setting."""
+    logging.getLogger(XGBOOST_LOGGER).setLevel(logging.INFO if verbose else logging.WARNING)
+
+
 def _xgboost(params: dict[str, Any]) -> Estimator:
     try:
         from xgboost.spark import SparkXGBClassifier
@@ -59,8 +70,10 @@ def _xgboost(params: dict[str, Any]) -> Estimator:
     if "objective" in params:
         raise ConfigError("'model.params.objective' cannot be set: SparkXGBClassifier chooses binary:logistic or "
                           "multi:softprob from the number of classes")
-    # no per-iteration "training-mlogloss" line for every tree of every fold unless asked for
+    # no per-iteration "training-mlogloss" line for every tree of every fold unless asked for, and no
+    # "Running xgboost ... booster params" / "Finished xgboost training!" INFO block per fold either
     params = {"verbose": False, **params}
+    quiet_xgboost_logs(bool(params["verbose"]))
     try:
         return SparkXGBClassifier(**params)
     except (TypeError, ValueError) as e:
