@@ -1,0 +1,44 @@
+"""multilabel_label_quality_scores: cleanlab 2.9.0's multi-label ``get_label_quality_scores`` and
+``get_label_quality_scores_per_class`` as a column.
+
+One validating scan (inputs.py, executors, K-sized result), then a lazy row map (one Arrow UDF,
+executors, no shuffle): per class the binary score of [1 - p_c, p_c] against the tag (the
+multiclass kernels at K = 2), aggregated across classes on the row.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from sparknoise.multilabel import inputs
+from sparknoise.multilabel.issues import annotate_udf, check_score_options
+
+
+def multilabel_label_quality_scores(
+    df: DataFrame,
+    *,
+    label_col: str = "labels",
+    probs_col: str = "pred_probs",
+    classes: Sequence[Any] | None = None,
+    method: str = "self_confidence",
+    aggregator_kwargs: dict | None = None,
+) -> DataFrame:
+    """``df`` plus ``label_quality`` (cleanlab's ``get_label_quality_scores``) and
+    ``label_quality_per_class`` (``get_label_quality_scores_per_class``: K scores per row).
+
+    ``method``: self_confidence | normalized_margin | confidence_weighted_entropy (per class);
+    ``aggregator_kwargs``: default ``{"method": "exponential_moving_average", "alpha": 0.8}``, or
+    ``{"method": "softmin", "temperature": ...}``, or a callable method. Raises InputError for bad input.
+    """
+    check_score_options(method, aggregator_kwargs)
+    inp = inputs.prepare(df, label_col=label_col, probs_col=probs_col, id_col=None, classes=classes)
+    K = inputs.num_classes_of(inp)
+    inputs.profile(inp, K, check_unique_ids=False)
+    work = inputs.with_work_column(inp, K)
+    udf = annotate_udf(K, [], None, method, aggregator_kwargs, with_flags=False)
+    out = work.withColumn("__ml_out", udf(F.col(inputs.WORK), F.lit(0).cast("long")))
+    return out.select(*[F.col(c) for c in df.columns], F.col("__ml_out.label_quality").alias("label_quality"),
+                      F.col("__ml_out.label_quality_per_class").alias("label_quality_per_class"))
