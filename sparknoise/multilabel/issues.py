@@ -89,17 +89,23 @@ def _check_options(filter_by, rank_by, frac_noise, num_to_remove_per_class, min_
 # --- pass 2 -----------------------------------------------------------------------------------
 
 
-def _pass2_fn(K: int, thresholds: np.ndarray):
+def _pass2_fn(K: int, thresholds: np.ndarray, plan: selection.HistogramPlan | None):
     """mapInArrow: per task, the K binary 2x2 confident joints (given*2 + guess), per-class
-    num_label_issues (off-diagonal and not kept by the safeguard) and the rows any class has as such."""
+    num_label_issues (off-diagonal and not kept by the safeguard), the rows any class has as such,
+    and (``plan``) the selection histogram of every cell the filter could select from."""
     shifted = np.asarray(thresholds, dtype=np.float64) - CONFIDENT_SLACK
+    size = plan.n_cells * plan.n_buckets if plan is not None else 0
 
     def counts(batches):
         cj = np.zeros((K, 4), dtype=np.int64)
         issues = np.zeros(K, dtype=np.int64)
+        hist = np.zeros(size, dtype=np.int64)
         any_issue = 0
         for batch in batches:
-            P, Y = mk.split(kernels.probs_matrix(batch.column(0), 2 * K), K)
+            P2 = kernels.probs_matrix(batch.column(0), 2 * K)
+            P, Y = mk.split(P2, K)
+            if plan is not None:
+                hist += np.bincount(plan.indices(np.zeros(len(P2), dtype=np.int64), P2), minlength=size)
             row_issue = np.zeros(len(P), dtype=bool)
             for c in range(K):
                 Pc, y = mk.binary_probs(P[:, c]), Y[:, c]
@@ -112,6 +118,7 @@ def _pass2_fn(K: int, thresholds: np.ndarray):
             any_issue += int(row_issue.sum())
         rows = [(0, c, j, int(cj[c, j])) for c in range(K) for j in range(4)]
         rows += [(1, c, 0, int(issues[c])) for c in range(K)] + [(2, 0, 0, any_issue)]
+        rows += [(3, int(i), 0, int(hist[i])) for i in np.flatnonzero(hist)]
         kind, a, b, v = zip(*rows)
         yield pa.RecordBatch.from_arrays(
             [pa.array(kind, pa.int32()), pa.array(a, pa.int64()), pa.array(b, pa.int64()), pa.array(v, pa.int64())],
@@ -120,14 +127,15 @@ def _pass2_fn(K: int, thresholds: np.ndarray):
     return counts
 
 
-def _confident_joints(work: DataFrame, K: int, thresholds: np.ndarray):
+def _confident_joints(work: DataFrame, K: int, thresholds: np.ndarray, plan: selection.HistogramPlan | None):
     merged = (
         work.select(inputs.WORK)
-        .mapInArrow(_pass2_fn(K, thresholds), "kind int, a long, b long, v long")
+        .mapInArrow(_pass2_fn(K, thresholds, plan), "kind int, a long, b long, v long")
         .groupBy("kind", "a", "b")
         .agg(F.sum("v").alias("v"))
         .collect()
-    )  # 4K joint cells + K issue counts + 1
+    )  # 4K joint cells + K issue counts + 1 + the histogram's <= HISTOGRAM_BUDGET entries
+    entries = []
     cj = np.zeros((K, 2, 2), dtype=np.int64)
     issues = np.zeros(K, dtype=np.int64)
     any_issue = 0
@@ -136,9 +144,32 @@ def _confident_joints(work: DataFrame, K: int, thresholds: np.ndarray):
             cj[r["a"], r["b"] // 2, r["b"] % 2] = r["v"]
         elif r["kind"] == 1:
             issues[r["a"]] = r["v"]
-        else:
+        elif r["kind"] == 2:
             any_issue = int(r["v"])
-    return cj, issues, any_issue
+        else:
+            entries.append((int(r["a"]) // plan.n_buckets, int(r["a"]) % plan.n_buckets, int(r["v"])))
+    return cj, issues, any_issue, entries
+
+
+def _histogram_plan(filter_by: str, K: int) -> selection.HistogramPlan | None:
+    """Every cell the filter could select from, with all cells active (the keys do not depend on the
+    quotas), so that pass 2 counts the selection histogram while it reads the rows anyway."""
+    if filter_by in LOW_SCORE_FILTERS:
+        method = filter_by[len("low_"):]
+        per_class = [selection.global_score_problem(1, 2, method) for _ in range(K)]
+        problems = [_side_by_side(per_class, K)[0], _row_score_problem(1, 2, K)]
+    elif filter_by in PRUNE_FILTERS:
+        ones = np.ones(2, dtype=np.int64)
+        problems = []
+        if filter_by in ("prune_by_class", "both"):
+            problems.append(_side_by_side([selection.class_problem(ones, ones * 2) for _ in range(K)], K)[0])
+        if filter_by in ("prune_by_noise_rate", "both"):
+            problems.append(_side_by_side(
+                [selection.noise_rate_problem(np.ones((2, 2)), ones * 2, ones.astype(bool)) for _ in range(K)], K)[0])
+    else:
+        return None
+    n_cells = sum(p.n_cells for p in problems)
+    return selection.HistogramPlan(problems=tuple(problems), n_buckets=selection.buckets_for(n_cells))
 
 
 # --- selection --------------------------------------------------------------------------------
@@ -343,7 +374,9 @@ def find_multilabel_issues(
     counts = prof.binary_counts  # (K, 2)
     thresholds = np.array([confident_thresholds(counts[c], prof.sums[c]) for c in range(K)])
     work = inputs.with_work_column(inp, K)
-    cj, issues, any_issue = _confident_joints(work, K, thresholds)
+    plan = _histogram_plan(filter_by, K)
+    cj, issues, any_issue, entries = _confident_joints(work, K, thresholds, plan)
+    histograms = plan.split(entries) if plan is not None else []
     calibrated = np.array([calibrate_confident_joint(clip_diagonal(cj[c]), counts[c]) for c in range(K)])
 
     source = work.select(F.lit(0).alias("__ml_l"), F.col(inputs.WORK), F.col(id_col))
@@ -351,9 +384,9 @@ def find_multilabel_issues(
                             min_examples_per_class=int(min_examples_per_class), frac_noise=float(frac_noise),
                             num_to_remove_per_class=num_to_remove_per_class)
     per_class_selections: list[list] = [[] for _ in range(K)]
-    for per_class in kinds:
+    for per_class, histogram in zip(kinds, histograms):
         problem, offsets = _side_by_side(per_class, K)
-        cut = selection.find_cutoffs(source, problem, num_classes=2 * K, id_type=inp.id_type)
+        cut = selection.find_cutoffs(source, problem, num_classes=2 * K, id_type=inp.id_type, histogram=histogram)
         for c, p in enumerate(per_class):
             o = offsets[c]
             per_class_selections[c].append(
@@ -361,7 +394,7 @@ def find_multilabel_issues(
     row_cutoffs = None
     if filter_by in LOW_SCORE_FILTERS:
         row_cutoffs = selection.find_cutoffs(source, _row_score_problem(any_issue, prof.n_rows, K),
-                                             num_classes=2 * K, id_type=inp.id_type)
+                                             num_classes=2 * K, id_type=inp.id_type, histogram=histograms[-1])
     rules = [FlagRule(filter_by=filter_by, num_classes=2, thresholds=thresholds[c], selections=per_class_selections[c])
              for c in range(K)]
     udf = annotate_udf(K, rules, row_cutoffs, rank_by, aggregator_kwargs)
