@@ -223,7 +223,9 @@ def profile(inp: MultilabelInput, K: int, *, check_unique_ids: bool) -> Multilab
 
 def _raise_for(inp: MultilabelInput, problems: dict[int, int], K: int) -> None:
     label, probs = inp.label_col, inp.probs_col
-    n = problems.get
+    def n(code: int) -> int:
+        return problems.get(code, 0)
+
     if n(NULL_LABELS):
         raise InputError(f"label column '{label}' is null in {n(NULL_LABELS)} row(s); a row without tags is an empty "
                          "array []. Fill them, e.g. F.coalesce(F.col('labels'), F.array()), or drop those rows.",
