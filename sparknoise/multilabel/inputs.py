@@ -26,7 +26,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparknoise.core import class_stats
-from sparknoise.core.inputs import probs_as_double_array
+from sparknoise.core.inputs import probs_as_double_array, unfolded
 from sparknoise.errors import InputError
 from sparknoise.multilabel import kernels as mk
 
@@ -83,7 +83,11 @@ def _field(df: DataFrame, name: str, role: str, arg: str) -> T.StructField:
 
 def prepare(df: DataFrame, *, label_col: str, probs_col: str, id_col: str | None,
             classes: Sequence[Any] | None) -> MultilabelInput:
-    """Check the columns' types (driver only, no job) and add the working columns."""
+    """Check the columns' types (driver only, no job) and add the working columns.
+
+    A frame built from local data gets a shuffle above its rows first (core ``unfolded``), so that
+    the passes run on the executors as over a table.
+    """
     label = _field(df, label_col, "label", "label_col")
     probs = _field(df, probs_col, "probability", "probs_col")
     id_type: T.DataType = T.LongType()
@@ -109,7 +113,7 @@ def prepare(df: DataFrame, *, label_col: str, probs_col: str, id_col: str | None
             f"label column '{label_col}' holds {element.simpleString()} values; without classes=[...] tags must "
             "be the integers 0..K-1. Pass classes=[...] (the class of each probability entry) to use other "
             "values.", column=label_col)
-    out = df.withColumn(LABELS, indices).withColumn(PROBS, probs_as_double_array(probs))
+    out = unfolded(df).withColumn(LABELS, indices).withColumn(PROBS, probs_as_double_array(probs))
     return MultilabelInput(df=out, label_col=label_col, probs_col=probs_col, id_col=id_col or "",
                            label_type=element, id_type=id_type, classes=classes)
 
