@@ -72,7 +72,7 @@ ALLOWED_COLLECTS = {
     "multilabel/inputs.py:num_classes_of": "limit(1)",
     "multilabel/inputs.py:profile": "5K class sums + <= 9 problem counts + 1 row count",
     "multilabel/inputs.py:check_ids": "limit(5) example ids",
-    "multilabel/issues.py:_confident_joints": "4K joint cells + K issue counts + 1 + <= HISTOGRAM_BUDGET histogram entries",
+    "multilabel/issues.py:_confident_joints": "4K joint cells + K issue counts + 1 + <= HISTOGRAM_ENTRIES histogram entries",
     "multilabel/issues.py:find_multilabel_issues": "<= RANK_BUCKETS + 1 rows of 2K + 1 counts",
 }
 

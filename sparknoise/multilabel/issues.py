@@ -53,6 +53,10 @@ from sparknoise.multilabel.result import MultilabelIssuesResult
 log = logging.getLogger("sparknoise")
 
 WEIGHTS = ("prune", "downweight", "quality")
+# cells x buckets of the histogram pass 2 counts (and collects): a coarser resolution than the core's
+# HISTOGRAM_BUDGET, because every row has a candidate in each of the K classes, so nearly every
+# bucket is non-empty at scale; the boundary scan then windows a few more rows per cell
+HISTOGRAM_ENTRIES = 1 << 16
 _OUT = "__ml_out"
 
 
@@ -169,7 +173,8 @@ def _histogram_plan(filter_by: str, K: int) -> selection.HistogramPlan | None:
     else:
         return None
     n_cells = sum(p.n_cells for p in problems)
-    return selection.HistogramPlan(problems=tuple(problems), n_buckets=selection.buckets_for(n_cells))
+    buckets = int(np.clip(HISTOGRAM_ENTRIES // n_cells, selection.MIN_BUCKETS, selection.MAX_BUCKETS))
+    return selection.HistogramPlan(problems=tuple(problems), n_buckets=buckets)
 
 
 # --- selection --------------------------------------------------------------------------------
