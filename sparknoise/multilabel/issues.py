@@ -342,6 +342,11 @@ def find_multilabel_issues(
             cleanlab (prune methods), applied to each class's binary problem.
         rank_by: the per-class score behind ``label_quality`` and ``issue_rank`` (cleanlab's
             ``return_indices_ranked_by``): self_confidence | normalized_margin | confidence_weighted_entropy.
+            ``issue_rank`` orders the flagged rows by ``label_quality`` ascending, ties by id: cleanlab's
+            order for every filter but the two ``low_*`` ones, where cleanlab 2.9.0 indexes its
+            score-ordered issues with an argsort taken in row order (``cl_error_indices[np.argsort(
+            scores of the flagged rows in index order)]``), so its order is not by score; the flagged
+            rows are the same.
         aggregator_kwargs: how per-class scores become ``label_quality``, as cleanlab's
             ``get_label_quality_scores``: default ``{"method": "exponential_moving_average", "alpha": 0.8}``;
             ``{"method": "softmin", "temperature": 0.1}``; or a callable method.
