@@ -61,7 +61,7 @@ json.dump({"load_s": load, "find_label_issues_s": elapsed, "num_flagged": int(ma
 """
 
 
-def ensure_data(path: str, n: int, k: int, *, seed: int = 7, rows_per_file: int = 250_000) -> None:
+def ensure_data(path: str, n: int, k: int, *, seed: int = 7, rows_per_file: int = 125_000) -> None:
     """n rows x k classes of (id, labels array<int>, pred_probs array<double>) as Parquet files."""
     import numpy as np
     import pyarrow as pa
