@@ -38,6 +38,9 @@ WORK = "__ml_py"  # array<double> of length 2K: probabilities then the 0/1 multi
 WORKING = (LABELS, PROBS, WORK)
 
 _INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
+# up to this many classes the multi-hot tags are one native expression per class (code generation);
+# above, a ``transform`` lambda (one expression, interpreted per element) keeps the plan small
+NATIVE_HOT_CLASSES = 64
 
 # pass-1 rows (kind, a, b, v)
 CLASS, PROBLEM, ROWS = 0, 1, 2
@@ -275,6 +278,9 @@ def check_ids(inp: MultilabelInput) -> None:
 
 def with_work_column(inp: MultilabelInput, K: int) -> DataFrame:
     """The validated input plus ``__ml_py``: the K probabilities then the K 0/1 tags (for the batch kernels)."""
-    hot = F.transform(F.sequence(F.lit(0), F.lit(K - 1)),
-                      lambda c: F.array_contains(F.col(LABELS), c.cast("long")).cast("double"))
+    if K <= NATIVE_HOT_CLASSES:  # one generated expression per class (higher-order lambdas are interpreted)
+        hot = F.array(*[F.array_contains(F.col(LABELS), F.lit(c).cast("long")).cast("double") for c in range(K)])
+    else:
+        hot = F.transform(F.sequence(F.lit(0), F.lit(K - 1)),
+                          lambda c: F.array_contains(F.col(LABELS), c.cast("long")).cast("double"))
     return inp.df.withColumn(WORK, F.concat(F.col(PROBS), hot))
