@@ -125,6 +125,19 @@ def test_score_methods_match_cleanlab(frame, data, method):
                                mr.get_label_quality_scores_per_class(labels, probs, method=method), rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize("method", ["self_confidence", "normalized_margin"])
+def test_adjusted_scores_match_cleanlab(frame, data, method):
+    labels, probs = data
+    out = sorted(sn.multilabel_label_quality_scores(frame, method=method, adjust_pred_probs=True).collect(),
+                 key=lambda r: r["id"])
+    np.testing.assert_allclose(
+        _column(out, "label_quality"),
+        mr.get_label_quality_scores(labels, probs, method=method, adjust_pred_probs=True), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        np.array([r["label_quality_per_class"] for r in out]),
+        mr.get_label_quality_scores_per_class(labels, probs, method=method, adjust_pred_probs=True), rtol=0, atol=1e-9)
+
+
 @pytest.mark.parametrize("aggregator", AGGREGATORS[1:], ids=["ema_0.5", "ema_default_alpha", "softmin",
                                                              "softmin_0.5", "callable_min"])
 def test_aggregators_match_cleanlab(frame, data, aggregator):
@@ -244,5 +257,7 @@ def test_bad_options_are_config_errors(frame):
         sn.find_multilabel_issues(frame, rank_by="nope")
     with pytest.raises(ConfigError, match="aggregator"):
         sn.multilabel_label_quality_scores(frame, aggregator_kwargs={"method": "mean"})
+    with pytest.raises(ConfigError, match="adjust_pred_probs"):
+        sn.multilabel_label_quality_scores(frame, method="confidence_weighted_entropy", adjust_pred_probs=True)
     with pytest.raises(ConfigError, match="num_to_remove_per_class"):
         sn.find_multilabel_issues(frame, filter_by="confident_learning", num_to_remove_per_class=[1, 1, 1, 1])

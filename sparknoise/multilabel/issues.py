@@ -259,7 +259,7 @@ def _lists(values: np.ndarray, offsets: np.ndarray, kind) -> pa.Array:
 
 
 def annotate_udf(K: int, rules: list[FlagRule], row_cutoffs: selection.Cutoffs | None, method: str,
-                 aggregator_kwargs: dict | None, with_flags: bool = True):
+                 aggregator_kwargs: dict | None, with_flags: bool = True, adjust_thresholds: np.ndarray | None = None):
     """Arrow UDF ([probabilities | tags], id) -> the row's scores, flags and suggested tag indices."""
     aggregate = mk.aggregator(aggregator_kwargs)
 
@@ -267,7 +267,7 @@ def annotate_udf(K: int, rules: list[FlagRule], row_cutoffs: selection.Cutoffs |
     def annotate(work: pa.Array, ids: pa.Array) -> pa.Array:
         P, Y = mk.split(kernels.probs_matrix(work, 2 * K), K)
         n = len(P)
-        scores = mk.per_class_scores(P, Y, method)
+        scores = mk.per_class_scores(P, Y, method, adjust_thresholds)
         quality = aggregate(scores)
         flags = np.zeros((n, K), dtype=bool)
         row_flag = np.zeros(n, dtype=bool)

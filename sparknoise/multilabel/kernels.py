@@ -50,11 +50,26 @@ def multi_hot(labels: pa.Array, num_classes: int) -> np.ndarray:
     return Y
 
 
-def per_class_scores(P: np.ndarray, Y: np.ndarray, method: str) -> np.ndarray:
-    """(n, K) label quality of each class annotation: cleanlab's ``get_label_quality_scores_per_class``."""
+def adjusted(Pc: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """cleanlab's ``_subtract_confident_thresholds`` on one class's (n, 2) binary probabilities."""
+    adj = Pc - thresholds
+    adj += thresholds.max()
+    adj /= adj.sum(axis=1, keepdims=True)
+    return adj
+
+
+def per_class_scores(P: np.ndarray, Y: np.ndarray, method: str, thresholds: np.ndarray | None = None) -> np.ndarray:
+    """(n, K) label quality of each class annotation: cleanlab's ``get_label_quality_scores_per_class``.
+
+    ``thresholds`` (K, 2): ``adjust_pred_probs=True``, each class's binary probabilities minus its
+    confident thresholds, renormalised (self_confidence and normalized_margin only, as in cleanlab).
+    """
     out = np.zeros(Y.shape)
     for c in range(Y.shape[1]):
-        out[:, c] = kernels.quality_scores(binary_probs(P[:, c]), Y[:, c], method)
+        Pc = binary_probs(P[:, c])
+        if thresholds is not None:
+            Pc = adjusted(Pc, thresholds[c])
+        out[:, c] = kernels.quality_scores(Pc, Y[:, c], method)
     return out
 
 
