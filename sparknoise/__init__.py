@@ -16,6 +16,7 @@ from sparknoise.ml.clean_learning import CleanLearning, CleanLearningModel
 from sparknoise.ml.cross_validation import cross_val_predict_proba
 from sparknoise.multiannotator.active_learning import active_learning_scores
 from sparknoise.multiannotator.crowdlab import MultiannotatorResult, majority_vote, multiannotator_quality
+from sparknoise.multilabel import MultilabelIssuesResult, find_multilabel_issues, multilabel_label_quality_scores
 from sparknoise.noise.evaluation import EvaluationResult, evaluate_label_noise
 from sparknoise.noise.injection import inject_label_noise
 from sparknoise.noise.matrices import noise_matrix_from_trace, noise_matrix_is_valid
@@ -45,5 +46,8 @@ __all__ = [
     "SparkNoiseError",
     "__version__",
     "find_label_issues",
+    "find_multilabel_issues",
+    "multilabel_label_quality_scores",
+    "MultilabelIssuesResult",
     "label_quality_scores",
 ]

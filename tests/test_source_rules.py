@@ -70,6 +70,11 @@ ALLOWED_COLLECTS = {
     "multiannotator/active_learning.py:_check_pool_width": "one aggregate row",
     "multiannotator/crowdlab.py:round_stats": "<= K rows, one per consensus class",
     "multiannotator/crowdlab.py:annotator_rows": "<= M x K (annotator, label) statistics",
+    "multilabel/inputs.py:num_classes_of": "limit(1)",
+    "multilabel/inputs.py:profile": "5K class sums + <= 9 problem counts + 1 row count",
+    "multilabel/inputs.py:check_ids": "limit(5) example ids",
+    "multilabel/issues.py:_confident_joints": "4K joint cells + K issue counts + 1 + <= HISTOGRAM_ENTRIES histogram entries",
+    "multilabel/issues.py:find_multilabel_issues": "<= RANK_BUCKETS + 1 rows of 2K + 1 counts",
 }
 
 
@@ -90,7 +95,7 @@ LAYERS = [
     ("sparknoise._version", "sparknoise.errors", "sparknoise.storage"),
     ("sparknoise.core",),
     ("sparknoise.ml",),
-    ("sparknoise.noise", "sparknoise.cleaning", "sparknoise.multiannotator"),
+    ("sparknoise.noise", "sparknoise.cleaning", "sparknoise.multiannotator", "sparknoise.multilabel"),
     ("sparknoise.report",),
     ("sparknoise.jobs",),
     ("sparknoise.cli",),

@@ -1,0 +1,263 @@
+"""Multi-label tags (issue 28): cleanlab 2.9.0's multilabel_classification as the oracle.
+
+One small frame (300 rows x 4 classes, flipped tags, some rows without tags) is shared; every
+filter, per-class score method and aggregator is compared with cleanlab on it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from cleanlab.multilabel_classification import dataset as md
+from cleanlab.multilabel_classification import filter as mf
+from cleanlab.multilabel_classification import rank as mr
+from multilabel_data import make_multilabel, to_frame
+
+import sparknoise as sn
+from sparknoise.errors import ConfigError, InputError
+
+FILTERS = ["prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given",
+           "low_normalized_margin", "low_self_confidence"]
+CLASSES = ["sports", "politics", "tech", "arts"]
+
+
+@pytest.fixture(scope="module")
+def data():
+    labels, probs, _ = make_multilabel(300, 4, seed=0)
+    assert any(not row for row in labels)  # rows without tags are part of the data
+    return labels, probs
+
+
+@pytest.fixture(scope="module")
+def frame(spark, data):
+    return to_frame(spark, *data)
+
+
+_RESULTS: dict = {}
+
+
+def _run(frame, **kwargs):
+    """(result, rows sorted by id) for these options, computed once per module."""
+    key = tuple(sorted((k, repr(v)) for k, v in kwargs.items()))
+    if key not in _RESULTS:
+        res = sn.find_multilabel_issues(frame, **kwargs)
+        _RESULTS[key] = (res, sorted(res.rows.collect(), key=lambda r: r["id"]))
+    return _RESULTS[key]
+
+
+def _column(rows, name):
+    return np.array([r[name] for r in rows])
+
+
+def _ranked_ids(rows):
+    return [r["id"] for r in sorted((r for r in rows if r["is_label_issue"]), key=lambda r: r["issue_rank"])]
+
+
+@pytest.mark.parametrize("filter_by", FILTERS)
+def test_every_filter_matches_cleanlab(frame, data, filter_by):
+    labels, probs = data
+    res, rows = _run(frame, filter_by=filter_by)
+    mask = _column(rows, "is_label_issue")
+    np.testing.assert_array_equal(mask, mf.find_label_issues(labels, probs, filter_by=filter_by))
+    per_class = np.array([r["is_label_issue_per_class"] for r in rows])
+    np.testing.assert_array_equal(per_class, mf.find_multilabel_issues_per_class(labels, probs, filter_by=filter_by))
+    assert res.num_flagged == mask.sum() > 0
+    np.testing.assert_allclose(_column(rows, "label_quality"), mr.get_label_quality_scores(labels, probs),
+                               rtol=0, atol=1e-9)
+    np.testing.assert_allclose(np.array([r["label_quality_per_class"] for r in rows]),
+                               mr.get_label_quality_scores_per_class(labels, probs), rtol=0, atol=1e-9)
+    ranked = list(mf.find_label_issues(labels, probs, filter_by=filter_by, return_indices_ranked_by="self_confidence"))
+    mine = _ranked_ids(rows)
+    assert [r["issue_rank"] for r in rows if r["is_label_issue"]] != [] and sorted(
+        r["issue_rank"] for r in rows if r["is_label_issue"]) == list(range(1, len(mine) + 1))
+    if filter_by.startswith("low_"):
+        # cleanlab 2.9.0 reorders these by positions of a differently ordered array
+        # (cl_error_indices[np.argsort(scores in index order)]): same rows, order not by score
+        assert sorted(ranked) == sorted(mine)
+        quality = _column(rows, "label_quality")
+        assert mine == sorted(mine, key=lambda i: (quality[i], i))
+    else:
+        assert mine == ranked
+    given = np.zeros((len(labels), 4), dtype=bool)
+    for i, row in enumerate(labels):
+        given[i, row] = True
+    suggested = [sorted(np.flatnonzero(g ^ f).tolist()) for g, f in zip(given, per_class)]
+    assert [list(r["suggested_labels"]) for r in rows] == suggested
+    np.testing.assert_array_equal(_column(rows, "sample_weight"), np.where(mask, 0.0, 1.0))
+    assert all((r["issue_rank"] is None) == (not r["is_label_issue"]) for r in rows)
+
+
+@pytest.mark.parametrize("options", [
+    {"filter_by": "prune_by_noise_rate", "frac_noise": 0.5},
+    {"filter_by": "prune_by_class", "min_examples_per_class": 100},
+    {"filter_by": "both", "num_to_remove_per_class": [3, 0, 5, 2]},
+], ids=["frac_noise", "min_examples", "num_to_remove"])
+def test_prune_options_match_cleanlab(frame, data, options):
+    labels, probs = data
+    _, rows = _run(frame, **options)
+    np.testing.assert_array_equal(_column(rows, "is_label_issue"), mf.find_label_issues(labels, probs, **options))
+    np.testing.assert_array_equal(np.array([r["is_label_issue_per_class"] for r in rows]),
+                                  mf.find_multilabel_issues_per_class(labels, probs, **options))
+
+
+@pytest.mark.parametrize("rank_by", ["normalized_margin", "confidence_weighted_entropy"])
+def test_rank_by_orders_as_cleanlab(frame, data, rank_by):
+    labels, probs = data
+    _, rows = _run(frame, rank_by=rank_by)
+    np.testing.assert_allclose(_column(rows, "label_quality"),
+                               mr.get_label_quality_scores(labels, probs, method=rank_by), rtol=0, atol=1e-9)
+    assert _ranked_ids(rows) == list(mf.find_label_issues(labels, probs, return_indices_ranked_by=rank_by))
+
+
+AGGREGATORS = [None, {"method": "exponential_moving_average", "alpha": 0.5},
+               {"method": "exponential_moving_average", "alpha": None}, {"method": "softmin"},
+               {"method": "softmin", "temperature": 0.5}, {"method": np.min}]
+
+
+@pytest.mark.parametrize("method", ["self_confidence", "normalized_margin", "confidence_weighted_entropy"])
+def test_score_methods_match_cleanlab(frame, data, method):
+    labels, probs = data
+    out = sorted(sn.multilabel_label_quality_scores(frame, method=method).collect(), key=lambda r: r["id"])
+    np.testing.assert_allclose(_column(out, "label_quality"), mr.get_label_quality_scores(labels, probs, method=method),
+                               rtol=0, atol=1e-9)
+    np.testing.assert_allclose(np.array([r["label_quality_per_class"] for r in out]),
+                               mr.get_label_quality_scores_per_class(labels, probs, method=method), rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("method", ["self_confidence", "normalized_margin"])
+def test_adjusted_scores_match_cleanlab(frame, data, method):
+    labels, probs = data
+    out = sorted(sn.multilabel_label_quality_scores(frame, method=method, adjust_pred_probs=True).collect(),
+                 key=lambda r: r["id"])
+    np.testing.assert_allclose(
+        _column(out, "label_quality"),
+        mr.get_label_quality_scores(labels, probs, method=method, adjust_pred_probs=True), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        np.array([r["label_quality_per_class"] for r in out]),
+        mr.get_label_quality_scores_per_class(labels, probs, method=method, adjust_pred_probs=True), rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("aggregator", AGGREGATORS[1:], ids=["ema_0.5", "ema_default_alpha", "softmin",
+                                                             "softmin_0.5", "callable_min"])
+def test_aggregators_match_cleanlab(frame, data, aggregator):
+    labels, probs = data
+    out = sorted(sn.multilabel_label_quality_scores(frame, method="normalized_margin", aggregator_kwargs=aggregator)
+                 .collect(), key=lambda r: r["id"])
+    want = mr.get_label_quality_scores(labels, probs, method="normalized_margin", aggregator_kwargs=aggregator)
+    np.testing.assert_allclose(_column(out, "label_quality"), want, rtol=0, atol=1e-9)
+
+
+def test_dataset_tables_match_cleanlab(frame, data):
+    labels, probs = data
+    res, _ = _run(frame, filter_by="prune_by_noise_rate")
+    pd.testing.assert_frame_equal(res.common_issues(), md.common_multilabel_issues(labels, probs))
+    pd.testing.assert_frame_equal(res.class_ranking(), md.rank_classes_by_multilabel_quality(labels, probs))
+    assert res.health_score() == pytest.approx(md.overall_multilabel_health_score(labels, probs), abs=1e-12)
+    summary = res.summary()
+    assert summary["num_flagged"] == res.num_flagged and len(summary["per_class"]) == 4
+    assert res.issues().first()["issue_rank"] == 1
+
+
+def test_string_tags_with_classes_and_vector_probs(spark, frame, data):
+    from pyspark.ml.functions import array_to_vector
+    from pyspark.sql import functions as F
+
+    labels, probs = data
+    named = to_frame(spark, labels, probs, classes=CLASSES).withColumn("pred_probs", array_to_vector("pred_probs"))
+    res = sn.find_multilabel_issues(named, classes=CLASSES)
+    rows = sorted(res.rows.collect(), key=lambda r: r["id"])
+    _, base = _run(frame, filter_by="prune_by_noise_rate")
+    np.testing.assert_array_equal(_column(rows, "is_label_issue"), _column(base, "is_label_issue"))
+    assert [r["issue_rank"] for r in rows] == [r["issue_rank"] for r in base]
+    assert [list(r["suggested_labels"]) for r in rows] == [[CLASSES[c] for c in r["suggested_labels"]] for r in base]
+    pd.testing.assert_frame_equal(res.class_ranking(),
+                                  md.rank_classes_by_multilabel_quality(labels, probs, class_names=CLASSES))
+    assert res.rows.schema["suggested_labels"].dataType.simpleString() == "array<string>"
+    assert F is not None
+
+
+def test_many_partitions_give_identical_rows(spark, frame, data):
+    _, one = _run(frame, filter_by="prune_by_noise_rate")
+    res = sn.find_multilabel_issues(frame.repartition(7), filter_by="prune_by_noise_rate")
+    many = sorted(res.rows.collect(), key=lambda r: r["id"])
+    assert [r.asDict() for r in many] == [r.asDict() for r in one]
+
+
+def test_a_class_no_row_carries_is_checked_as_in_cleanlab(spark):
+    labels, probs, _ = make_multilabel(200, 4, seed=3)
+    labels = [[c for c in row if c != 2] for row in labels]  # nobody carries class 2
+    res = sn.find_multilabel_issues(to_frame(spark, labels, probs))
+    rows = sorted(res.rows.collect(), key=lambda r: r["id"])
+    np.testing.assert_array_equal(_column(rows, "is_label_issue"), mf.find_label_issues(labels, probs))
+    assert res.tag_counts[2] == 0
+
+
+
+
+@pytest.mark.parametrize("case, column, words", [
+    ("label_outside", "labels", "outside 0..3"),
+    ("string_not_in_classes", "labels", "not in classes"),
+    ("prob_above_one", "pred_probs", "outside [0, 1]"),
+    ("prob_negative", "pred_probs", "outside [0, 1]"),
+    ("wrong_length", "pred_probs", "length is not 4"),
+    ("duplicate_ids", "id", "duplicate values"),
+    ("class_in_every_row", "labels", "in every row"),
+    ("null_labels", "labels", "empty array"),
+    ("null_probs", "pred_probs", "null in 1 row"),
+    ("not_an_array", "labels", "must be an array column"),
+    ("float_tags", "labels", "integers 0..K-1"),
+    ("missing_column", "tags", "not in the input"),
+])
+def test_bad_input_names_the_column_and_the_fix(spark, data, case, column, words):
+    labels, probs = [list(x) for x in data[0][:40]], [[float(x) for x in p] for p in data[1][:40]]
+    ids = list(range(40))
+    schema = "id long, labels array<int>, pred_probs array<double>"
+    kwargs = {}
+    if case == "label_outside":
+        labels[3] = [0, 4]
+    elif case == "prob_above_one":
+        probs[5][1] = 1.5
+    elif case == "prob_negative":
+        probs[5][2] = -0.1
+    elif case == "wrong_length":
+        probs[7] = probs[7][:3]
+    elif case == "duplicate_ids":
+        ids[9] = 8
+    elif case == "class_in_every_row":
+        labels = [sorted(set(row) | {1}) for row in labels]
+    elif case == "null_labels":
+        labels[2] = None
+    elif case == "null_probs":
+        probs[2] = None
+    rows = list(zip(ids, labels, probs))
+    if case == "string_not_in_classes":
+        rows = [(i, [CLASSES[c] for c in lab] + (["cooking"] if i == 4 else []), p) for i, lab, p in rows]
+        schema = "id long, labels array<string>, pred_probs array<double>"
+        kwargs["classes"] = CLASSES
+    elif case == "not_an_array":
+        rows = [(i, ",".join(map(str, lab)), p) for i, lab, p in rows]
+        schema = "id long, labels string, pred_probs array<double>"
+    elif case == "float_tags":
+        rows = [(i, [float(c) for c in lab], p) for i, lab, p in rows]
+        schema = "id long, labels array<double>, pred_probs array<double>"
+    elif case == "missing_column":
+        kwargs["label_col"] = "tags"
+    df = spark.createDataFrame(rows, schema)
+    with pytest.raises(InputError) as err:
+        sn.find_multilabel_issues(df, **kwargs)
+    assert err.value.column == column
+    assert words in str(err.value)
+
+
+def test_bad_options_are_config_errors(frame):
+    with pytest.raises(ConfigError, match="filter_by"):
+        sn.find_multilabel_issues(frame, filter_by="nope")
+    with pytest.raises(ConfigError, match="rank_by"):
+        sn.find_multilabel_issues(frame, rank_by="nope")
+    with pytest.raises(ConfigError, match="aggregator"):
+        sn.multilabel_label_quality_scores(frame, aggregator_kwargs={"method": "mean"})
+    with pytest.raises(ConfigError, match="adjust_pred_probs"):
+        sn.multilabel_label_quality_scores(frame, method="confidence_weighted_entropy", adjust_pred_probs=True)
+    with pytest.raises(ConfigError, match="num_to_remove_per_class"):
+        sn.find_multilabel_issues(frame, filter_by="confident_learning", num_to_remove_per_class=[1, 1, 1, 1])
