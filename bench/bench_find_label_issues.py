@@ -105,12 +105,14 @@ def _jobs(spark) -> int:
     return max(spark.sparkContext.statusTracker().getJobIdsForGroup(None) or [-1]) + 1
 
 
-def run_cleanlab(path: str) -> dict:
+def run_cleanlab(path: str, child: str = CLEANLAB_CHILD) -> dict:
+    """Run ``child`` (a script: argv = table path, JSON out; it also writes the flagged ids to <out>.npy) in a
+    fresh process, so its peak memory is its own; returns its JSON plus ``flagged_ids``."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "cleanlab.json")
         # the current Delta snapshot's files: the bench tables are written once, so every parquet
         # file in the folder belongs to it
-        proc = subprocess.run([sys.executable, "-c", CLEANLAB_CHILD, path, out], capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-c", child, path, out], capture_output=True, text=True)
         if proc.returncode != 0:
             return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else f"exit {proc.returncode}"}
         res = json.load(open(out))

@@ -22,9 +22,7 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
-import tempfile
 import time
 
 import psutil
@@ -34,6 +32,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 from bench_find_label_issues import PeakRss  # noqa: E402
+from bench_find_label_issues import run_cleanlab as run_cleanlab_child  # noqa: E402
 
 CLEANLAB_CHILD = r"""
 import json, resource, sys, time, glob
@@ -92,16 +91,7 @@ def ensure_data(path: str, n: int, k: int, *, seed: int = 7, rows_per_file: int 
 
 
 def run_cleanlab(path: str) -> dict:
-    import numpy as np
-
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "cleanlab.json")
-        proc = subprocess.run([sys.executable, "-c", CLEANLAB_CHILD, path, out], capture_output=True, text=True)
-        if proc.returncode != 0:
-            return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else f"exit {proc.returncode}"}
-        res = json.load(open(out))
-        res["flagged_ids"] = np.load(out + ".npy")
-        return res
+    return run_cleanlab_child(path, CLEANLAB_CHILD)
 
 
 def main() -> None:
