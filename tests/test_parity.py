@@ -36,6 +36,20 @@ def test_every_filter_matches_cleanlab(frames, name, filter_by):
     assert_parity(res, d, filter_by)
 
 
+@pytest.fixture(scope="module")
+def k1000(spark):
+    d = dataset("k1000")
+    return d, to_frame(spark, d, partitions=2)
+
+
+@pytest.mark.parametrize("filter_by", FILTERS)
+def test_every_filter_matches_cleanlab_at_k1000(k1000, filter_by):
+    """K = 1000 (two rows per class): every filter completes (confident_learning once died with a
+    StackOverflowError generating a K-deep expression) and flags exactly cleanlab's rows."""
+    d, df = k1000
+    assert_parity(sn.find_label_issues(df, filter_by=filter_by), d, filter_by, thresholds_rtol=1e-14)
+
+
 @pytest.mark.parametrize("rank_by", RANKS)
 @pytest.mark.parametrize("name", ["k10"])
 def test_every_rank_by_matches_cleanlab_order(frames, name, rank_by):

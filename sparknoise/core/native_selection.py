@@ -20,13 +20,12 @@ Arrow paths put every key in the same bucket.
 
 from __future__ import annotations
 
-from functools import reduce
-
 import numpy as np
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from sparknoise.core import row_expressions
 from sparknoise.core.selection import KEY_HIGH, KEY_LOW, Cutoffs, HistogramPlan, NativePair, SelectionProblem
 
 
@@ -101,7 +100,7 @@ def selected(problem: SelectionProblem, cutoffs: Cutoffs, probs: Column, label: 
         terms.append(hit if pair.valid is None else pair.valid & hit)
     if not terms:
         return F.lit(False)
-    return reduce(lambda a, b: a | b, terms)
+    return row_expressions.balanced(lambda a, b: a | b, terms)
 
 
 def could_select(problem: SelectionProblem, cutoffs: Cutoffs, probs: Column, label: Column) -> Column:

@@ -24,7 +24,7 @@ Spark compares doubles as numpy does here: -0.0 equals 0.0, and validation has r
 
 from __future__ import annotations
 
-from functools import reduce
+from collections.abc import Callable
 
 import numpy as np
 from pyspark.sql import Column
@@ -93,11 +93,26 @@ def keep_out(probs: Column, label: Column, num_classes: int) -> Column:
     )
 
 
+def balanced(op: Callable[[Column, Column], Column], terms: list[Column]) -> Column:
+    """``terms`` combined pairwise into a tree of depth log2(n), not a left-deep chain of depth n.
+
+    Spark converts, analyses and generates code for an expression recursively: a chain of one
+    ``+`` or ``|`` per class overflows the JVM stack at K in the hundreds (StackOverflowError at
+    K = 1000); the same terms as a balanced tree are at most ~10 levels deep. Sums of integers and
+    ORs are exact in any grouping, so the result is the same.
+    """
+    if not terms:
+        raise ValueError("balanced() needs at least one term")
+    while len(terms) > 1:
+        terms = [op(terms[i], terms[i + 1]) if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
 def guessed_true_label(probs: Column, thresholds_minus_slack: np.ndarray) -> Column:
     """cleanlab's confident-joint guess (int), or -1 for a row confident in no class."""
     K = len(thresholds_minus_slack)
     confident = [F.get(probs, F.lit(j)) >= F.lit(float(thresholds_minus_slack[j])) for j in range(K)]
-    n_confident = reduce(lambda a, b: a + b, [c.cast("int") for c in confident])
+    n_confident = balanced(lambda a, b: a + b, [c.cast("int") for c in confident])
     first = F.when(confident[0], F.lit(0))
     for j in range(1, K):
         first = first.when(confident[j], F.lit(j))

@@ -65,6 +65,9 @@ def uses_native_row_map(rule: FlagRule, rank_by: str) -> bool:
         rule.num_classes <= row_expressions.ROW_MAP_NATIVE_MAX_CLASSES
         and rank_by in row_expressions.NATIVE_QUALITY_METHODS
         and (rule.filter_by not in LOW_SCORE_FILTERS or native_flags(rule))
+        # confident_learning's guess is one term per class: native up to NATIVE_MAX_CLASSES, beyond
+        # that the Arrow row map (a K-term expression costs more to generate and run than it saves)
+        and (rule.filter_by != "confident_learning" or rule.num_classes <= row_expressions.NATIVE_MAX_CLASSES)
     )
 
 
