@@ -48,7 +48,7 @@ def dataset(name: str) -> NoisyProbabilities:
     if name == "k4_missing_class":
         return _with_missing_class(noisy_probabilities(3000, 4, noise_rate=0.2, seed=6), missing=2)
     if name == "k1000":  # K-sized expressions must stay shallow (a K-deep chain overflowed the JVM stack)
-        return noisy_probabilities(1000, 1000, noise_rate=0.2, seed=8, separation=4.0)
+        return noisy_probabilities(2000, 1000, noise_rate=0.2, seed=8, separation=4.0)
     if name == "k4_one_row_class":
         return _with_one_row_class(noisy_probabilities(3000, 4, noise_rate=0.2, seed=7), lonely=1)
     raise KeyError(name)

@@ -44,7 +44,7 @@ def k1000(spark):
 
 @pytest.mark.parametrize("filter_by", FILTERS)
 def test_every_filter_matches_cleanlab_at_k1000(k1000, filter_by):
-    """K = 1000 (one row per class on average): every filter completes (confident_learning once died with a
+    """K = 1000 (two rows per class on average): every filter completes (confident_learning once died with a
     StackOverflowError generating a K-deep expression) and flags exactly cleanlab's rows."""
     d, df = k1000
     assert_parity(sn.find_label_issues(df, filter_by=filter_by), d, filter_by, thresholds_rtol=1e-14)
