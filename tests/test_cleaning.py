@@ -352,8 +352,9 @@ def test_demo_label_studio_tasks_show_the_features_not_the_answer(tmp_path):
     values = {c: 0.123456789 * (i + 1) for i, c in enumerate(FEATURES)}
     row = {"id": 7, "given_label": 1, "suggested_label": 2, "label_quality": 0.01, "issue_rank": 1,
            "confidence": "high", **values, "split": "test", "__score": 0.9}
-    tasks, _ = write_queue([row], str(tmp_path / "tasks.json"), "labelstudio", classes=[0, 1, 2], run_id="demo",
+    (tasks, _), written = write_queue(iter([row]), str(tmp_path / "tasks.json"), "labelstudio", classes=[0, 1, 2], run_id="demo",
                            id_col="id", shown=shown)
     [task] = json.load(open(tasks))
+    assert written == 1 and task["predictions"][0]["score"] == 0.9
     assert task["data"]["item"].splitlines() == [*(f"{c}: {v:.6g}" for c, v in values.items()), "split: test"]
     assert TRUTH_COL not in json.dumps(task)

@@ -5,7 +5,8 @@
   ``LabelIssuesResult.report()`` reaching the report package.
 * ``import sparknoise`` loads neither matplotlib nor the job plumbing.
 * Connect safety: fails on ``sparkContext``, ``.rdd``, ``_jvm``, ``_jdf``, ``.cache(`` and ``.persist(``
-  anywhere in ``sparknoise/`` (every subpackage), on any ``toPandas``/``toLocalIterator``, and on a
+  anywhere in ``sparknoise/`` (every subpackage), on any ``toPandas``, on a ``toLocalIterator`` outside
+  STREAMED (rows written to a local file as they stream, one partition at a time), and on a
   ``collect()``/``first()`` outside the allow-list below: the functions whose collects are
   summary-sized (the bound is in the comment).
 """
@@ -20,6 +21,11 @@ import sys
 
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sparknoise")
 FORBIDDEN = [r"\bsparkContext\b", r"\.rdd\b", r"\b_jvm\b", r"\b_jdf\b", r"\.cache\(", r"\.persist\("]
+
+# toLocalIterator: the driver holds one partition of rows at a time and writes them out as they come
+STREAMED = {
+    "jobs/review.py:export_queue": "the review queue, streamed into the local export file",
+}
 
 ALLOWED_COLLECTS = {
     "core/fit_quality.py:probability_fit": "one row per class: counts, hits, summed log loss",
@@ -38,7 +44,6 @@ ALLOWED_COLLECTS = {
     "cleaning/releases.py:release_row": "limit(1): one release's row",
     "jobs/publish.py:list_releases": "one row per release (a release is a human act: few)",
     "jobs/report.py:cleaning_details": "splits x actions x sources counts, limit(MAX_CORRECTIONS) audit rows",
-    "jobs/review.py:export_queue": "the review queue written to a local file, bounded by --top",
     "jobs/review.py:import_verdicts": "one aggregate row",
     "regression/inputs.py:check_values": "one aggregate row; limit(5) example ids",
     "jobs/run_log.py:latest_apply": "limit(1): one run's metrics",
@@ -203,14 +208,16 @@ def test_collects_are_summary_sized():
     seen, bad = set(), []
     for name, text in _sources():
         for where, attr, line in _driver_collects(name, text):
-            if attr in ("toPandas", "toLocalIterator"):
+            if attr == "toLocalIterator" and where in STREAMED:
+                pass
+            elif attr in ("toPandas", "toLocalIterator"):
                 bad.append(f"{where} line {line}: {attr} brings rows to the driver")
             elif where not in ALLOWED_COLLECTS:
                 bad.append(f"{where} line {line}: {attr}() is not in the allow-list of summary-sized collects")
             seen.add(where)
     assert not bad, bad
     # nested functions are visited with their parents; keep the list honest both ways
-    assert not set(ALLOWED_COLLECTS) - seen, set(ALLOWED_COLLECTS) - seen
+    assert not (set(ALLOWED_COLLECTS) | set(STREAMED)) - seen, (set(ALLOWED_COLLECTS) | set(STREAMED)) - seen
 
 
 def _is_broadcast(node) -> bool:

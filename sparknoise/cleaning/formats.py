@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import itertools
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 from xml.sax.saxutils import quoteattr
 
 from sparknoise.cleaning.apply import DECISIONS
@@ -85,50 +86,63 @@ def label_studio_config(classes: Sequence[Any]) -> str:
 """
 
 
-def write_queue(rows: list[dict[str, Any]], path: str, fmt: str, *, classes: Sequence[Any], run_id: str,
-                id_col: str, shown: Sequence[str]) -> list[str]:
-    """Write the queue rows (already in issue_rank order); returns the files written.
+def write_queue(rows: Iterable[dict[str, Any]], path: str, fmt: str, *, classes: Sequence[Any], run_id: str,
+                id_col: str, shown: Sequence[str]) -> tuple[list[str], int]:
+    """Write the queue rows (already in issue_rank order); returns (the files written, rows written).
 
-    ``rows`` carry the export columns plus ``__score`` (the model's probability of the suggested label,
-    used as the Label Studio prediction score). ``shown`` are the columns the reviewer reads (the
-    passthrough columns, else the run's features), joined into the task's ``item`` text.
+    ``rows`` is any iterable, consumed once and written as it comes (each format is written row by row,
+    Label Studio's JSON task list included), so a streamed queue never has to fit in memory. Rows carry
+    the export columns plus ``__score`` (the model's probability of the suggested label, used as the
+    Label Studio prediction score). ``shown`` are the columns the reviewer reads (the passthrough
+    columns, else the run's features), joined into the task's ``item`` text.
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    public = [{k: _jsonable(v) for k, v in r.items() if not k.startswith("__")} for r in rows]
-    columns = list(public[0]) if public else [id_col, "given_label", "suggested_label", "label_quality",
-                                              "issue_rank", "confidence"]
+    rows = iter(rows)
+    first = next(rows, None)
+    if first is None:
+        columns = [id_col, "given_label", "suggested_label", "label_quality", "issue_rank", "confidence"]
+        stream: Iterable[dict[str, Any]] = ()
+    else:
+        columns = [k for k in first if not k.startswith("__")]
+        stream = itertools.chain([first], rows)
+    count = 0
     if fmt == "csv":
         with open(path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=[*columns, "decision", "new_label", "reviewer", "note",
-                                                   "reviewed_at"])
+                                                   "reviewed_at"], extrasaction="ignore")
             writer.writeheader()
-            for r in public:
-                writer.writerow(r)
-        return [path]
+            for raw in stream:
+                writer.writerow({k: _jsonable(v) for k, v in raw.items()})
+                count += 1
+        return [path], count
     if fmt == "jsonl":
         with open(path, "w") as f:
-            for r in public:
-                f.write(json.dumps(r) + "\n")
-        return [path]
-    tasks = []
-    for r, raw in zip(public, rows):
-        item = "\n".join(f"{c}: {_shown(r.get(c))}" for c in shown) or f"{id_col} {r[id_col]}"
-        tasks.append({
-            "data": {**r, "item": item},
-            "predictions": [{
-                "model_version": f"sparknoise-{run_id}",
-                "score": _jsonable(raw.get("__score")),
-                "result": [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices",
-                            "value": {"choices": [str(r["suggested_label"])]}}],
-            }],
-        })
+            for raw in stream:
+                f.write(json.dumps({k: _jsonable(v) for k, v in raw.items() if not k.startswith("__")}) + "\n")
+                count += 1
+        return [path], count
     with open(path, "w") as f:
-        json.dump(tasks, f, indent=1)
+        f.write("[")
+        for raw in stream:
+            r = {k: _jsonable(v) for k, v in raw.items() if not k.startswith("__")}
+            item = "\n".join(f"{c}: {_shown(r.get(c))}" for c in shown) or f"{id_col} {r[id_col]}"
+            task = {
+                "data": {**r, "item": item},
+                "predictions": [{
+                    "model_version": f"sparknoise-{run_id}",
+                    "score": _jsonable(raw.get("__score")),
+                    "result": [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices",
+                                "value": {"choices": [str(r["suggested_label"])]}}],
+                }],
+            }
+            f.write(("," if count else "") + "\n" + json.dumps(task, indent=1))
+            count += 1
+        f.write("\n]\n")
     config = label_config_path(path)
     with open(config, "w") as f:
         f.write(label_studio_config(classes))
-    return [path, config]
+    return [path, config], count
 
 
 @dataclass(frozen=True)

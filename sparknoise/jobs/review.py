@@ -4,7 +4,8 @@
   ``confidence`` and the run's passthrough columns (Label Studio tasks without passthrough columns show
   the run's ``input.features``; ``--where``: only the flagged rows matching a SQL condition over the
   run's scored columns, e.g. ``split = 'test'``: the test split's queue), written to a local csv / jsonl / Label Studio
-  file. The rows come to the driver (that is what writing one local file takes): ``--top`` bounds them.
+  file. The rows stream to the driver one partition of the ordered queue at a time (``toLocalIterator``)
+  and are written as they arrive: the driver's memory does not grow with the queue, ``--top`` or not.
 * import: a verdicts file (csv / jsonl / Label Studio JSON export) checked in full, then appended
   to ``output.reviews`` in one Delta commit. Any problem (an unknown run, a malformed row, an id that
   is not a row of the run, or not flagged without ``--allow-unflagged``) is an InputError naming the
@@ -73,10 +74,12 @@ def export_queue(spark: SparkSession, cfg: dict, run_id: str, path: str, *, top:
         extra = [] if passthrough else [c for c in features if c in scored.columns and c not in columns]
         shown = passthrough or extra
         queue = queue.join(scored.select(id_col, score, *extra), id_col, "left").orderBy("issue_rank")
-    rows = [r.asDict() for r in queue.collect()]  # the queue itself: bounded by --top
-    files = write_queue(rows, path, fmt, classes=classes, run_id=run_id, id_col=id_col, shown=shown)
-    log.info("review queue of run %s: %d rows written to %s (%s)", run_id, len(rows), ", ".join(files), fmt)
-    return files, len(rows)
+    # streamed: one partition of the ordered queue at a time, written as it arrives, so the driver holds
+    # at most a partition of rows however long the queue (a 10M-row run with 30% flagged included)
+    rows = (r.asDict() for r in queue.toLocalIterator())
+    files, count = write_queue(rows, path, fmt, classes=classes, run_id=run_id, id_col=id_col, shown=shown)
+    log.info("review queue of run %s: %d rows written to %s (%s)", run_id, count, ", ".join(files), fmt)
+    return files, count
 
 
 def import_verdicts(spark: SparkSession, cfg: dict, run_id: str, path: str, *, fmt: str | None = None,
