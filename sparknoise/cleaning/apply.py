@@ -37,6 +37,7 @@ from typing import Any
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from sparknoise.core.inputs import unfolded
 from sparknoise.errors import ConfigError, InputError
@@ -127,6 +128,7 @@ def apply_cleaning(
     protect: str | None = None,
     protect_mode: str = "all",
     split_col: str | None = None,
+    suggested_col: str = "predicted_label",
     issues: DataFrame | None = None,
     filter_by: str | None = None,
     applied_at: dt.datetime | None = None,
@@ -150,6 +152,9 @@ def apply_cleaning(
             ``protected = true``), the unreviewed policy still never touches them.
         split_col: a column of ``scored`` naming each row's split (e.g. ``split``), copied into
             ``audit`` so changes can be counted per split.
+        suggested_col: the column of ``scored`` holding each row's suggested label: ``predicted_label``
+            (a class, or a regression run's out-of-fold prediction) or a multi-label result's
+            ``suggested_labels`` (a tag set; two tag sets are the same label when they hold the same tags).
         filter_by: the detection method, named in the policy's audit reasons.
         applied_at: the time recorded in ``audit`` (default: now, UTC).
 
@@ -162,7 +167,7 @@ def apply_cleaning(
         raise ConfigError(f"downweight must be in (0, 1], not {downweight!r}")
     if protect_mode not in PROTECT_MODES:
         raise ConfigError(f"protect_mode {protect_mode!r} is unknown; use one of {list(PROTECT_MODES)}")
-    needed = [id_col, label_col, "is_label_issue", "predicted_label", "issue_rank", "label_quality",
+    needed = [id_col, label_col, "is_label_issue", suggested_col, "issue_rank", "label_quality",
               *([split_col] if split_col else [])]
     scored = unfolded(scored)
     missing = [c for c in needed if c not in scored.columns]
@@ -170,6 +175,9 @@ def apply_cleaning(
         raise InputError(f"scored has no column(s) {missing}; pass the rows of find_label_issues (res.rows) or a "
                          f"detect run's scored table; available: {scored.columns}", column=missing[0])
     label_type = scored.schema[label_col].dataType
+    if isinstance(scored.schema[suggested_col].dataType, (T.FloatType, T.DoubleType)) and \
+            isinstance(label_type, (T.ByteType, T.ShortType, T.IntegerType, T.LongType)):
+        label_type = T.DoubleType()  # a regression target given as integers: new values are numbers, not truncated
     applied_at = applied_at or dt.datetime.now(dt.timezone.utc)
     df = scored.drop(*[c for c in scored.columns if c.startswith("__sn_")])
     if relabel_only_high and unreviewed == "relabel" and "confidence" not in df.columns:
@@ -214,12 +222,17 @@ def apply_cleaning(
               .withColumn(_NEW, F.lit(None).cast(label_type)))
     decision = F.col(_V + "decision")
     reviewed = decision.isNotNull()
-    suggested = F.col("predicted_label")
-    same_label = F.coalesce(F.col(_NEW) == F.col(label_col), F.lit(False))
+    suggested = F.col(suggested_col)
+    tags = isinstance(label_type, T.ArrayType)
+
+    def same(a: Column, b: Column) -> Column:  # tag sets: the same tags in any order
+        return F.array_sort(F.array_distinct(a)) == F.array_sort(F.array_distinct(b)) if tags else a == b
+
+    same_label = F.coalesce(same(F.col(_NEW), F.col(label_col)), F.lit(False))
     policy_relabel = confidence == "high" if relabel_only_high else F.lit(True)
     policy_action = {
         "remove": F.lit("removed"), "downweight": F.lit("downweighted"), "keep": F.lit("kept"),
-        "relabel": F.when(policy_relabel & (suggested != F.col(label_col)), F.lit("relabeled"))
+        "relabel": F.when(policy_relabel & ~same(suggested, F.col(label_col)), F.lit("relabeled"))
         .when(policy_relabel, F.lit("kept")).otherwise(F.lit("removed")),
     }[unreviewed]
     # protected rows the policy may not touch: all of them, or (protect_mode policy) the unreviewed ones
@@ -252,7 +265,8 @@ def apply_cleaning(
         F.col(_SOURCE).alias("source"),
         F.col(_PROTECTED).alias("protected"),
         *([F.col(split_col)] if split_col and split_col != id_col else []),
-        _reason(a, F.col(_SOURCE), label_col, new_label, confidence, unreviewed, downweight, filter_by)
+        _reason(a, F.col(_SOURCE), label_col, new_label, confidence, unreviewed, downweight, filter_by,
+                suggested)
         .alias("reason"),
         F.col(_V + "reviewer").alias("reviewer"),
         F.col(_V + "note").alias("note"),
@@ -264,7 +278,7 @@ def apply_cleaning(
 
 
 def _reason(action: Column, source: Column, label_col: str, new_label: Column, confidence: Column,
-            unreviewed: str, downweight: float, filter_by: str | None) -> Column:
+            unreviewed: str, downweight: float, filter_by: str | None, suggested: Column) -> Column:
     """A sentence saying why the row changed: the reviewer and note, or the policy and the evidence."""
     what = (F.when(action == "relabeled", F.concat(F.lit("relabeled from "), F.col(label_col).cast("string"),
                                                    F.lit(" to "), new_label.cast("string")))
@@ -276,7 +290,7 @@ def _reason(action: Column, source: Column, label_col: str, new_label: Column, c
     method = f"flagged by {filter_by}" if filter_by else "flagged"
     by_policy = F.concat(
         what, F.lit(f" by policy apply.unreviewed={unreviewed} (not reviewed; {method}, suggested label "),
-        F.col("predicted_label").cast("string"),
+        suggested.cast("string"),
         F.lit(", label_quality "), F.format_number(F.col("label_quality"), 4),
         F.lit(", issue_rank "), F.coalesce(F.col("issue_rank").cast("string"), F.lit("-")),
         F.lit(", confidence "), F.coalesce(confidence, F.lit("unknown")), F.lit(")"),

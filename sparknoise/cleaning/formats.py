@@ -29,6 +29,8 @@ from sparknoise.cleaning.apply import DECISIONS
 from sparknoise.errors import ConfigError, InputError
 
 FORMATS = ("csv", "jsonl", "labelstudio")
+# what a label (and a reviewer's new_label) is, per detection task: one class, a set of classes (tags), a number
+LABEL_KINDS = {"multiclass": "class", "multilabel": "tags", "regression": "number"}
 REMOVE_CHOICE = "remove"
 FROM_NAME = "verdict"  # the <Choices> name in the labeling config
 TO_NAME = "item"  # the <Text> object it annotates
@@ -72,14 +74,15 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def label_studio_config(classes: Sequence[Any]) -> str:
-    """The labeling config: the row's fields as text, one single choice among the classes and ``remove``."""
+def label_studio_config(classes: Sequence[Any], *, multiple: bool = False) -> str:
+    """The labeling config: the row's fields as text, one choice among the classes and ``remove``
+    (``multiple``: a tag set, any number of classes, or ``remove`` alone)."""
     choices = "\n".join(f"    <Choice value={quoteattr(str(c))}/>" for c in [*classes, REMOVE_CHOICE])
     return f"""<View>
   <Header value="Given label: $given_label. sparknoise suggests $suggested_label ($confidence confidence)."/>
   <Text name="{TO_NAME}" value="$item"/>
   <Header value="The right label (or remove the row):"/>
-  <Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="single" showInline="true">
+  <Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="{'multiple' if multiple else 'single'}" showInline="true">
 {choices}
   </Choices>
 </View>
@@ -87,11 +90,13 @@ def label_studio_config(classes: Sequence[Any]) -> str:
 
 
 def write_queue(rows: Iterable[dict[str, Any]], path: str, fmt: str, *, classes: Sequence[Any], run_id: str,
-                id_col: str, shown: Sequence[str]) -> tuple[list[str], int]:
+                id_col: str, shown: Sequence[str], kind: str = "class") -> tuple[list[str], int]:
     """Write the queue rows (already in issue_rank order); returns (the files written, rows written).
 
     ``rows`` is any iterable, consumed once and written as it comes (each format is written row by row,
-    Label Studio's JSON task list included), so a streamed queue never has to fit in memory. Rows carry
+    Label Studio's JSON task list included), so a streamed queue never has to fit in memory. ``kind``
+    (``LABEL_KINDS``): for ``tags`` the labels are lists (JSON text in csv) and the Label Studio
+    config allows several choices; Label Studio tasks are for class and tag labels. Rows carry
     the export columns plus ``__score`` (the model's probability of the suggested label, used as the
     Label Studio prediction score). ``shown`` are the columns the reviewer reads (the passthrough
     columns, else the run's features), joined into the task's ``item`` text.
@@ -113,7 +118,8 @@ def write_queue(rows: Iterable[dict[str, Any]], path: str, fmt: str, *, classes:
                                                    "reviewed_at"], extrasaction="ignore")
             writer.writeheader()
             for raw in stream:
-                writer.writerow({k: _jsonable(v) for k, v in raw.items()})
+                writer.writerow({k: json.dumps(_jsonable(v)) if isinstance(v, (list, tuple)) else _jsonable(v)
+                                 for k, v in raw.items()})
                 count += 1
         return [path], count
     if fmt == "jsonl":
@@ -122,6 +128,9 @@ def write_queue(rows: Iterable[dict[str, Any]], path: str, fmt: str, *, classes:
                 f.write(json.dumps({k: _jsonable(v) for k, v in raw.items() if not k.startswith("__")}) + "\n")
                 count += 1
         return [path], count
+    if kind == "number":
+        raise ConfigError("Label Studio tasks are written for class and tag labels; export a regression run's queue "
+                          "as csv or jsonl (reviewers fill in new_label with the right number)")
     with open(path, "w") as f:
         f.write("[")
         for raw in stream:
@@ -133,7 +142,8 @@ def write_queue(rows: Iterable[dict[str, Any]], path: str, fmt: str, *, classes:
                     "model_version": f"sparknoise-{run_id}",
                     "score": _jsonable(raw.get("__score")),
                     "result": [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices",
-                                "value": {"choices": [str(r["suggested_label"])]}}],
+                                "value": {"choices": [str(c) for c in r["suggested_label"]] if kind == "tags"
+                                          else [str(r["suggested_label"])]}}],
                 }],
             }
             f.write(("," if count else "") + "\n" + json.dumps(task, indent=1))
@@ -141,7 +151,7 @@ def write_queue(rows: Iterable[dict[str, Any]], path: str, fmt: str, *, classes:
         f.write("\n]\n")
     config = label_config_path(path)
     with open(config, "w") as f:
-        f.write(label_studio_config(classes))
+        f.write(label_studio_config(classes, multiple=kind == "tags"))
     return [path, config], count
 
 
@@ -182,7 +192,37 @@ def _class_value(value: Any, classes: Sequence[Any], where: str, path: str) -> A
     return found
 
 
-def _verdict(record: dict[str, Any], where: str, path: str, id_col: str, classes: Sequence[Any]) -> Verdict | None:
+def _new_label(value: Any, kind: str, classes: Sequence[Any], where: str, path: str) -> Any:
+    """A reviewer's new_label as the run's label: one class, a tag list (a JSON list, or classes joined by
+    ``|``; an empty list is no tags) in class order, or a finite number."""
+    if kind == "number":
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if number != number or number in (float("inf"), float("-inf")):
+            raise InputError(f"{path}: {where}: new_label {value!r} is not a finite number (a regression run's "
+                             "new_label is the right value of the target)")
+        return number
+    if kind == "tags":
+        items = value
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                items = json.loads(text) if text.startswith("[") else [t for t in text.split("|") if t.strip()]
+            except json.JSONDecodeError:
+                raise InputError(f"{path}: {where}: new_label {value!r} is not a tag list; write a JSON list "
+                                 '(["a", "b"], [] for none) or the tags joined by |') from None
+        if not isinstance(items, (list, tuple)):
+            raise InputError(f"{path}: {where}: new_label {value!r} is not a tag list; write a JSON list "
+                             '(["a", "b"], [] for none) or the tags joined by |')
+        found = {str(_class_value(t, classes, where, path)) for t in items}
+        return [c for c in classes if str(c) in found]
+    return _class_value(value, classes, where, path)
+
+
+def _verdict(record: dict[str, Any], where: str, path: str, id_col: str, classes: Sequence[Any],
+             kind: str) -> Verdict | None:
     if _missing(record.get("decision")):
         return None  # a queue row nobody has decided yet (the exported queue can be filled in and imported)
     if _missing(record.get(id_col)):
@@ -194,9 +234,10 @@ def _verdict(record: dict[str, Any], where: str, path: str, id_col: str, classes
                          f"one of {list(DECISIONS)}")
     new_label = None
     if decision == "relabel":
-        if _missing(record.get("new_label")):
+        value = record.get("new_label")
+        if value is None or (not isinstance(value, list) and _missing(value)):
             raise InputError(f"{path}: {where} ({id_col} {record[id_col]}): a relabel needs new_label")
-        new_label = _class_value(record["new_label"], classes, f"{where} ({id_col} {record[id_col]})", path)
+        new_label = _new_label(value, kind, classes, f"{where} ({id_col} {record[id_col]})", path)
     text = {k: None if _missing(record.get(k)) else str(record[k]) for k in ("reviewer", "note")}
     return Verdict(id=record[id_col], decision=decision, new_label=new_label, reviewer=text["reviewer"],
                    note=text["note"], reviewed_at=_time(record.get("reviewed_at"), where, path), where=where)
@@ -221,8 +262,28 @@ def _records(path: str, fmt: str) -> list[tuple[str, dict[str, Any]]]:
         raise InputError(f"{path}: not JSON lines ({e.msg} at line {e.lineno})") from None
 
 
-def _label_studio_records(path: str, id_col: str) -> list[tuple[str, dict[str, Any]]]:
-    """Label Studio's JSON export: one record per (task, annotation), skipping cancelled annotations."""
+def _choice_verdict(choices: list, given: Any, tags: bool, where: str) -> tuple[str, Any]:
+    """(decision, new_label) of one annotation's choices: ``remove`` alone removes; the given label (or tag
+    set) keeps; anything else relabels to it. A single-label run takes exactly one choice."""
+    if not tags and len(choices) != 1:
+        raise InputError(f"{where}: expected one choice in '{FROM_NAME}', got {choices}")
+    if REMOVE_CHOICE in choices and len(choices) > 1:
+        raise InputError(f"{where}: '{REMOVE_CHOICE}' chosen with tags {choices}; choose '{REMOVE_CHOICE}' alone "
+                         "to remove the row")
+    if choices == [REMOVE_CHOICE]:
+        return "remove", None
+    if not tags:
+        return ("keep", None) if str(choices[0]) == str(given) else ("relabel", choices[0])
+    if sorted(map(str, choices)) == sorted(map(str, given or [])):
+        return "keep", None
+    return "relabel", list(choices)
+
+
+def _label_studio_records(path: str, id_col: str, *, tags: bool = False) -> list[tuple[str, dict[str, Any]]]:
+    """Label Studio's JSON export: one record per (task, annotation), skipping cancelled annotations.
+
+    ``tags``: the chosen set is the row's tags (``remove`` alone removes it; the given set is ``keep``).
+    """
     try:
         with open(path) as f:
             tasks = json.load(f)
@@ -244,15 +305,7 @@ def _label_studio_records(path: str, id_col: str) -> list[tuple[str, dict[str, A
                 continue
             choices = [c for r in ann.get("result") or [] if r.get("from_name") == FROM_NAME
                        for c in (r.get("value") or {}).get("choices") or []]
-            if len(choices) != 1:
-                raise InputError(f"{path}: {where}: expected one choice in '{FROM_NAME}', got {choices}")
-            choice = choices[0]
-            if choice == REMOVE_CHOICE:
-                decision, new_label = "remove", None
-            elif str(choice) == str(data.get("given_label")):
-                decision, new_label = "keep", None
-            else:
-                decision, new_label = "relabel", choice
+            decision, new_label = _choice_verdict(choices, data.get("given_label"), tags, f"{path}: {where}")
             who = ann.get("completed_by")  # a user id in Label Studio's JSON export, a dict in older ones
             if isinstance(who, dict):
                 who = who.get("email") or who.get("username") or who.get("id")
@@ -264,23 +317,26 @@ def _label_studio_records(path: str, id_col: str) -> list[tuple[str, dict[str, A
     return out
 
 
-def read_verdicts(path: str, fmt: str, *, id_col: str, classes: Sequence[Any]) -> list[Verdict]:
-    """Parse and check a verdicts file; two different decisions for one id at one time is an error."""
+def read_verdicts(path: str, fmt: str, *, id_col: str, classes: Sequence[Any], kind: str = "class") -> list[Verdict]:
+    """Parse and check a verdicts file; two different decisions for one id at one time is an error.
+
+    ``kind`` (``LABEL_KINDS``) says what a new_label is: a class, a tag list or a number.
+    """
     if fmt == "labelstudio":
-        records = _label_studio_records(path, id_col)
+        records = _label_studio_records(path, id_col, tags=kind == "tags")
     else:
         records = _records(path, fmt)
         if records and id_col not in records[0][1] or records and "decision" not in records[0][1]:
             have = sorted(records[0][1])
             raise InputError(f"{path}: needs the columns {id_col!r} and 'decision' (plus new_label, reviewer, note, "
                              f"reviewed_at); it has {have}")
-    parsed = [_verdict(r, where, path, id_col, classes) for where, r in records]
+    parsed = [_verdict(r, where, path, id_col, classes, kind) for where, r in records]
     verdicts = [v for v in parsed if v is not None]
     seen: dict[tuple[str, Any], Verdict] = {}
     for v in verdicts:
         key = (str(v.id), v.reviewed_at)
         other = seen.get(key)
-        if other is not None and (other.decision, other.new_label) != (v.decision, v.new_label):
+        if other is not None and (other.decision, str(other.new_label)) != (v.decision, str(v.new_label)):
             raise InputError(f"{path}: {id_col} {v.id} has two different verdicts at the same reviewed_at "
                              f"({other.where}: {other.decision}, {v.where}: {v.decision}); keep one")
         seen[key] = v

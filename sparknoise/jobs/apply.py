@@ -88,6 +88,7 @@ def run_apply(spark: SparkSession, cfg: dict, run_id: str) -> dict:
     inp = detect["config_dict"].get("input") or {}
     id_col, label_col = inp.get("id_col", "id"), inp.get("label_col", "label")
     filter_by = (detect["config_dict"].get("detection") or {}).get("filter_by")
+    task = (detect["config_dict"].get("detection") or {}).get("task") or "multiclass"
     cfg, record, meta = start_record(cfg, "apply")
     for name in ("cleaned", "audit"):
         check_output_location(spark, f"output.{name}", out[name])
@@ -102,6 +103,7 @@ def run_apply(spark: SparkSession, cfg: dict, run_id: str) -> dict:
             scored, reviews, id_col=id_col, label_col=label_col, unreviewed=ap["unreviewed"],
             downweight=ap["downweight"], relabel_only_high=ap["relabel_only_high"], protect=ap["protect_where"],
             protect_mode=ap["protect_mode"], split_col=ap["split_col"],
+            suggested_col="suggested_labels" if task == "multilabel" else "predicted_label",
             issues=issues if "confidence" in issues.columns else None, filter_by=filter_by, applied_at=applied_at,
         )
     except ConfigError as e:

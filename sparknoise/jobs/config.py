@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
         "features": None,  # list of numeric columns ...
         "features_col": None,  # ... or a vector column ...
         "probs_col": None,  # ... or your own out-of-fold probabilities (no model is fitted)
+        "prediction_col": None,  # detection.task regression: your own out-of-fold predictions (no model is fitted)
         "classes": None,  # label value of each probability index (default: sorted labels)
         "where": None,  # optional SQL filter, e.g. "split = 'train'"
         "passthrough": [],  # input columns copied into the issues table for annotators
@@ -57,6 +58,7 @@ DEFAULTS: dict[str, Any] = {
         "parallelism": 1,
     },
     "detection": {
+        "task": "multiclass",  # multiclass | multilabel (array label, per-class probabilities) | regression
         "filter_by": "prune_by_noise_rate",
         "rank_by": "self_confidence",
         "frac_noise": 1.0,
@@ -375,6 +377,9 @@ def _validate_evaluate(cfg: dict) -> None:
 def _validate_detect(cfg: dict) -> None:
 
     inp, model, det, out = cfg["input"], cfg["model"], cfg["detection"], cfg["output"]
+    _validate_task(inp, det)
+    if det["task"] == "regression":
+        return _validate_regression(cfg)
     sources = [k for k in ("features", "features_col", "probs_col") if inp[k]]
     if len(sources) != 1:
         raise ConfigError(
@@ -405,6 +410,27 @@ def _validate_detect(cfg: dict) -> None:
     if out["mode"] != "replace_run":
         raise ConfigError("'output.mode' supports 'replace_run' (rows of the same run id are replaced)")
     _check_outputs(cfg, ("scored", "issues", "runs"))
+
+
+def _validate_task(inp: dict, det: dict) -> None:
+    from sparknoise.jobs.tasks import TASKS
+
+    if det["task"] not in TASKS:
+        raise ConfigError(f"'detection.task' {det['task']!r} is unknown; use one of {list(TASKS)}")
+    if det["task"] != "regression" and inp["prediction_col"]:
+        raise ConfigError("'input.prediction_col' is for detection.task: regression (out-of-fold predictions of a "
+                          f"number); a {det['task']} run reads probabilities from 'input.probs_col'")
+    if det["task"] == "multilabel":
+        if not inp["probs_col"]:
+            raise ConfigError("detection.task: multilabel needs 'input.probs_col': each row's K per-class out-of-fold "
+                              "probabilities (fitting one binary model per class in the job is not built yet)")
+        if det["iterations"] != 1:
+            raise ConfigError("'detection.iterations' > 1 is for detection.task: multiclass")
+
+
+def _validate_regression(cfg: dict) -> None:
+    """Placeholder until the regression engine is wired: see sparknoise.jobs.tasks.detect_regression."""
+    raise ConfigError("detection.task: regression is not available in this build")
 
 
 # The input keys only the annotators job reads (its tables of annotations, probabilities or items).

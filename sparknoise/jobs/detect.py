@@ -44,6 +44,7 @@ from sparknoise.jobs.tables import (
     scratch_location,
     write_run_rows,
 )
+from sparknoise.jobs.tasks import task_detection
 from sparknoise.jobs.tracking import track
 from sparknoise.ml.cross_validation import cross_val_predict_proba
 from sparknoise.ml.estimators import make_estimator
@@ -129,7 +130,8 @@ def run_detect(spark: SparkSession, cfg: dict) -> dict:
     skip = inp["on_invalid"] == "skip"
     # The same aggregation checks that the labels look like classes (unless input.classes lists them): a
     # continuous or id-like label stops here, not inside the folds' fits.
-    rules = ClassLabelRules(cfg["detection"]["max_classes"]) if inp["classes"] is None else None
+    rules = (ClassLabelRules(cfg["detection"]["max_classes"])
+             if inp["classes"] is None and cfg["detection"]["task"] == "multiclass" else None)
     screened = screen_invalid(df, inp["on_invalid"], id_col=inp["id_col"], label_col=inp["label_col"],
                               features=inp["features"], features_col=inp["features_col"],
                               probs_col=inp["probs_col"] if skip else None, class_labels=rules)
@@ -142,6 +144,9 @@ def run_detect(spark: SparkSession, cfg: dict) -> dict:
     # From here on, a failure is recorded in the runs table; scored and issues stay as they were. Bad input
     # found by validation (InputError) is reported like the checks above: nothing is written at all.
     try:
+        if cfg["detection"]["task"] != "multiclass":
+            _other_task(spark, cfg, df, scratch, record, metrics, timings, meta)
+            return _finish(spark, cfg, record, timings, clock, meta)
         result, scored, rounds, num_flagged = _rounds(cfg, df, timings, metrics)
         metrics["repaired_probability_rows"] = result.n_repaired
         metrics["warnings"] = fit_warnings(metrics.get("model"), result.num_label_issues / max(result.n_rows, 1))
@@ -178,11 +183,36 @@ def run_detect(spark: SparkSession, cfg: dict) -> dict:
         raise
     finally:
         remove_scratch(spark, scratch)
+    return _finish(spark, cfg, record, timings, clock, meta)
+
+
+def _finish(spark: SparkSession, cfg: dict, record: dict, timings: dict, clock: float, meta: dict) -> dict:
     write_run_record(spark, cfg["output"]["runs"], record, timings, clock, meta)
     track(spark, cfg, "detect", record, timings)
-    log.info("run %s succeeded: %s of %s rows flagged in %.1fs", run_id, record["num_flagged"], record["n_rows"],
-             time.perf_counter() - clock)
+    log.info("run %s succeeded: %s of %s rows flagged in %.1fs", record["run_id"], record["num_flagged"],
+             record["n_rows"], time.perf_counter() - clock)
     return record
+
+
+def _other_task(spark: SparkSession, cfg: dict, df: DataFrame, scratch: str, record: dict, metrics: dict,
+                timings: dict, meta: dict) -> None:
+    """A multi-label or regression run (``detection.task``): the task's engine, then the same writes."""
+    run_id, inp = cfg["run"]["id"], cfg["input"]
+    t = time.perf_counter()
+    detection = task_detection(cfg)(df)
+    timings["round_1"] = round(time.perf_counter() - t, 3)
+    t = time.perf_counter()
+    scored = materialised(detection.scored.withColumn("run_id", F.lit(run_id)), scratch, "scored")
+    timings["scored_computed"] = round(time.perf_counter() - t, 3)
+    t = time.perf_counter()
+    issues = (scored.filter("is_label_issue")
+              .select(F.lit(run_id).alias("run_id"), F.col(inp["id_col"]), *detection.queue_columns,
+                      *[F.col(c) for c in inp["passthrough"] or []]))
+    write_run_rows(scored, cfg["output"]["scored"], run_id=run_id, metadata=meta)
+    write_run_rows(issues, cfg["output"]["issues"], run_id=run_id, metadata=meta)
+    timings["write_outputs"] = round(time.perf_counter() - t, 3)
+    metrics.update(detection.metrics)
+    record.update(status="succeeded", metrics=json.dumps(metrics), **detection.record)
 
 
 def _check_columns(cfg: dict, df: DataFrame) -> None:

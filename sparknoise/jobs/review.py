@@ -23,7 +23,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparknoise.cleaning.formats import format_of, read_verdicts, write_queue
+from sparknoise.cleaning.formats import LABEL_KINDS, format_of, read_verdicts, write_queue
 from sparknoise.core.inputs import probs_as_double_array
 from sparknoise.errors import ConfigError, InputError
 from sparknoise.jobs.run_log import detect_run
@@ -46,7 +46,8 @@ def export_queue(spark: SparkSession, cfg: dict, run_id: str, path: str, *, top:
     record = detect_run(spark, out["runs"], run_id)
     inp = record["config_dict"].get("input") or {}
     id_col, passthrough = inp.get("id_col", "id"), list(inp.get("passthrough") or [])
-    classes = json.loads(record["classes"])
+    kind = label_kind(record)
+    classes = json.loads(record["classes"]) if record.get("classes") else []
     issues = run_rows(spark, out["issues"], "output.issues", run_id)
     agreement = [c for c in ("confidence",) if c in issues.columns]
     columns = [id_col, "given_label", "suggested_label", "label_quality", "issue_rank", *agreement, *passthrough]
@@ -77,9 +78,16 @@ def export_queue(spark: SparkSession, cfg: dict, run_id: str, path: str, *, top:
     # streamed: one partition of the ordered queue at a time, written as it arrives, so the driver holds
     # at most a partition of rows however long the queue (a 10M-row run with 30% flagged included)
     rows = (r.asDict() for r in queue.toLocalIterator())
-    files, count = write_queue(rows, path, fmt, classes=classes, run_id=run_id, id_col=id_col, shown=shown)
+    files, count = write_queue(rows, path, fmt, classes=classes, run_id=run_id, id_col=id_col, shown=shown,
+                               kind=kind)
     log.info("review queue of run %s: %d rows written to %s (%s)", run_id, count, ", ".join(files), fmt)
     return files, count
+
+
+def label_kind(record: dict) -> str:
+    """What a label of this detect run is (``LABEL_KINDS``): one class, a tag set or a number."""
+    task = (record.get("config_dict") or {}).get("detection", {}).get("task") or "multiclass"
+    return LABEL_KINDS[task]
 
 
 def import_verdicts(spark: SparkSession, cfg: dict, run_id: str, path: str, *, fmt: str | None = None,
@@ -91,8 +99,9 @@ def import_verdicts(spark: SparkSession, cfg: dict, run_id: str, path: str, *, f
     check_output_location(spark, "output.reviews", out["reviews"])
     inp = record["config_dict"].get("input") or {}
     id_col, label_col = inp.get("id_col", "id"), inp.get("label_col", "label")
-    classes = json.loads(record["classes"])
-    verdicts = read_verdicts(path, fmt, id_col=id_col, classes=classes)
+    kind = label_kind(record)
+    classes = json.loads(record["classes"]) if record.get("classes") else []
+    verdicts = read_verdicts(path, fmt, id_col=id_col, classes=classes, kind=kind)
     if not verdicts:
         raise InputError(f"{path}: no verdicts in the file; nothing imported")
     scored = run_rows(spark, out["scored"], "output.scored", run_id)
@@ -118,7 +127,9 @@ def import_verdicts(spark: SparkSession, cfg: dict, run_id: str, path: str, *, f
                                                                       if row[f"n{i}"] > 1 else ""))
     imported_at = dt.datetime.now(dt.timezone.utc)
     source = f"{fmt}:{os.path.abspath(path)}"
-    rows = [(run_id, str(v.id), v.decision, None if v.new_label is None else str(v.new_label), v.reviewer, v.note,
+    # new_label travels as text (JSON for a tag list) and is typed like the label column below
+    rows = [(run_id, str(v.id), v.decision, None if v.new_label is None else
+             json.dumps(v.new_label) if kind == "tags" else str(v.new_label), v.reviewer, v.note,
              v.reviewed_at, imported_at, source) for v in verdicts]
     schema = T.StructType([
         T.StructField("run_id", T.StringType()), T.StructField(id_col, T.StringType()),
@@ -127,8 +138,10 @@ def import_verdicts(spark: SparkSession, cfg: dict, run_id: str, path: str, *, f
         T.StructField("reviewed_at", T.TimestampType()), T.StructField("imported_at", T.TimestampType()),
         T.StructField("source", T.StringType()),
     ])
+    new_label = (F.from_json("new_label", label_type) if kind == "tags" else
+                 F.col("new_label").cast("double") if kind == "number" else F.col("new_label").cast(label_type))
     frame = (spark.createDataFrame(rows, schema).withColumn(id_col, F.col(id_col).cast(id_type))
-             .withColumn("new_label", F.col("new_label").cast(label_type)))
+             .withColumn("new_label", new_label))
     meta = {"run_id": run_id, "job": "review import", "source": source}
     writer = (frame.write.format("delta").mode("append").option("mergeSchema", "true")
               .option("userMetadata", json.dumps(meta, sort_keys=True)))

@@ -1,0 +1,101 @@
+"""Detection per task type (``detection.task``) for the detect job: the engine call, the scored rows,
+the review queue and the runs fields of a multi-label or regression run.
+
+The detect job (:mod:`sparknoise.jobs.detect`) owns reading, screening, writing and recording; the
+multiclass engine (rounds, agreement with the loss ranking) stays there. This module adds the other
+task types behind one shape, :class:`TaskDetection`, so every later step (writing ``scored`` and
+``issues``, the runs row, review export/import, apply, the report) takes the task as a parameter:
+
+* ``multilabel``: :func:`sparknoise.find_multilabel_issues` on ``input.probs_col`` (K independent
+  per-class probabilities) and an array label column; ``suggested_label`` is the given tag set with
+  each flagged class toggled; the runs row keeps the classes and per-class counts (metrics).
+* ``regression``: the out-of-fold ``input.prediction_col`` (or a regressor fitted on the features,
+  ``RegressionCleanLearning``) and cleanlab's regression flag rule; ``suggested_label`` is the
+  out-of-fold prediction.
+
+Everything here runs on the driver except the engines' passes (executors); no rows reach the driver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+TASKS = ("multiclass", "multilabel", "regression")
+
+
+@dataclass(frozen=True)
+class TaskDetection:
+    """What one task's detection produced, in the detect job's terms.
+
+    ``scored``: every input row plus the task's result columns (lazy); ``queue_columns``: the issues
+    table's columns after run_id and the id (given_label, suggested_label, label_quality, issue_rank,
+    reason, ...), as expressions over ``scored``; ``record``: the runs fields (n_rows, classes, counts);
+    ``metrics``: added to the run's metrics JSON.
+    """
+
+    scored: DataFrame
+    queue_columns: list[Column]
+    record: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def detect_multilabel(cfg: dict) -> Any:
+    """The multi-label detection of ``cfg`` as a function of the screened input frame."""
+    import json
+
+    from sparknoise.multilabel.issues import find_multilabel_issues
+
+    inp, det = cfg["input"], cfg["detection"]
+
+    def run(df: DataFrame) -> TaskDetection:
+        res = find_multilabel_issues(
+            df, label_col=inp["label_col"], probs_col=inp["probs_col"], id_col=inp["id_col"],
+            classes=inp["classes"], filter_by=det["filter_by"], frac_noise=det["frac_noise"],
+            num_to_remove_per_class=det["num_to_remove_per_class"],
+            min_examples_per_class=det["min_examples_per_class"], rank_by=det["rank_by"],
+            # cleanlab's class weights come from a K x K noise matrix: a multi-label run prunes instead
+            weights="prune" if det["weights"] == "cleanlab" else det["weights"],
+            downweight=det["downweight"])
+        scored = res.rows.withColumn("round", F.when(F.col("is_label_issue"), F.lit(1)))
+        queue = [
+            F.col(inp["label_col"]).alias("given_label"),
+            F.col("suggested_labels").alias("suggested_label"),
+            F.col("label_quality"),
+            F.col("issue_rank"),
+            F.lit(f"multi-label confident learning ({res.filter_by}): the suggested set toggles the flagged "
+                  "tags").alias("reason"),
+            F.col("round").cast("int").alias("round"),
+            F.array_sort(F.filter(F.transform(F.col("is_label_issue_per_class"),
+                                              lambda flag, i: F.when(flag, i)),
+                                  lambda i: i.isNotNull())).alias("flagged_classes"),
+        ]
+        summary = res.summary()
+        per_class = summary.pop("per_class")
+        metrics = {"task": "multilabel", "per_class": json.loads(per_class.to_json(orient="records")),
+                   "health_score": summary["health_score"]}
+        record = {"n_rows": res.n_rows, "n_classes": res.num_classes,
+                  "classes": json.dumps(list(res.classes), default=str), "num_flagged": res.num_flagged,
+                  "num_label_issues": res.num_label_issues, "rounds": 1,
+                  "thresholds": res.thresholds[:, 1].tolist()}
+        return TaskDetection(scored=scored, queue_columns=queue, record=record, metrics=metrics)
+
+    return run
+
+
+def task_detection(cfg: dict) -> Any:
+    """The detection of ``detection.task`` (multilabel | regression) as a function of the input frame."""
+    task = cfg["detection"]["task"]
+    if task == "multilabel":
+        return detect_multilabel(cfg)
+    if task == "regression":
+        return detect_regression(cfg)
+    raise ValueError(f"no task detection for {task!r}")  # multiclass runs the detect job's own rounds
+
+
+def detect_regression(cfg: dict) -> Any:
+    """The regression detection of ``cfg`` (wired with the regression engine)."""
+    raise NotImplementedError("detection.task: regression")
