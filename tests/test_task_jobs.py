@@ -91,3 +91,15 @@ def test_multilabel_detect_review_and_apply(spark, tags_run):
         assert sorted(cleaned.loc[row["id"], "clean_label"]) == sorted(row["suggested_label"])
     audit = spark.read.format("delta").load(out["audit"]).toPandas()
     assert set(audit["action"]) == {"relabeled", "removed"} and len(audit) == len(expected) - 1
+
+
+def test_multilabel_report(tags_run):
+    import re
+
+    report = tags_run["base"] / "report.html"
+    assert _cli(tags_run, "report", "--run-id", "t1", "--output", str(report)) == 0
+    page = report.read_text()
+    data = json.loads(re.search(r'id="sparknoise-report-data">(.*?)</script>', page, re.S).group(1))
+    assert data["task"] == "multilabel" and data["n_classes"] == 4 and data["estimated_noise_rate"] is None
+    assert abs(data["overall_label_health_score"] - (1 - data["num_flagged"] / 400)) < 1e-12
+    assert "id='tags'" in page and 'id="heatmap-noise-matrix"' not in page and "id='cleaning'" in page

@@ -77,22 +77,38 @@ def from_tables(spark: SparkSession, outputs: dict[str, str], run_id: str, *, to
     agreement = [c for c in ("confidence", "loss_rank") if c in issues.columns]  # runs before 0.2 lack them
     columns = [id_col, "given_label", "suggested_label", "label_quality", "issue_rank", *agreement, "round",
                *passthrough]
-    classes = [str(c) for c in json.loads(record["classes"])]
-    cj = np.asarray(record["confident_joint"], dtype=np.int64)
+    task = (config.get("detection") or {}).get("task") or "multiclass"
+    columns += [c for c in ("flagged_classes",) if c in issues.columns]
+    classes = [str(c) for c in json.loads(record["classes"])] if record.get("classes") else []
     run = {k: record.get(k) for k in ("run_id", "status", "started_at", "finished_at", "input_location",
                                        "input_version", "config_sha256", "sparknoise_version", "rounds")}
     run.update(config=config, timings=json.loads(record["timings"]) if record.get("timings") else {})
     metrics = json.loads(record["metrics"]) if record.get("metrics") else {}
     run.update(model_fit=metrics.get("model"), warnings=metrics.get("warnings") or [])
+    task_fields: dict = {"task": task}
+    if task == "multiclass":
+        cj = np.asarray(record["confident_joint"], dtype=np.int64)
+        task_fields.update(confident_joint=cj, noise_matrix=np.asarray(record["noise_matrix"], dtype=np.float64),
+                           health=summarize_health(cj, record["n_rows"], record["num_label_issues"], classes))
+    else:
+        task_fields.update(confident_joint=None, noise_matrix=None, health=None)
+    if task == "multilabel":
+        task_fields["per_class"] = pd.DataFrame(metrics.get("per_class") or [])
+    if task == "regression":
+        task_fields["regression"] = regression_summary(scored, config, metrics)
     return ReportData(
         run=run, classes=classes, n_rows=record["n_rows"], num_flagged=record["num_flagged"],
-        num_label_issues=record["num_label_issues"], confident_joint=cj,
-        noise_matrix=np.asarray(record["noise_matrix"], dtype=np.float64),
-        health=summarize_health(cj, record["n_rows"], record["num_label_issues"], classes),
+        num_label_issues=record["num_label_issues"] or 0,
         quality_histogram=quality_histogram(scored), top_rows=top_rows(issues, columns, top),
         passthrough=passthrough,
         cleaning=cleaning_details(spark, outputs, run_id, cleaning or latest_apply(spark, outputs["runs"], run_id)),
+        **task_fields,
     )
+
+
+def regression_summary(scored, config: dict, metrics: dict) -> dict:
+    """Filled in with the regression engine."""
+    return {"description": metrics.get("description", "")}
 
 
 def annotator_data(spark: SparkSession, outputs: dict[str, str], record: dict) -> AnnotatorReportData:
@@ -132,6 +148,6 @@ def run_report(spark: SparkSession, cfg: dict, run_id: str, path: str, *, top: i
         run_id = cleaning["applied_run_id"]
     data = from_tables(spark, cfg["output"], run_id, top=top, cleaning=cleaning)
     write_report(data, path)
-    log.info("report of run %s (%d rows, %d classes, %d flagged) written to %s in %.1fs", run_id, data.n_rows,
-             len(data.classes), data.num_flagged, path, time.perf_counter() - started)
+    log.info("report of %s run %s (%d rows, %d classes, %d flagged) written to %s in %.1fs", data.task, run_id,
+             data.n_rows, len(data.classes), data.num_flagged, path, time.perf_counter() - started)
     return path

@@ -1,4 +1,6 @@
-"""The estimator registry of the jobs: ``model.estimator`` name -> Spark ML classifier.
+"""The estimator registry of the jobs: ``model.estimator`` name -> Spark ML classifier (``ESTIMATORS``) or,
+for ``detection.task: regression``, regressor (``REGRESSORS``: linear_regression, random_forest_regressor,
+gbt_regressor, xgboost_regressor).
 
 ``xgboost`` is XGBoost's own Spark estimator (``xgboost.spark.SparkXGBClassifier``, from the
 optional extra ``pip install 'sparknoise[xgboost]'``); ``model.params`` are its keyword arguments
@@ -27,16 +29,28 @@ ESTIMATORS = {
 }
 
 
-def make_estimator(name: str, params: dict[str, Any] | None = None) -> Estimator:
-    """Instantiate a registered classifier with its Spark ML params."""
-    import pyspark.ml.classification as classification
+REGRESSORS = {
+    "linear_regression": "LinearRegression",
+    "random_forest_regressor": "RandomForestRegressor",
+    "gbt_regressor": "GBTRegressor",
+    "decision_tree_regressor": "DecisionTreeRegressor",
+    "xgboost_regressor": "SparkXGBRegressor",
+}
 
-    cls_name = ESTIMATORS.get(name)
+
+def make_estimator(name: str, params: dict[str, Any] | None = None, *, task: str = "multiclass") -> Estimator:
+    """Instantiate a registered classifier (or, ``task="regression"``, regressor) with its Spark ML params."""
+    import pyspark.ml.classification as classification
+    import pyspark.ml.regression as regression
+
+    registry = REGRESSORS if task == "regression" else ESTIMATORS
+    cls_name = registry.get(name)
     if cls_name is None:
-        raise ConfigError(f"'model.estimator' {name!r} is unknown; use one of {sorted(ESTIMATORS)}")
-    if name == "xgboost":
-        return _xgboost(params or {})
-    estimator = getattr(classification, cls_name)()
+        kind = "regressor" if task == "regression" else "classifier"
+        raise ConfigError(f"'model.estimator' {name!r} is not a {kind}; use one of {sorted(registry)}")
+    if name in ("xgboost", "xgboost_regressor"):
+        return _xgboost(params or {}, regressor=task == "regression")
+    estimator = getattr(regression if task == "regression" else classification, cls_name)()
     for key, value in (params or {}).items():
         if not estimator.hasParam(key):
             raise ConfigError(f"'model.params.{key}' is not a parameter of {cls_name}")
@@ -54,20 +68,21 @@ def quiet_xgboost_logs(verbose: bool) -> None:
     logging.getLogger(XGBOOST_LOGGER).setLevel(logging.INFO if verbose else logging.WARNING)
 
 
-def _xgboost(params: dict[str, Any]) -> Estimator:
+def _xgboost(params: dict[str, Any], *, regressor: bool = False) -> Estimator:
     try:
-        from xgboost.spark import SparkXGBClassifier
+        from xgboost.spark import SparkXGBClassifier, SparkXGBRegressor
     except ImportError:
         raise ConfigError("'model.estimator' xgboost needs the xgboost package: pip install 'sparknoise[xgboost]'") \
             from None
     aliases = {"features_col", "label_col", "weight_col", "prediction_col", "probability_col", "raw_prediction_col",
                "validation_indicator_col"}
-    known = {p.name for p in SparkXGBClassifier().params} | aliases
+    cls = SparkXGBRegressor if regressor else SparkXGBClassifier
+    known = {p.name for p in cls().params} | aliases
     for key in params:
         if key not in known:
-            raise ConfigError(f"'model.params.{key}' is not a parameter of SparkXGBClassifier (XGBoost's keyword "
+            raise ConfigError(f"'model.params.{key}' is not a parameter of {cls.__name__} (XGBoost's keyword "
                               "arguments, e.g. max_depth, n_estimators, learning_rate)")
-    if "objective" in params:
+    if "objective" in params and not regressor:
         raise ConfigError("'model.params.objective' cannot be set: SparkXGBClassifier chooses binary:logistic or "
                           "multi:softprob from the number of classes")
     # no per-iteration "training-mlogloss" line for every tree of every fold unless asked for, and no
@@ -75,6 +90,6 @@ def _xgboost(params: dict[str, Any]) -> Estimator:
     params = {"verbose": False, **params}
     quiet_xgboost_logs(bool(params["verbose"]))
     try:
-        return SparkXGBClassifier(**params)
+        return cls(**params)
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"'model.params' {params!r} are not valid SparkXGBClassifier parameters: {e}") from None
+        raise ConfigError(f"'model.params' {params!r} are not valid {cls.__name__} parameters: {e}") from None

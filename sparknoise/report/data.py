@@ -31,30 +31,43 @@ class ReportData:
     n_rows: int
     num_flagged: int
     num_label_issues: int
-    confident_joint: np.ndarray  # calibrated, given label on rows
-    noise_matrix: np.ndarray  # P(given | true), columns sum to 1
-    health: HealthSummary
+    confident_joint: np.ndarray | None  # multiclass: calibrated, given label on rows
+    noise_matrix: np.ndarray | None  # multiclass: P(given | true), columns sum to 1
+    health: HealthSummary | None  # multiclass
     quality_histogram: pd.DataFrame  # bin_start, bin_end, flagged, kept
     top_rows: pd.DataFrame  # id, given_label, suggested_label, label_quality, issue_rank, passthrough...
     passthrough: list[str] = field(default_factory=list)
     # the latest apply of this run: counts per action and source, reviewed rows (None: never applied)
     cleaning: dict[str, Any] | None = None
+    task: str = "multiclass"  # multiclass | multilabel | regression: which sections the report has
+    # multilabel: one row per class (rows with the tag, flagged with it given / missing, thresholds)
+    per_class: pd.DataFrame | None = None
+    # regression: what ran and small summaries (a sample of given vs predicted, a residual histogram)
+    regression: dict[str, Any] | None = None
 
     @property
-    def estimated_noise_rate(self) -> float:
-        """1 - trace(joint): the share of rows whose given label differs from the true one."""
-        return float(1.0 - np.trace(self.health.joint))
+    def estimated_noise_rate(self) -> float | None:
+        """1 - trace(joint): the share of rows whose given label differs from the true one (multiclass)."""
+        return None if self.health is None else float(1.0 - np.trace(self.health.joint))
+
+    @property
+    def health_score(self) -> float:
+        """cleanlab's overall health score: multiclass from the joint; else 1 - flagged rows / rows."""
+        if self.health is not None:
+            return float(self.health.overall_label_health_score)
+        return 1.0 - self.num_flagged / self.n_rows if self.n_rows else 1.0
 
     def headline(self) -> dict[str, Any]:
         """The report's headline numbers (also embedded as JSON in the HTML)."""
         return {
             "run_id": self.run.get("run_id"),
+            "task": self.task,
             "n_rows": int(self.n_rows),
             "n_classes": len(self.classes),
             "num_flagged": int(self.num_flagged),
             "num_label_issues": int(self.num_label_issues),
             "estimated_noise_rate": self.estimated_noise_rate,
-            "overall_label_health_score": float(self.health.overall_label_health_score),
+            "overall_label_health_score": self.health_score,
         }
 
 

@@ -130,7 +130,8 @@ def _embedded(data: ReportData) -> dict[str, Any]:
     return {
         **data.headline(),
         "classes": data.classes,
-        "classes_by_label_quality": data.health.classes_by_label_quality.to_dict(orient="records"),
+        "classes_by_label_quality": (data.health.classes_by_label_quality.to_dict(orient="records")
+                                     if data.health is not None else []),
         "quality_histogram": {"bin_start": hist["bin_start"].tolist(), "flagged": hist["flagged"].tolist(),
                               "kept": hist["kept"].tolist()},
         "top_ids": data.top_rows.iloc[:, 0].tolist() if len(data.top_rows) else [],
@@ -187,6 +188,62 @@ def _cleaning_section(cleaning: dict[str, Any] | None) -> str:
     return "".join(parts)
 
 
+def _multiclass_sections(data: ReportData) -> str:
+    classes = data.health.classes_by_label_quality
+    pairs = data.health.overlapping_classes.head(TOP_PAIRS)
+    return "".join([
+        _heatmaps(data),
+        "<h2>Classes by label quality</h2><p class='note'>Worst first. Label Noise = P(true != k | given k); "
+        "Inverse Label Noise = P(given != k | true k); counts are estimates for the whole table "
+        "(cleanlab.dataset semantics).</p>",
+        f'<div class="scroll">{_table(classes)}</div>',
+        f"<h2>Overlapping classes</h2><p class='note'>The {len(pairs)} most confused class pairs (symmetric: "
+        "both directions summed). Consider merging classes at the top of this list.</p>",
+        f'<div class="scroll">{_table(pairs, "{:.5f}")}</div>',
+    ])
+
+
+def _multilabel_sections(data: ReportData) -> str:
+    per_class = data.per_class if data.per_class is not None else pd.DataFrame()
+    if len(per_class):
+        per_class = per_class.assign(
+            flagged_tag_given_share=per_class["flagged_tag_given"] / max(data.n_rows, 1),
+            flagged_tag_missing_share=per_class["flagged_tag_missing"] / max(data.n_rows, 1),
+        ).sort_values(["flagged_tag_given_share", "class"], ascending=[False, True])
+    return ("<h2 id='tags'>Tags by label quality</h2><p class='note'>Multi-label run: each class is its own "
+            "present/absent Confident Learning problem (cleanlab's multilabel_classification). Per class: rows "
+            "carrying the tag, rows flagged with the tag given (it should be absent) and missing (it should be "
+            "present), and its confident thresholds; worst first. The health score is 1 - flagged rows / rows.</p>"
+            f'<div class="scroll">{_table(per_class)}</div>')
+
+
+def _task_sections(data: ReportData) -> str:
+    """The sections that depend on the task: heatmaps and class tables (multiclass), per-tag table
+    (multilabel), predictions and residuals (regression)."""
+    if data.task == "multilabel":
+        return _multilabel_sections(data)
+    if data.task == "regression":
+        return _regression_sections(data)
+    return _multiclass_sections(data)
+
+
+def _regression_sections(data: ReportData) -> str:
+    reg = data.regression or {}
+    parts = [f"<h2 id='regression'>Given values and out-of-fold predictions</h2><p class='note'>Regression run: "
+             f"{html.escape(str(reg.get('description') or ''))}</p>"]
+    if reg.get("scatter_png"):
+        parts.append("<div class='figs'><figure>" + _img(reg["scatter_png"], "given vs predicted values",
+                                                          "regression-scatter")
+                     + f"<figcaption>A sample of {reg.get('sample_rows', 0):,} rows (every flagged row of the "
+                       "sample in red): the given value against the out-of-fold prediction.</figcaption></figure>")
+        if reg.get("residual_png"):
+            parts.append("<figure>" + _img(reg["residual_png"], "histogram of residuals", "regression-residuals")
+                         + "<figcaption>Residuals (prediction - given) of all rows: flagged and kept."
+                           "</figcaption></figure>")
+        parts.append("</div>")
+    return "".join(parts)
+
+
 def _rank_by(run: dict[str, Any]) -> str:
     config = run.get("config") or {}
     return str(config.get("rank_by") or (config.get("detection") or {}).get("rank_by") or "self_confidence")
@@ -198,14 +255,13 @@ def render_report(data: ReportData, *, title: str = "sparknoise label-health rep
     flagged_share = data.num_flagged / data.n_rows if data.n_rows else 0.0
     cards = "".join([
         _card(f"{data.n_rows:,}", "rows"),
-        _card(f"{len(data.classes):,}", "classes"),
+        _card(f"{len(data.classes):,}", "classes") if data.task != "regression" else "",
         _card(f"{data.num_flagged:,}", f"flagged rows ({flagged_share:.2%})"),
-        _card(f"{data.estimated_noise_rate:.2%}", "estimated label noise (1 - trace of the joint)"),
+        _card(f"{data.estimated_noise_rate:.2%}", "estimated label noise (1 - trace of the joint)")
+        if data.estimated_noise_rate is not None else "",
         _card(f"{h['overall_label_health_score']:.4f}", "label health score"),
-        _card(f"{data.num_label_issues:,}", "cleanlab num_label_issues"),
+        _card(f"{data.num_label_issues:,}", "cleanlab num_label_issues") if data.task != "regression" else "",
     ])
-    classes = data.health.classes_by_label_quality
-    pairs = data.health.overlapping_classes.head(TOP_PAIRS)
     top = data.top_rows
     sub = f"run <code>{html.escape(str(h['run_id']))}</code>" if h["run_id"] else "from a find_label_issues result"
     parts = [
@@ -215,14 +271,7 @@ def render_report(data: ReportData, *, title: str = "sparknoise label-health rep
         f"{dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}</p>",
         f'<div class="cards" id="headline">{cards}</div>',
         "".join(f"<p class='warning'><b>Warning:</b> {html.escape(w)}</p>" for w in data.run.get("warnings") or []),
-        _heatmaps(data),
-        "<h2>Classes by label quality</h2><p class='note'>Worst first. Label Noise = P(true != k | given k); "
-        "Inverse Label Noise = P(given != k | true k); counts are estimates for the whole table "
-        "(cleanlab.dataset semantics).</p>",
-        f'<div class="scroll">{_table(classes)}</div>',
-        f"<h2>Overlapping classes</h2><p class='note'>The {len(pairs)} most confused class pairs (symmetric: "
-        "both directions summed). Consider merging classes at the top of this list.</p>",
-        f'<div class="scroll">{_table(pairs, "{:.5f}")}</div>',
+        _task_sections(data),
         "<h2>Label quality</h2>",
         "<figure>" + _img(quality_histogram_png(data.quality_histogram, score=_rank_by(data.run)), "histogram of label quality",
                           "quality-histogram") + "</figure>",
