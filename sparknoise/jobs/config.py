@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
         "features_col": None,  # ... or a vector column ...
         "probs_col": None,  # ... or your own out-of-fold probabilities (no model is fitted)
         "prediction_col": None,  # detection.task regression: your own out-of-fold predictions (no model is fitted)
+        "uncertainty_col": None,  # regression with input.prediction_col: optional per-row uncertainty (a std. dev.)
         "classes": None,  # label value of each probability index (default: sorted labels)
         "where": None,  # optional SQL filter, e.g. "split = 'train'"
         "passthrough": [],  # input columns copied into the issues table for annotators
@@ -69,6 +70,11 @@ DEFAULTS: dict[str, Any] = {
         "iterations": 1,
         "min_new_issues": 1,
         "max_classes": 1000,  # without input.classes: more distinct labels than this stop the run up front
+        # regression: the fraction flagged (cleanlab's k). With a model: null = cleanlab's search over
+        # [0.01, 0.05, 0.1, 0.15, 0.2] by out-of-fold R^2; a number = the only candidate (0 if it lowers R^2)
+        "frac_issues": None,
+        "n_boot": 5,  # regression with a model: rounds of the epistemic uncertainty
+        "include_aleatoric_uncertainty": True,  # regression with a model
         "scratch": None,  # Delta location for the out-of-fold probabilities and rounds; default beside output.scored
     },
     "output": {
@@ -429,8 +435,39 @@ def _validate_task(inp: dict, det: dict) -> None:
 
 
 def _validate_regression(cfg: dict) -> None:
-    """Placeholder until the regression engine is wired: see sparknoise.jobs.tasks.detect_regression."""
-    raise ConfigError("detection.task: regression is not available in this build")
+    """detection.task: regression: predictions given (then frac_issues) or a regressor on the features."""
+    from sparknoise.ml.estimators import REGRESSORS
+
+    inp, model, det, out = cfg["input"], cfg["model"], cfg["detection"], cfg["output"]
+    sources = [k for k in ("features", "features_col", "prediction_col") if inp[k]]
+    if len(sources) != 1:
+        raise ConfigError("detection.task: regression needs exactly one of 'input.features' (numeric columns), "
+                          "'input.features_col' (a vector column) and 'input.prediction_col' (your out-of-fold "
+                          f"predictions); got {sources or 'none'}")
+    if inp["probs_col"]:
+        raise ConfigError("'input.probs_col' is for class labels; a regression run reads 'input.prediction_col'")
+    if inp["classes"] is not None:
+        raise ConfigError("'input.classes' is for class labels; a regression target has none")
+    k = det["frac_issues"]
+    if k is not None and (isinstance(k, bool) or not isinstance(k, (int, float)) or not 0 <= k <= 1):
+        raise ConfigError(f"'detection.frac_issues' must be a fraction in [0, 1], not {k!r}")
+    if inp["prediction_col"] and k is None:
+        raise ConfigError("detection.task: regression with 'input.prediction_col' needs 'detection.frac_issues' "
+                          "(the fraction of rows to flag, cleanlab's k, e.g. 0.05); with a model instead of "
+                          "predictions the job searches for it")
+    if inp["uncertainty_col"] and not inp["prediction_col"]:
+        raise ConfigError("'input.uncertainty_col' goes with 'input.prediction_col'; with a model the job estimates "
+                          "the uncertainty")
+    if not inp["prediction_col"] and model["estimator"] not in REGRESSORS:
+        raise ConfigError(f"'model.estimator' {model['estimator']!r} is not a regressor; for detection.task: "
+                          f"regression use one of {sorted(REGRESSORS)}")
+    if not isinstance(det["n_boot"], int) or isinstance(det["n_boot"], bool) or det["n_boot"] < 0:
+        raise ConfigError("'detection.n_boot' must be an integer >= 0")
+    if det["iterations"] != 1:
+        raise ConfigError("'detection.iterations' > 1 is for detection.task: multiclass")
+    if out["mode"] != "replace_run":
+        raise ConfigError("'output.mode' supports 'replace_run' (rows of the same run id are replaced)")
+    _check_outputs(cfg, ("scored", "issues", "runs"))
 
 
 # The input keys only the annotators job reads (its tables of annotations, probabilities or items).

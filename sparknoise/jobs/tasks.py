@@ -97,5 +97,57 @@ def task_detection(cfg: dict) -> Any:
 
 
 def detect_regression(cfg: dict) -> Any:
-    """The regression detection of ``cfg`` (wired with the regression engine)."""
-    raise NotImplementedError("detection.task: regression")
+    """The regression detection of ``cfg`` as a function of the screened input frame.
+
+    With ``input.prediction_col`` (your out-of-fold predictions, optionally ``input.uncertainty_col``),
+    cleanlab's flag rule at ``detection.frac_issues``; else ``RegressionCleanLearning`` with
+    ``model.estimator`` (a regressor) on ``input.features`` / ``input.features_col``: out-of-fold
+    predictions on hash folds, the k search (unless ``detection.frac_issues`` fixes k), uncertainty, flags.
+    """
+    from sparknoise.ml.cross_validation import FEATURES_COL, features_vector
+    from sparknoise.ml.estimators import make_estimator
+    from sparknoise.regression.issues import find_regression_issues
+    from sparknoise.regression.learn import RegressionCleanLearning
+
+    inp, det, model = cfg["input"], cfg["detection"], cfg["model"]
+
+    def run(df: DataFrame) -> TaskDetection:
+        if inp["prediction_col"]:
+            res = find_regression_issues(df, label_col=inp["label_col"], prediction_col=inp["prediction_col"],
+                                         id_col=inp["id_col"], uncertainty=inp["uncertainty_col"],
+                                         frac_issues=det["frac_issues"])
+            how = (f"your out-of-fold predictions ({inp['prediction_col']}), the {det['frac_issues']:g} of rows "
+                   "least consistent with them flagged")
+        else:
+            learner = RegressionCleanLearning(
+                make_estimator(model["estimator"], model["params"], task="regression"), n_folds=model["n_folds"],
+                n_boot=det["n_boot"], include_aleatoric_uncertainty=det["include_aleatoric_uncertainty"],
+                seed=model["seed"], **({} if det["frac_issues"] is None else
+                                       {"coarse_search_range": [det["frac_issues"]], "fine_search_size": 0}))
+            res = learner.find_label_issues(features_vector(df, inp["features_col"], inp["features"]),
+                                            label_col=inp["label_col"], features_col=FEATURES_COL,
+                                            id_col=inp["id_col"])
+            res = type(res)(**{**res.__dict__, "rows": res.rows.drop(FEATURES_COL)})
+            how = (f"out-of-fold predictions of {model['estimator']} on {model['n_folds']} hash folds, k = "
+                   f"{res.k:.4g} ({'searched by out-of-fold R2' if det['frac_issues'] is None else 'the only candidate'})")
+        scored = res.rows.withColumn("round", F.when(F.col("is_label_issue"), F.lit(1)))
+        queue = [
+            F.col("given_label"),
+            F.col("predicted_label").alias("suggested_label"),
+            F.col("label_quality"),
+            F.col("issue_rank"),
+            F.lit("regression (cleanlab's rule): among the lowest exp(-|residual / uncertainty| / median) "
+                  "scores").alias("reason"),
+            F.col("round").cast("int").alias("round"),
+            F.col("residual"),
+        ]
+        description = (f"{how}; uncertainty {res.uncertainty}; label_quality = exp(-|r/u| / median |r/u|), "
+                       f"median {res.median_adjusted_residual:.6g}")
+        metrics = {"task": "regression", "k": res.k, "uncertainty": res.uncertainty,
+                   "median_adjusted_residual": res.median_adjusted_residual, "description": description,
+                   **({"search": res.search} if res.search else {})}
+        record = {"n_rows": res.n_rows, "num_flagged": res.num_flagged, "num_label_issues": res.num_flagged,
+                  "rounds": 1}
+        return TaskDetection(scored=scored, queue_columns=queue, record=record, metrics=metrics)
+
+    return run
