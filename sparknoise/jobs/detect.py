@@ -132,8 +132,10 @@ def run_detect(spark: SparkSession, cfg: dict) -> dict:
     # continuous or id-like label stops here, not inside the folds' fits.
     rules = (ClassLabelRules(cfg["detection"]["max_classes"])
              if inp["classes"] is None and cfg["detection"]["task"] == "multiclass" else None)
+    # a regression run's own predictions (and uncertainties) are screened like features when skipping
+    numeric = [inp[k] for k in ("prediction_col", "uncertainty_col") if skip and inp.get(k)]
     screened = screen_invalid(df, inp["on_invalid"], id_col=inp["id_col"], label_col=inp["label_col"],
-                              features=inp["features"], features_col=inp["features_col"],
+                              features=(inp["features"] or []) + numeric or None, features_col=inp["features_col"],
                               probs_col=inp["probs_col"] if skip else None, class_labels=rules)
     if screened.skipped:
         log.warning("run %s: %d input rows left out (input.on_invalid: skip): %s", run_id, screened.n_skipped,
@@ -219,7 +221,8 @@ def _check_columns(cfg: dict, df: DataFrame) -> None:
     inp = cfg["input"]
     wanted = [("input.id_col", inp["id_col"]), ("input.label_col", inp["label_col"])]
     wanted += [("input.features", c) for c in inp["features"] or []]
-    wanted += [(f"input.{k}", inp[k]) for k in ("features_col", "probs_col") if inp[k]]
+    wanted += [(f"input.{k}", inp[k]) for k in ("features_col", "probs_col", "prediction_col", "uncertainty_col")
+               if inp.get(k)]
     wanted += [("input.passthrough", c) for c in inp["passthrough"] or []]
     for key, column in wanted:
         if column not in df.columns:
