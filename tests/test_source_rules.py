@@ -58,6 +58,7 @@ ALLOWED_COLLECTS = {
     "report/data.py:quality_histogram": "<= 2 x bins counts",
     "report/data.py:top_rows": "limit(top) rows for the report",
     "jobs/report.py:annotator_data": "limit(MAX_ANNOTATORS) annotators",
+    "jobs/report.py:regression_summary": "limit(REGRESSION_SAMPLE) rows, one quantile row, <= 2 x RESIDUAL_BINS counts",
     "jobs/annotators.py:run_annotators": "one aggregate row",
     "jobs/run_log.py:run_row": "limit(2): one run's row",
     "core/selection.py:_histogram_scan": "<= HISTOGRAM_BUDGET histogram entries",

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sparknoise.core.health import summarize_health
@@ -106,9 +106,35 @@ def from_tables(spark: SparkSession, outputs: dict[str, str], run_id: str, *, to
     )
 
 
-def regression_summary(scored, config: dict, metrics: dict) -> dict:
-    """Filled in with the regression engine."""
-    return {"description": metrics.get("description", "")}
+REGRESSION_SAMPLE = 2000  # rows of the given-vs-predicted scatter
+RESIDUAL_BINS = 40
+
+
+def regression_summary(scored: DataFrame, config: dict, metrics: dict) -> dict:
+    """What a regression run's report section shows: how it ran, a scatter of a sample of rows (at most
+    ``REGRESSION_SAMPLE``, the same rows every time: the lowest hashes of the id, plus the flagged rows
+    among them) and a residual histogram (``RESIDUAL_BINS`` equal bins between the 0.5% and 99.5%
+    residual quantiles, the tails in the end bins). Three small Spark jobs, bounded results."""
+    from sparknoise.report.plots import regression_scatter_png, residual_histogram_png
+
+    id_col = (config.get("input") or {}).get("id_col", "id")
+    sample = (scored.orderBy(F.xxhash64(F.col(id_col)), F.col(id_col)).limit(REGRESSION_SAMPLE)
+              .select("given_label", "predicted_label", "is_label_issue").collect())  # <= REGRESSION_SAMPLE rows
+    frame = pd.DataFrame([r.asDict() for r in sample], columns=["given_label", "predicted_label", "is_label_issue"])
+    lo, hi = scored.agg(F.percentile_approx("residual", [0.005, 0.995], 10000)).collect()[0][0]  # one row
+    width = (hi - lo) / RESIDUAL_BINS if hi > lo else 1.0
+    bucket = F.least(F.greatest(F.floor((F.col("residual") - F.lit(lo)) / F.lit(width)), F.lit(0)),
+                     F.lit(RESIDUAL_BINS - 1)).cast("int")
+    counts = scored.groupBy(bucket.alias("b"), F.col("is_label_issue").alias("f")).count().collect()  # <= 2 x bins
+    hist = pd.DataFrame({"bin_start": lo + width * np.arange(RESIDUAL_BINS),
+                         "bin_end": lo + width * np.arange(1, RESIDUAL_BINS + 1),
+                         "kept": np.zeros(RESIDUAL_BINS, dtype=np.int64),
+                         "flagged": np.zeros(RESIDUAL_BINS, dtype=np.int64)})
+    for r in counts:
+        hist.loc[r["b"], "flagged" if r["f"] else "kept"] += r["count"]
+    return {"description": metrics.get("description", ""), "sample_rows": len(frame),
+            "scatter_png": regression_scatter_png(frame), "residual_png": residual_histogram_png(hist),
+            "k": metrics.get("k"), "uncertainty": metrics.get("uncertainty")}
 
 
 def annotator_data(spark: SparkSession, outputs: dict[str, str], record: dict) -> AnnotatorReportData:

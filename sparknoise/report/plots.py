@@ -113,6 +113,41 @@ def quality_histogram_png(histogram: pd.DataFrame, *, score: str = "self_confide
     return _png_bytes(plt, fig)
 
 
+def regression_scatter_png(sample: pd.DataFrame) -> bytes:
+    """Given value against out-of-fold prediction for a sample of rows, flagged rows in red (PNG bytes)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=100)
+    kept, flagged = sample[~sample["is_label_issue"]], sample[sample["is_label_issue"]]
+    ax.scatter(kept["predicted_label"], kept["given_label"], s=6, color="tab:blue", alpha=0.5, label="kept")
+    ax.scatter(flagged["predicted_label"], flagged["given_label"], s=10, color="tab:red", label="flagged")
+    if len(sample):
+        lo = float(min(sample["given_label"].min(), sample["predicted_label"].min()))
+        hi = float(max(sample["given_label"].max(), sample["predicted_label"].max()))
+        ax.plot([lo, hi], [lo, hi], color="gray", lw=0.8, ls="--")
+    ax.set_xlabel("out-of-fold prediction")
+    ax.set_ylabel("given value")
+    ax.set_title("Given vs predicted", fontsize=10)
+    ax.legend(fontsize=8)
+    return _png_bytes(plt, fig)
+
+
+def residual_histogram_png(histogram: pd.DataFrame) -> bytes:
+    """Stacked bars of kept and flagged rows per residual bin (columns bin_start, bin_end, kept, flagged)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
+    width = (histogram["bin_end"] - histogram["bin_start"]).to_numpy()
+    ax.bar(histogram["bin_start"], histogram["kept"], width=width, align="edge", color="tab:blue", label="kept")
+    ax.bar(histogram["bin_start"], histogram["flagged"], width=width, align="edge", bottom=histogram["kept"],
+           color="tab:red", label="flagged")
+    if (histogram["kept"] + histogram["flagged"]).max() > 0:
+        ax.set_yscale("log")
+    ax.set_xlabel("residual (prediction - given)")
+    ax.set_ylabel("rows (log scale)")
+    ax.set_title("Residuals: flagged vs kept rows", fontsize=10)
+    ax.legend(fontsize=8)
+    return _png_bytes(plt, fig)
+
+
 def impact_curve_png(impact: pd.DataFrame, path: str, *, title: str = "Test accuracy vs injected label noise") -> str:
     """Accuracy of each training variant against the noise rate; returns the file path."""
     plt = _pyplot()
