@@ -261,3 +261,36 @@ def test_bad_options_are_config_errors(frame):
         sn.multilabel_label_quality_scores(frame, method="confidence_weighted_entropy", adjust_pred_probs=True)
     with pytest.raises(ConfigError, match="num_to_remove_per_class"):
         sn.find_multilabel_issues(frame, filter_by="confident_learning", num_to_remove_per_class=[1, 1, 1, 1])
+
+
+def test_out_of_fold_probabilities_for_tags(spark):
+    """cross_val_predict_proba(task="multilabel"): one binary model per class per fold, on the hash folds."""
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.ml.linalg import Vectors
+    from pyspark.sql import functions as F
+
+    rng = np.random.default_rng(11)
+    n = 240
+    x = rng.normal(size=(n, 3))
+    tags = [[c for c in range(3) if x[i, c] > 0.3 * c] + [3] for i in range(n)]  # class 3 on every row
+    rows = [(i, [int(t) for t in tags[i]], Vectors.dense(x[i])) for i in range(n)]
+    df = spark.createDataFrame(rows, ["id", "labels", "features"])
+    oof = sn.cross_val_predict_proba(df, LogisticRegression(), label_col="labels", n_folds=2, task="multilabel")
+    got = oof.select("id", "fold", "pred_probs").toPandas().sort_values("id")
+    probs = np.array(got["pred_probs"].tolist())
+    assert probs.shape == (n, 4) and np.all(probs[:, 3] == 1.0)  # a class on every training row: constant 1
+    assert oof.schema["pred_probs"].metadata["sparknoise"]["classes"] == [0, 1, 2, 3]
+    # the oracle for one (fold, class): a binary model fitted by hand on the other folds' rows
+    fold = got["fold"].to_numpy()
+    train = oof.filter("fold != 1").withColumn("y", F.array_contains("labels", 2).cast("double"))
+    model = LogisticRegression(labelCol="y").fit(train)
+    hand = (model.transform(oof.filter("fold = 1")).select("id", vector_to_array("probability")[1].alias("p"))
+            .toPandas().sort_values("id"))
+    assert np.allclose(probs[fold == 1, 2], hand["p"].to_numpy(), atol=1e-9)
+    for c in range(3):  # each class's probability ranks its tag well above chance
+        has = np.array([c in t for t in tags])
+        assert probs[has, c].mean() > probs[~has, c].mean() + 0.4
+    with pytest.raises(sn.InputError, match="array of tags"):
+        sn.cross_val_predict_proba(df.withColumn("labels", F.lit(1)), LogisticRegression(), label_col="labels",
+                                   task="multilabel")

@@ -50,6 +50,8 @@ ALLOWED_COLLECTS = {
     "noise/evaluation.py:_flag_metrics": "one aggregate row",
     "noise/evaluation.py:_accuracy": "one aggregate row",
     "ml/folds.py:assign_folds": "K x n_folds bucket counts",
+    "ml/multilabel_folds.py:tag_classes": "one aggregate row, or limit(max_classes + 1) distinct tags",
+    "ml/multilabel_folds.py:multilabel_oof": "limit(1): one unknown tag for the message; n_folds rows of K + 1 counts",
     "jobs/inject.py:run_inject": "one aggregate row",
     "core/invalid_rows.py:screen_invalid": "one aggregate row",
     "core/label_issues.py:find_label_issues": "<= RANK_BUCKETS x K bucket counts",

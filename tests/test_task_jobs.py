@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import yaml
 from multilabel_data import make_multilabel
+from pyspark.sql import functions as F
 
 from sparknoise.cli import main as cli_main
 
@@ -22,9 +23,11 @@ TAGS = ["art", "bio", "cs", "eco"]
 def tags_run(spark, tmp_path_factory):
     base = tmp_path_factory.mktemp("tags")
     labels, probs, _ = make_multilabel(400, 4, flip=0.1, seed=5)
-    rows = [(i, [TAGS[c] for c in lab], [float(x) for x in p], "test" if i % 5 == 0 else "train")
+    rows = [(i, [TAGS[c] for c in lab], [float(x) for x in p], "test" if i % 5 == 0 else "train",
+             *[float(x) + 0.1 * (i % 7) for x in p[:2]])
             for i, (lab, p) in enumerate(zip(labels, probs))]
-    (spark.createDataFrame(rows, "id long, tags array<string>, pred_probs array<double>, split string")
+    (spark.createDataFrame(rows, "id long, tags array<string>, pred_probs array<double>, split string, "
+                                 "f0 double, f1 double")
      .coalesce(2).write.format("delta").save(str(base / "in")))
     out = {n: str(base / n) for n in ("scored", "issues", "runs", "reviews", "cleaned", "audit")}
     conf = base / "tags.yaml"
@@ -184,3 +187,16 @@ def test_regression_job_with_a_model(spark, numbers_run, tmp_path):
     scored = spark.read.format("delta").load(cfg["output"]["scored"])
     assert {"predicted_label", "residual", "uncertainty", "label_quality", "sample_weight"} <= set(scored.columns)
     assert cli_main(["detect", "--config", str(conf), "--set", "model.estimator=random_forest"]) == 2
+
+
+def test_multilabel_job_fits_a_binary_model_per_class(spark, tags_run, tmp_path):
+    cfg = yaml.safe_load(open(tags_run["conf"]))
+    cfg["input"].update(probs_col=None, features=["f0", "f1"], passthrough=[], drop=["pred_probs"])
+    cfg["model"] = {"estimator": "logistic_regression", "n_folds": 2}
+    cfg["output"] = {k: str(tmp_path / k) for k in ("scored", "issues", "runs")}
+    conf = tmp_path / "model.yaml"
+    conf.write_text(yaml.safe_dump(cfg))
+    assert cli_main(["detect", "--config", str(conf), "--set", "run.id=m1"]) == 0
+    scored = spark.read.format("delta").load(cfg["output"]["scored"])
+    widths = {r[0] for r in scored.select(F.size("pred_probs")).distinct().collect()}
+    assert scored.count() == 400 and widths == {4} and scored.filter("is_label_issue").count() > 0

@@ -427,9 +427,6 @@ def _validate_task(inp: dict, det: dict) -> None:
         raise ConfigError("'input.prediction_col' is for detection.task: regression (out-of-fold predictions of a "
                           f"number); a {det['task']} run reads probabilities from 'input.probs_col'")
     if det["task"] == "multilabel":
-        if not inp["probs_col"]:
-            raise ConfigError("detection.task: multilabel needs 'input.probs_col': each row's K per-class out-of-fold "
-                              "probabilities (fitting one binary model per class in the job is not built yet)")
         if det["iterations"] != 1:
             raise ConfigError("'detection.iterations' > 1 is for detection.task: multiclass")
 

@@ -201,7 +201,7 @@ def _other_task(spark: SparkSession, cfg: dict, df: DataFrame, scratch: str, rec
     """A multi-label or regression run (``detection.task``): the task's engine, then the same writes."""
     run_id, inp = cfg["run"]["id"], cfg["input"]
     t = time.perf_counter()
-    detection = task_detection(cfg)(df)
+    detection = task_detection(cfg, scratch)(df)
     timings["round_1"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()
     scored = materialised(detection.scored.withColumn("run_id", F.lit(run_id)), scratch, "scored")

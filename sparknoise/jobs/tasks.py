@@ -43,17 +43,34 @@ class TaskDetection:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def detect_multilabel(cfg: dict) -> Any:
-    """The multi-label detection of ``cfg`` as a function of the screened input frame."""
+def detect_multilabel(cfg: dict, scratch: str) -> Any:
+    """The multi-label detection of ``cfg`` as a function of the screened input frame.
+
+    With ``input.probs_col``: your per-class probabilities. Else one binary ``model.estimator`` per
+    class per fold on the features (``cross_val_predict_proba(task="multilabel")``), the out-of-fold
+    probabilities written once to the run's scratch location before detection reads them.
+    """
     import json
 
+    from sparknoise.jobs.tables import materialised
+    from sparknoise.ml.cross_validation import cross_val_predict_proba
+    from sparknoise.ml.estimators import make_estimator
     from sparknoise.multilabel.issues import find_multilabel_issues
 
-    inp, det = cfg["input"], cfg["detection"]
+    inp, det, model = cfg["input"], cfg["detection"], cfg["model"]
 
     def run(df: DataFrame) -> TaskDetection:
+        probs_col = inp["probs_col"]
+        if not probs_col:
+            probs_col = "pred_probs"
+            oof = cross_val_predict_proba(
+                df, make_estimator(model["estimator"], model["params"]), label_col=inp["label_col"],
+                features_col=inp["features_col"] or "features", id_col=inp["id_col"], n_folds=model["n_folds"],
+                seed=model["seed"], probs_col=probs_col, parallelism=model["parallelism"], features=inp["features"],
+                classes=inp["classes"], check_invalid=False, max_classes=det["max_classes"], task="multilabel")
+            df = materialised(oof, scratch, "probabilities_round_1")
         res = find_multilabel_issues(
-            df, label_col=inp["label_col"], probs_col=inp["probs_col"], id_col=inp["id_col"],
+            df, label_col=inp["label_col"], probs_col=probs_col, id_col=inp["id_col"],
             classes=inp["classes"], filter_by=det["filter_by"], frac_noise=det["frac_noise"],
             num_to_remove_per_class=det["num_to_remove_per_class"],
             min_examples_per_class=det["min_examples_per_class"], rank_by=det["rank_by"],
@@ -86,11 +103,12 @@ def detect_multilabel(cfg: dict) -> Any:
     return run
 
 
-def task_detection(cfg: dict) -> Any:
-    """The detection of ``detection.task`` (multilabel | regression) as a function of the input frame."""
+def task_detection(cfg: dict, scratch: str) -> Any:
+    """The detection of ``detection.task`` (multilabel | regression) as a function of the input frame;
+    ``scratch``: the run's location for intermediate tables (out-of-fold probabilities)."""
     task = cfg["detection"]["task"]
     if task == "multilabel":
-        return detect_multilabel(cfg)
+        return detect_multilabel(cfg, scratch)
     if task == "regression":
         return detect_regression(cfg)
     raise ValueError(f"no task detection for {task!r}")  # multiclass runs the detect job's own rounds

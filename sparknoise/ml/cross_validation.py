@@ -22,7 +22,7 @@ from pyspark.sql import types as T
 
 from sparknoise.core.inputs import METADATA_KEY, check_label_type, unfolded
 from sparknoise.core.invalid_rows import check_feature_types, screen_invalid
-from sparknoise.errors import InputError
+from sparknoise.errors import ConfigError, InputError
 from sparknoise.ml.folds import assign_folds
 
 log = logging.getLogger("sparknoise")
@@ -136,6 +136,7 @@ def cross_val_predict_proba(
     classes: Sequence[Any] | None = None,
     check_invalid: bool = True,
     max_classes: int = MAX_CLASSES,
+    task: str = "multiclass",
 ) -> DataFrame:
     """Out-of-fold predicted probabilities: every row predicted by a model that never saw it.
 
@@ -147,6 +148,10 @@ def cross_val_predict_proba(
         parallelism: how many fold models to fit concurrently.
         classes: label value of each probability index; default: the sorted distinct labels.
         max_classes: without ``classes``, more distinct labels than this is an :class:`InputError`.
+        task: ``multiclass`` (one class per row) or ``multilabel``: ``label_col`` is an array of tags
+            per row and ``probs_col`` gets K independent per-class probabilities, each from one binary
+            copy of ``estimator`` per class per fold (hash folds, not stratified; see
+            :mod:`sparknoise.ml.multilabel_folds`).
         check_invalid: first count null ids, null or NaN labels and null, NaN or infinite
             features (one scan) and raise :class:`InputError` naming the column; the detect job
             passes False because it has screened its input already (``input.on_invalid``).
@@ -175,6 +180,26 @@ def cross_val_predict_proba(
             "features=[...] (numeric columns to assemble).",
             column=features_col,
         )
+    if task not in ("multiclass", "multilabel"):
+        raise ConfigError(f"task={task!r} is unknown; use 'multiclass' or 'multilabel' (regression: "
+                          "RegressionCleanLearning)")
+    if task == "multilabel":
+        from sparknoise.ml.multilabel_folds import multilabel_oof, tag_classes
+
+        if fold_col is not None:
+            _validated_folds(df, fold_col, n_folds)
+        if check_invalid:
+            screen_invalid(df, "error", key="the on_invalid policy of the detect job", id_col=id_col,
+                           label_col=label_col, features=features, features_col=None if features else features_col)
+        check_feature_types(df, features, None if features else features_col)
+        classes = tag_classes(df, label_col, classes, max_classes)
+        out = multilabel_oof(features_vector(df, features_col, features), configured(estimator),
+                             keep=[c for c in df.columns if c != "fold"], label_col=label_col, id_col=id_col,
+                             classes=classes, n_folds=n_folds, seed=seed, fold_col=fold_col, probs_col=probs_col,
+                             parallelism=parallelism, prob_col=_PROB, label_index_col=LABEL_INDEX_COL)
+        log.info("cross_val_predict_proba: %d folds x %d classes in %.1fs", n_folds, len(classes),
+                 time.perf_counter() - started)
+        return out
     if check_invalid:
         screen_invalid(df, "error", key="the on_invalid policy of the detect job", id_col=id_col,
                        label_col=label_col, features=features, features_col=None if features else features_col)
