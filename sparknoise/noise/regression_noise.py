@@ -9,9 +9,10 @@ reaches the driver) and rewrites the selected rows' values (executors, per row):
   (id, seed); ``sd`` is the population standard deviation (``ddof=0``, numpy's default) of the label
   over all N rows. A mis-scaled or mis-keyed value far from the truth.
 * ``swap``: the label of another row (a value entered on the wrong record). Every row of the table
-  is hashed into one of ``max(1, N // 16)`` donor slots; a swapped row hashes to a slot and takes the
-  value of the first row of that slot, in the order of a second hash of (id, seed), whose value
-  differs from its own. When all of the slot's values equal its own (or the slot is empty), it
+  is hashed into one of ``max(1, N // 16)`` donor slots; a swapped row hashes to a slot, lists the
+  slot's rows whose value differs from its own (in the order of a second hash of (id, seed)) and
+  takes the value at a position drawn from a third hash. When all of the slot's values equal its
+  own (or the slot is empty), it
   takes the label's overall maximum, or its minimum when the maximum is its own value: the value
   then differs from its own whenever the label is not constant. The slots are built by a
   ``groupBy`` and joined to the swapped rows on the executors; nothing row-level reaches the driver.
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Mapping
 
 from pyspark.sql import Column, DataFrame
@@ -49,7 +51,7 @@ _SLOT = "__sn_swap_slot"
 _DONORS = "__sn_swap_donors"
 _NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType)
 # Hash salts (the multiclass modes use 1 and 2; the evaluation's split uses 7).
-_SALT_SIGN, _SALT_UNIT, _SALT_SLOT, _SALT_ORDER, _SALT_TARGET = 11, 12, 13, 14, 15
+_SALT_SIGN, _SALT_UNIT, _SALT_SLOT, _SALT_ORDER, _SALT_TARGET, _SALT_PICK = 11, 12, 13, 14, 15, 16
 
 
 @dataclass(frozen=True)
@@ -142,26 +144,51 @@ def output_type(dtype: T.DataType) -> T.DataType:
 
 
 def label_stats(df: DataFrame, y_col: str, label_col: str, id_col: str) -> LabelStats:
-    """N, mean, population sd, min and max of the double label ``y_col`` in one aggregation (one row to
-    the driver); raises :class:`InputError` on null/NaN/infinite labels, null ids or an empty input."""
+    """N, mean, population sd, min and max of the double label ``y_col``; raises :class:`InputError` on
+    null/NaN/infinite labels, null ids or an empty input.
+
+    One aggregation, grouped by the binary exponent ``e = floor(log2 |y|)`` of the label (at most
+    ~2,100 groups reach the driver: the exponent range of a double, zeros, bad values). The sums are
+    exact, so the statistics do not depend on the partitioning (a double ``sum``/``stddev`` does, in
+    its last bits, through the order of the additions, and the shift would too): per group,
+    ``y / 2^e`` (exact in doubles) and its square are summed as ``decimal(38, 27)`` (decimal sums are
+    exact); the driver adds the groups with Python fractions and takes ``var = S2 / N - (S1 / N)^2``.
+    """
     y = F.col(y_col)
-    row = df.agg(
-        F.count(F.lit(1)).alias("n"),
-        F.sum((y.isNull() | F.isnan(y) | (F.abs(y) == F.lit(float("inf")))).cast("long")).alias("bad"),
-        F.sum(F.col(id_col).isNull().cast("long")).alias("null_ids"),
-        F.avg(y).alias("mean"), F.stddev_pop(y).alias("std"), F.min(y).alias("min"), F.max(y).alias("max"),
-    ).first()  # one row
-    n = int(row["n"])
+    bad = y.isNull() | F.isnan(y) | (F.abs(y) == F.lit(float("inf")))
+    exponent = F.when(~bad & (y != F.lit(0.0)), F.floor(F.log2(F.abs(y))).cast("int"))
+    scaled = y / F.pow(F.lit(2.0), exponent)
+    dec = "decimal(38,27)"
+    groups = df.groupBy(exponent.alias("e"), bad.alias("bad")).agg(
+        F.count(F.lit(1)).alias("n"), F.sum(F.col(id_col).isNull().cast("long")).alias("null_ids"),
+        F.try_sum(scaled.cast(dec)).alias("s1"), F.try_sum((scaled * scaled).cast(dec)).alias("s2"),
+        F.min(y).alias("min"), F.max(y).alias("max"),
+    ).collect()  # <= ~2,100 rows: one per binary exponent
+    n = sum(int(g["n"]) for g in groups)
     if n == 0:
         raise InputError("the input has no rows; there is nothing to add noise to.", column=label_col)
-    if row["bad"]:
-        raise InputError(f"label column '{label_col}' has {row['bad']} null, NaN or infinite value(s); drop or fix "
+    n_bad = sum(int(g["n"]) for g in groups if g["bad"])
+    if n_bad:
+        raise InputError(f"label column '{label_col}' has {n_bad} null, NaN or infinite value(s); drop or fix "
                          "those rows before injecting noise.", column=label_col)
-    if row["null_ids"]:
+    if any(g["null_ids"] for g in groups):
         raise InputError(f"id column '{id_col}' has null values; every row needs a unique non-null id.",
                          column=id_col)
-    return LabelStats(n=n, mean=float(row["mean"]), std=float(row["std"] or 0.0), min=float(row["min"]),
-                      max=float(row["max"]))
+    s1 = s2 = Fraction(0)
+    for g in groups:
+        if g["e"] is None:  # zeros
+            continue
+        if g["s1"] is None or g["s2"] is None:
+            raise InputError(f"label column '{label_col}': {g['n']} values share one binary exponent, too many for "
+                             "the exact sums (decimal(38, 27)); the table is too large for regression noise.",
+                             column=label_col)
+        scale = Fraction(2) ** int(g["e"])
+        s1 += Fraction(g["s1"]) * scale
+        s2 += Fraction(g["s2"]) * scale * scale
+    mean = s1 / n
+    lo, hi = float(min(g["min"] for g in groups)), float(max(g["max"] for g in groups))
+    var = max(s2 / n - mean * mean, Fraction(0)) if hi > lo else Fraction(0)  # a constant label: sd exactly 0
+    return LabelStats(n=n, mean=float(mean), std=math.sqrt(float(var)), min=lo, max=hi)
 
 
 def _swap_donors(df: DataFrame, y_col: str, id_col: str, seed: int, slots: int) -> DataFrame:
@@ -201,8 +228,9 @@ def corrupt(df: DataFrame, *, mode_index: Column, y_col: str, new_col: str, id_c
         target = linear_bucket(uniform_hash(id_col, seed, _SALT_TARGET), slots).alias(_SLOT)
         swapped = work.filter(is_swap).withColumn(_SLOT, target).join(donors, _SLOT, "left")
         other = F.filter(F.col(_DONORS), lambda d: d["y"] != y)  # null for an empty slot
+        pick = F.floor(uniform_hash(id_col, seed, _SALT_PICK) * F.size(other)).cast("int") + F.lit(1)
         fallback = F.when(y != F.lit(stats.max), F.lit(stats.max)).otherwise(F.lit(stats.min))
-        swapped = swapped.withColumn("__sn_swapped", F.coalesce(F.try_element_at(other, F.lit(1))["y"], fallback))
+        swapped = swapped.withColumn("__sn_swapped", F.coalesce(F.try_element_at(other, pick)["y"], fallback))
         swapped = swapped.drop(_SLOT, _DONORS)
         rest = work.filter(~is_swap | F.col(NOISE_MODE).isNull()).withColumn("__sn_swapped", F.lit(None).cast("double"))
         work = rest.unionByName(swapped)
