@@ -215,18 +215,23 @@ def test_regression_modes_hit_exact_counts_follow_their_rules_for_any_partitioni
     assert all(r["y"] == 0.0 for r in by_mode["default"])
 
 
-def test_regression_integer_labels_become_double(numeric):
-    out = sn.inject_label_noise(numeric, "k", task="regression", mode={"swap": 0.1, "unit": 0.1, "default": 0.05},
-                                default_value=-1, seed=2)
-    assert dict(out.dtypes)["k"] == "double" and dict(out.dtypes)["true_label"] == "double"
+def test_regression_integer_labels_become_double(spark):
+    from noise_golden import GOLDEN, REGRESSION_MIX, regression_fingerprint, regression_noise, table
+
+    out = regression_noise(spark)  # labels 0, 1, 2 (long), shift/swap/unit/default, default_value -1
+    assert dict(out.dtypes)["label"] == "double" and dict(out.dtypes)["true_label"] == "double"
     rows = out.collect()
-    counts = {m: sum(r["noise_mode"] == m for r in rows) for m in ("swap", "unit", "default")}
-    assert counts == {"swap": 200, "unit": 200, "default": 100}
-    assert all(r["k"] != r["true_label"] and r["k"] in range(7) for r in rows if r["noise_mode"] == "swap")
-    assert all(r["k"] == -1.0 and r["is_noisy"] for r in rows if r["noise_mode"] == "default")
+    assert regression_fingerprint(rows) == GOLDEN["regression"]  # tests/connect checks the same numbers
+    counts = {m: sum(r["noise_mode"] == m for r in rows) for m in REGRESSION_MIX}
+    assert counts == {m: round(rate * 2000) for m, rate in REGRESSION_MIX.items()}
+    sd = np.std([r[1] for r in table(spark).collect()])
+    assert all(abs(abs(r["label"] - r["true_label"]) - 3 * sd) < 1e-12 for r in rows if r["noise_mode"] == "shift")
+    assert all(r["label"] != r["true_label"] and r["label"] in (0, 1, 2) for r in rows if r["noise_mode"] == "swap")
+    assert all(r["label"] == -1.0 and r["is_noisy"] for r in rows if r["noise_mode"] == "default")
     unit = [r for r in rows if r["noise_mode"] == "unit"]
-    assert all(r["k"] in (r["true_label"] * 10, r["true_label"] / 10) for r in unit)
+    assert all(r["label"] in (r["true_label"] * 10, r["true_label"] / 10) for r in unit)
     assert all(r["is_noisy"] == (r["true_label"] != 0) for r in unit)  # x10 of a zero is still zero
+    assert sum(not r["is_noisy"] for r in unit) > 0
 
 
 def test_regression_detection_and_fit_metrics_match_sklearn(spark):
