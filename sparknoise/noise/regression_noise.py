@@ -2,8 +2,10 @@
 
 Which rows are hit is decided by the shared exact selection of ``injection.py`` (a hash of (id, seed)
 ranked without a sort: exactly ``round(rate * N)`` rows per mode, the modes disjoint). This module
-checks the regression arguments (driver), computes the label statistics (one aggregation, one row
-reaches the driver) and rewrites the selected rows' values (executors, per row):
+checks the regression arguments (driver), computes the label statistics (one aggregation whose
+sums are exact, so they do not depend on the partitioning; at most one row per binary exponent of
+the label reaches the driver, see :func:`label_stats`) and rewrites the selected rows' values
+(executors, per row):
 
 * ``shift``: ``y + s * shift_std * sd(y)``, the sign ``s`` = +1 or -1 drawn per row from a hash of
   (id, seed); ``sd`` is the population standard deviation (``ddof=0``, numpy's default) of the label
@@ -12,9 +14,10 @@ reaches the driver) and rewrites the selected rows' values (executors, per row):
   is hashed into one of ``max(1, N // 16)`` donor slots; a swapped row hashes to a slot, lists the
   slot's rows whose value differs from its own (in the order of a second hash of (id, seed)) and
   takes the value at a position drawn from a third hash. When all of the slot's values equal its
-  own (or the slot is empty), it
-  takes the label's overall maximum, or its minimum when the maximum is its own value: the value
-  then differs from its own whenever the label is not constant. The slots are built by a
+  own (or the slot is empty), it takes the label's overall maximum, or its minimum when the
+  maximum is its own value: the value then differs from its own whenever the label is not
+  constant. The swapped value is thus another row's value, close to a draw from the label's
+  distribution (without its own value). The slots are built by a
   ``groupBy`` and joined to the swapped rows on the executors; nothing row-level reaches the driver.
 * ``unit``: ``y * factor`` or ``y / factor`` (a unit mix-up: cm for mm), the direction drawn per
   row from a hash of (id, seed).
@@ -26,8 +29,10 @@ the hit (its counts stay exact), but ``is_noisy`` is true only where the value c
 
 Types: ``float`` and ``double`` labels keep their type; integral and decimal labels are cast to
 ``double`` (in the label column and in ``true_label``, so the two compare), because a shift, a
-``/ factor`` or a swap with a fractional default are not integers. Doubles hold integers exactly up
-to 2^53.
+``/ factor`` or a fractional default are not integers. Doubles hold integers exactly up to 2^53.
+
+Every draw (sign, direction, slot, position) is a hash of (id, seed) with its own salt: the same
+(id, seed) gives the same noise on any partitioning and engine.
 """
 
 from __future__ import annotations
