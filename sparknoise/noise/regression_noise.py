@@ -117,8 +117,9 @@ def regression_config(mode, noise_rate, *, shift_std, factor, default_value) -> 
                           "(or a dict of them -> rate)")
     if not given:
         raise ConfigError(f"mode is an empty dict; give at least one of {list(REGRESSION_MODES)} with a rate")
-    rates = {m: check_rate(given[m], "noise_rate" if len(given) == 1 and not isinstance(mode, Mapping)
-                           else f"the rate of mode {m!r}") for m in REGRESSION_MODES if m in given}
+    as_dict = isinstance(mode, Mapping)
+    rates = {m: check_rate(given[m], f"the rate of mode {m!r}" if as_dict else "noise_rate")
+             for m in REGRESSION_MODES if m in given}  # the fixed mode order, whatever the dict's order
     if sum(rates.values()) >= 1.0:
         raise ConfigError(f"the mode rates {rates} sum to {sum(rates.values()):g}; they must sum to less than 1 "
                           "(the modes hit disjoint rows)")
