@@ -264,7 +264,7 @@ def test_regression_detection_and_fit_metrics_match_sklearn(spark):
 
 @pytest.mark.parametrize("kwargs, needle", [
     ({"mode": "sideways", "noise_rate": 0.1}, "mode 'sideways' is unknown for task='regression'"),
-    ({"mode": "uniform", "noise_rate": 0.1}, "unknown for task='regression'"),
+    ({"mode": "class_conditional", "noise_rate": 0.1}, "class-label mode: pass task='multiclass'"),
     ({"mode": "shift", "noise_rate": 1.0}, "noise_rate must be a number in"),
     ({"mode": {"shift": -0.1}}, "rate of mode 'shift'"),
     ({"mode": {"shift": 0.6, "swap": 0.4}}, "sum to less than 1"),

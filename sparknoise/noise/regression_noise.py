@@ -113,8 +113,10 @@ def regression_config(mode, noise_rate, *, shift_std, factor, default_value) -> 
         given = {mode: noise_rate}
     unknown = [m for m in given if m not in REGRESSION_MODES]
     if unknown:
+        hint = (" (it is a class-label mode: pass task='multiclass')"
+                if unknown[0] in ("uniform", "class_conditional", "instance_dependent") else "")
         raise ConfigError(f"mode {unknown[0]!r} is unknown for task='regression'; use one of {list(REGRESSION_MODES)} "
-                          "(or a dict of them -> rate)")
+                          f"(or a dict of them -> rate){hint}")
     if not given:
         raise ConfigError(f"mode is an empty dict; give at least one of {list(REGRESSION_MODES)} with a rate")
     as_dict = isinstance(mode, Mapping)
