@@ -20,6 +20,7 @@ from sparknoise.multilabel import MultilabelIssuesResult, find_multilabel_issues
 from sparknoise.noise.evaluation import EvaluationResult, evaluate_label_noise
 from sparknoise.noise.injection import inject_label_noise
 from sparknoise.noise.matrices import noise_matrix_from_trace, noise_matrix_is_valid
+from sparknoise.noise.regression_evaluation import regression_detection_metrics, regression_fit_metrics
 
 __all__ = [
     "active_learning_scores",
@@ -41,6 +42,8 @@ __all__ = [
     "inject_label_noise",
     "noise_matrix_from_trace",
     "noise_matrix_is_valid",
+    "regression_detection_metrics",
+    "regression_fit_metrics",
     "InputError",
     "LabelIssuesResult",
     "SparkNoiseError",

@@ -170,3 +170,128 @@ def test_the_recorded_noise_of_a_fixed_table(spark, mode):
     from noise_golden import GOLDEN, fingerprint
 
     assert fingerprint(spark, mode) == GOLDEN[mode]  # tests/connect checks the same numbers on Spark Connect
+
+
+# ---- task="regression" -------------------------------------------------------------------------------------
+
+MIX = {"shift": 0.05, "swap": 0.04, "unit": 0.03, "default": 0.02}
+
+
+@pytest.fixture(scope="module")
+def numeric(spark):
+    """2,000 rows: a continuous label ``y`` (no zeros, all distinct) and an integer label ``k`` (7 values)."""
+    rng = np.random.default_rng(3)
+    y = np.round(rng.normal(50.0, 10.0, 2000), 3) + np.arange(2000) * 1e-6
+    rows = [(i, float(y[i]), int(i * 5 % 7)) for i in range(2000)]
+    return spark.createDataFrame(rows, "id long, y double, k int").repartition(3)
+
+
+def _reg_rows(rows):
+    return sorted((r["id"], r["y"], r["true_label"], r["is_noisy"], r["noise_mode"]) for r in rows)
+
+
+def test_regression_modes_hit_exact_counts_follow_their_rules_for_any_partitioning(numeric):
+    out = sn.inject_label_noise(numeric, "y", task="regression", mode=MIX, seed=5, shift_std=2.5)
+    assert out.columns == numeric.columns + ["true_label", "is_noisy", "noise_mode"]
+    assert dict(out.dtypes)["y"] == "double"
+    rows = out.collect()
+    again = sn.inject_label_noise(numeric.repartition(1), "y", task="regression", mode=MIX, seed=5, shift_std=2.5)
+    assert _reg_rows(again.collect()) == _reg_rows(rows)  # the same rows, values and modes, to the last bit
+    original = {r["id"]: r["y"] for r in numeric.select("id", "y").collect()}
+    values = np.array(list(original.values()))
+    by_mode = {m: [r for r in rows if r["noise_mode"] == m] for m in MIX}
+    assert {m: len(v) for m, v in by_mode.items()} == {m: round(rate * 2000) for m, rate in MIX.items()}
+    assert all(r["true_label"] == original[r["id"]] for r in rows)
+    assert all(r["is_noisy"] == (r["noise_mode"] is not None) for r in rows)  # every hit changes y here
+    assert all(r["y"] == r["true_label"] for r in rows if r["noise_mode"] is None)
+    delta = np.array([r["y"] - r["true_label"] for r in by_mode["shift"]])
+    assert np.allclose(np.abs(delta), 2.5 * values.std(), rtol=1e-9)  # population sd, +-2.5 sd
+    assert 0 < (delta > 0).sum() < len(delta)
+    swapped = by_mode["swap"]
+    assert all(r["y"] in set(values) - {r["true_label"]} for r in swapped)  # another row's value
+    assert len({r["y"] for r in swapped}) > 0.9 * len(swapped)  # drawn across the table, not one donor
+    ratio = np.array([r["y"] / r["true_label"] for r in by_mode["unit"]])
+    assert np.all(np.isclose(ratio, 10.0) | np.isclose(ratio, 0.1)) and 0 < np.isclose(ratio, 10.0).sum() < len(ratio)
+    assert all(r["y"] == 0.0 for r in by_mode["default"])
+
+
+def test_regression_integer_labels_become_double(spark):
+    from noise_golden import GOLDEN, REGRESSION_MIX, regression_fingerprint, regression_noise, table
+
+    out = regression_noise(spark)  # labels 0, 1, 2 (long), shift/swap/unit/default, default_value -1
+    assert dict(out.dtypes)["label"] == "double" and dict(out.dtypes)["true_label"] == "double"
+    rows = out.collect()
+    assert regression_fingerprint(rows) == GOLDEN["regression"]  # tests/connect checks the same numbers
+    counts = {m: sum(r["noise_mode"] == m for r in rows) for m in REGRESSION_MIX}
+    assert counts == {m: round(rate * 2000) for m, rate in REGRESSION_MIX.items()}
+    sd = np.std([r[1] for r in table(spark).collect()])
+    assert all(abs(abs(r["label"] - r["true_label"]) - 3 * sd) < 1e-12 for r in rows if r["noise_mode"] == "shift")
+    assert all(r["label"] != r["true_label"] and r["label"] in (0, 1, 2) for r in rows if r["noise_mode"] == "swap")
+    assert all(r["label"] == -1.0 and r["is_noisy"] for r in rows if r["noise_mode"] == "default")
+    unit = [r for r in rows if r["noise_mode"] == "unit"]
+    assert all(r["label"] in (r["true_label"] * 10, r["true_label"] / 10) for r in unit)
+    assert all(r["is_noisy"] == (r["true_label"] != 0) for r in unit)  # x10 of a zero is still zero
+    assert sum(not r["is_noisy"] for r in unit) > 0
+
+
+def test_regression_detection_and_fit_metrics_match_sklearn(spark):
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, precision_score, r2_score, recall_score
+
+    rng = np.random.default_rng(0)
+    n = 400
+    mode = rng.choice(["shift", "swap", "unit", "default", None], size=n, p=[0.1, 0.1, 0.1, 0.1, 0.6])
+    noisy = np.array([m is not None for m in mode]) & (rng.random(n) > 0.05)
+    flag = np.where(noisy, rng.random(n) < 0.7, rng.random(n) < 0.1)
+    y, p = rng.normal(size=n), rng.normal(size=n)
+    df = spark.createDataFrame(
+        [(int(i), bool(noisy[i]), mode[i], bool(flag[i]), float(y[i]), float(p[i])) for i in range(n)],
+        "id long, is_noisy boolean, noise_mode string, is_label_issue boolean, y double, p double")
+    got = sn.regression_detection_metrics(df).set_index("mode")
+    assert got.loc["all", "precision"] == pytest.approx(precision_score(noisy, flag))
+    assert got.loc["all", "recall"] == pytest.approx(recall_score(noisy, flag))
+    for m in ("shift", "swap", "unit", "default"):
+        keep = ~noisy | (mode == m)  # the clean rows and mode m's noise only
+        assert got.loc[m, "precision"] == pytest.approx(precision_score(noisy[keep], flag[keep]))
+        assert got.loc[m, "recall"] == pytest.approx(recall_score(noisy[keep], flag[keep]))
+        assert got.loc[m, "noisy"] == (noisy & (mode == m)).sum()
+    fit = sn.regression_fit_metrics(df, label_col="y", prediction_col="p")
+    assert fit["n"] == n
+    assert fit["r2"] == pytest.approx(r2_score(y, p)) and fit["mae"] == pytest.approx(mean_absolute_error(y, p))
+    assert fit["rmse"] == pytest.approx(np.sqrt(mean_squared_error(y, p)))
+    const = sn.regression_fit_metrics(df.selectExpr("1.0 AS y", "1.0 AS p"), label_col="y", prediction_col="p")
+    assert const["r2"] == r2_score(np.ones(3), np.ones(3)) == 1.0
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    ({"mode": "sideways", "noise_rate": 0.1}, "mode 'sideways' is unknown for task='regression'"),
+    ({"mode": "class_conditional", "noise_rate": 0.1}, "class-label mode: pass task='multiclass'"),
+    ({"mode": "shift", "noise_rate": 1.0}, "noise_rate must be a number in"),
+    ({"mode": {"shift": -0.1}}, "rate of mode 'shift'"),
+    ({"mode": {"shift": 0.6, "swap": 0.4}}, "sum to less than 1"),
+    ({"mode": {"shift": 0.1}, "noise_rate": 0.1}, "drop noise_rate"),
+    ({"mode": "swap"}, "needs noise_rate"),
+    ({"noise_rate": 0.1, "noise_matrix": NM}, "noise_matrix is not used by task='regression'"),
+    ({"noise_rate": 0.1, "classes": [0, 1]}, "classes is not used"),
+    ({"noise_rate": 0.1, "shift_std": 0}, "shift_std must be a positive"),
+    ({"noise_rate": 0.1, "mode": "unit", "factor": 1}, "factor must be"),
+    ({"noise_rate": 0.1, "task": "ordinal"}, "task 'ordinal' is unknown"),
+    ({"noise_rate": 0.1, "task": "multiclass", "default_value": 1.0}, "default_value is not used by task='multiclass'"),
+    ({"noise_rate": 0.1, "task": "multiclass", "mode": {"uniform": 0.1}}, "dict mode"),
+    ({"noise_rate": 0.1, "task": "multiclass", "mode": "swap"}, "task='regression' for it"),
+])
+def test_regression_bad_arguments(clean, kwargs, needle):
+    kwargs = {"task": "regression", **kwargs}
+    with pytest.raises(sn.ConfigError, match=needle.replace("(", r"\(").replace("[", r"\[")):
+        sn.inject_label_noise(clean, "label", **kwargs)
+
+
+def test_regression_bad_input(spark, clean):
+    strings = spark.createDataFrame([(1, "a"), (2, "b")], "id long, label string")
+    with pytest.raises(sn.InputError, match="task='regression' needs a numeric label") as e:
+        sn.inject_label_noise(strings, "label", task="regression", noise_rate=0.1)
+    assert e.value.column == "label"
+    with pytest.raises(sn.InputError, match="noise_mode"):
+        sn.inject_label_noise(clean.withColumn("noise_mode", F.lit("x")), "label", task="regression", noise_rate=0.1)
+    nan = spark.createDataFrame([(1, 1.0), (2, float("nan"))], "id long, label double")
+    with pytest.raises(sn.InputError, match="NaN"):
+        sn.inject_label_noise(nan, "label", task="regression", noise_rate=0.1)

@@ -15,12 +15,19 @@ partitioning or the engine:
 Which rows flip comes from a hash of (id, seed) ranked exactly per class (rank_segments.py): no
 sort of the table, nothing row-level on the driver. The original label is kept in ``true_label``
 and ``is_noisy`` marks the flipped rows.
+
+``task="regression"`` corrupts a numeric label instead (``regression_noise.py``): ``mode`` is one of
+``shift``, ``swap``, ``unit``, ``default`` with ``noise_rate``, or a dict mode -> rate for a mix. The
+same exact selection as ``uniform`` picks the rows: ranked by the hash of (id, seed), the first
+``round(rate_1 * N)`` get the first mode (in that fixed order), the next ``round(rate_2 * N)`` the
+second, and so on; a ``noise_mode`` column names the mode that hit each row (null elsewhere). The
+argument checks, the id checks, the selection and the output columns are shared by both tasks.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from pyspark.sql import Column, DataFrame
@@ -31,17 +38,22 @@ from sparknoise.core.estimates import round_preserving_sum
 from sparknoise.core.inputs import unfolded
 from sparknoise.errors import ConfigError, InputError
 from sparknoise.ml.cross_validation import label_classes
+from sparknoise.noise import regression_noise
 from sparknoise.noise.matrices import check_noise_matrix, noise_matrix_from_trace
+from sparknoise.noise.regression_noise import NOISE_MODE, check_rate
 from sparknoise.noise.segments import SEGMENT, assign_segments, linear_bucket, log_bucket, uniform_hash
 
 log = logging.getLogger("sparknoise")
 
 MODES = ("uniform", "class_conditional", "instance_dependent")
+TASKS = ("multiclass", "regression")
 TRUE_LABEL = "true_label"
 IS_NOISY = "is_noisy"
 _INDEX = "__sn_true_index"
 _PROBS = "__sn_noise_probs"
 _NEW = "__sn_new_index"
+_Y = "__sn_y"
+_NEW_Y = "__sn_new_y"
 
 
 def _resolve_classes(df: DataFrame, label_col: str, classes: Sequence[Any] | None) -> tuple:
@@ -65,11 +77,14 @@ def _label_value(index: Column, classes: Sequence[Any], dtype) -> Column:
 
 
 def _check_args(mode: str, noise_rate, noise_matrix, probs_col, features_col) -> None:
+    if isinstance(mode, Mapping):
+        raise ConfigError("a dict mode (mode -> rate) is for task='regression'; for classes pass one mode name "
+                          f"of {list(MODES)} with noise_rate")
     if mode not in MODES:
-        raise ConfigError(f"mode {mode!r} is unknown; use one of {list(MODES)}")
+        raise ConfigError(f"mode {mode!r} is unknown; use one of {list(MODES)}"
+                          + (" (or task='regression' for it)" if mode in regression_noise.REGRESSION_MODES else ""))
     if noise_rate is not None:
-        if isinstance(noise_rate, bool) or not isinstance(noise_rate, (int, float)) or not 0.0 <= noise_rate < 1.0:
-            raise ConfigError(f"noise_rate must be a number in [0, 1), got {noise_rate!r}")
+        check_rate(noise_rate, "noise_rate")
     if mode == "class_conditional":
         if (noise_rate is None) == (noise_matrix is None):
             raise ConfigError("class_conditional noise needs exactly one of noise_matrix (K x K, P(given | true)) "
@@ -108,11 +123,26 @@ def _profile(df: DataFrame, label_col: str, id_col: str, K: int, with_probs: boo
         counts[row[_INDEX]] = row["n"]
     if counts.sum() == 0:
         raise InputError("the input has no rows; there is nothing to add noise to.", column=label_col)
+    _check_unique_ids(df, id_col)
+    return counts, int(counts.sum())
+
+
+def _check_unique_ids(df: DataFrame, id_col: str) -> None:
+    """Raises when an id repeats (one aggregation, at most 3 example ids reach the driver)."""
     dup = df.groupBy(id_col).count().filter(F.col("count") > 1).limit(3).collect()  # at most 3 example ids
     if dup:
         raise InputError(f"id column '{id_col}' has duplicate values (for example {[r[0] for r in dup]}); the "
                          "noise is drawn per id, so ids must be unique.", column=id_col)
-    return counts, int(counts.sum())
+
+
+def _exact_selection(work: DataFrame, id_col: str, seed: int, n: int, quotas: Sequence[int]) -> DataFrame:
+    """``work`` plus ``__sn_segment``: ranked by a hash of (id, seed), the first ``quotas[0]`` rows get
+    segment 0, the next ``quotas[1]`` segment 1, ...; the rest ``len(quotas)``. Exact, no sort."""
+    u = uniform_hash(id_col, seed, 1)
+    nb = _buckets(n)
+    bounds = [int(b) for b in np.cumsum([int(q) for q in quotas])]
+    return assign_segments(work, group=F.lit(0), score=u, bucket=linear_bucket(u, nb), id_col=id_col,
+                           bounds=[bounds], n_buckets=nb)
 
 
 def _buckets(n_rows_per_group: int) -> int:
@@ -146,37 +176,113 @@ def _model_probabilities(df: DataFrame, label_col: str, features_col, classes, l
     return out.drop(*drop)
 
 
-def inject_label_noise(df: DataFrame, label_col: str, *, noise_rate: float | None = None, noise_matrix=None,
-                       mode: str = "uniform", seed: int = 0, id_col: str = "id",
-                       classes: Sequence[Any] | None = None, probs_col: str | None = None,
-                       features_col: str | Sequence[str] | None = None,
-                       frac_zero_noise_rates: float = 0.0) -> DataFrame:
-    """A copy of ``df`` with noisy labels in ``label_col``, the original in ``true_label``, ``is_noisy``.
+def _check_task(task: str, *, noise_matrix, classes, probs_col, features_col, frac_zero_noise_rates,
+                shift_std, factor, default_value) -> None:
+    """No argument of one task is given to the other (driver)."""
+    if task not in TASKS:
+        raise ConfigError(f"task {task!r} is unknown; use 'multiclass' (class labels) or 'regression' (numbers)")
+    if task == "regression":
+        given = {"noise_matrix": noise_matrix is not None, "classes": classes is not None,
+                 "probs_col": probs_col is not None, "features_col": features_col is not None,
+                 "frac_zero_noise_rates": bool(frac_zero_noise_rates)}
+        fix = "drop it (the regression modes are shift, swap, unit and default), or use task='multiclass'"
+    else:
+        given = {"shift_std": shift_std is not None, "factor": factor is not None,
+                 "default_value": default_value is not None}
+        fix = "drop it, or pass task='regression' for a numeric label"
+    for name, present in given.items():
+        if present:
+            raise ConfigError(f"{name} is not used by task={task!r}: {fix}")
 
-    Args:
-        df: the table; ``id_col`` must be unique and non-null (the noise is drawn per id).
-        label_col: the trusted labels (any type; mapped through ``classes``, default the sorted values).
-        noise_rate: fraction of rows to flip, in [0, 1) (for ``class_conditional``: the average
-            rate of a random matrix with trace ``K * (1 - noise_rate)``, drawn for the data's prior).
-        noise_matrix: ``class_conditional`` only: K x K, ``[j][k] = P(given=j | true=k)``.
-        mode: ``uniform`` | ``class_conditional`` | ``instance_dependent``.
-        seed: the same (id, seed) always gives the same noise.
-        probs_col / features_col: ``instance_dependent`` only: a model's probabilities per class
-            (array or vector), or features (a vector column or numeric columns) to fit one on.
-        frac_zero_noise_rates: for a generated matrix, the fraction of zero off-diagonal rates.
 
-    Raises :class:`ConfigError` on bad arguments and :class:`InputError` on bad input.
-    """
-    _check_args(mode, noise_rate, noise_matrix, probs_col, features_col)
-    df = unfolded(df)
+def _check_columns(df: DataFrame, label_col: str, id_col: str, added: Sequence[str]) -> None:
     for name, column in (("label_col", label_col), ("id_col", id_col)):
         if column not in df.columns:
             raise InputError(f"{name} '{column}' is not a column of the input; available: {df.columns}", column=column)
-    for column in (TRUE_LABEL, IS_NOISY):
+    for column in added:
         if column in df.columns:
             raise InputError(f"the input already has a '{column}' column; drop or rename it before injecting noise "
                              f"(in a job, set input.drop: [{column}])",
                              column=column)
+
+
+def _output(out: DataFrame, columns: Sequence[str], label_col: str, noisy: Column, true_label: Column,
+            is_noisy: Column, *extra: Column) -> DataFrame:
+    """The input's columns (``label_col`` replaced by ``noisy``), ``true_label``, ``is_noisy`` (true where
+    the value changed), then ``extra``."""
+    selected = [noisy.alias(label_col) if c == label_col else F.col(c) for c in columns]
+    return out.select(*selected, true_label.alias(TRUE_LABEL), is_noisy.alias(IS_NOISY), *extra)
+
+
+def _inject_regression(df: DataFrame, label_col: str, id_col: str, seed: int,
+                       cfg: regression_noise.RegressionNoise) -> DataFrame:
+    """Numeric labels: label statistics (one aggregation), the id check, the shared exact selection
+    (one quota per mode), then the per-row corruption of ``regression_noise``."""
+    label_type = df.schema[label_col].dataType
+    work = df.withColumn(_Y, regression_noise.label_as_double(df, label_col))
+    stats = regression_noise.label_stats(work, _Y, label_col, id_col)
+    _check_unique_ids(work, id_col)
+    quotas = [int(round(rate * stats.n)) for rate in cfg.rates.values()]
+    out = _exact_selection(work, id_col, seed, stats.n, quotas)
+    out = regression_noise.corrupt(out, mode_index=F.col(SEGMENT), y_col=_Y, new_col=_NEW_Y, id_col=id_col,
+                                   seed=seed, cfg=cfg, stats=stats)
+    log.info("inject_label_noise: regression, modes %s, %d rows (mean %g, sd %g), seed %d", cfg.rates, stats.n,
+             stats.mean, stats.std, seed)
+    out_type = regression_noise.output_type(label_type)
+    noisy, true = F.col(_NEW_Y).cast(out_type), F.col(_Y).cast(out_type)
+    return _output(out, df.columns, label_col, noisy, true, noisy != true, F.col(NOISE_MODE))
+
+
+def inject_label_noise(df: DataFrame, label_col: str, *, noise_rate: float | None = None, noise_matrix=None,
+                       mode: str | Mapping[str, float] | None = None, seed: int = 0, id_col: str = "id",
+                       classes: Sequence[Any] | None = None, probs_col: str | None = None,
+                       features_col: str | Sequence[str] | None = None,
+                       frac_zero_noise_rates: float = 0.0, task: str = "multiclass",
+                       shift_std: float | None = None, factor: float | None = None,
+                       default_value: float | None = None) -> DataFrame:
+    """A copy of ``df`` with noisy labels in ``label_col``, the original in ``true_label``, ``is_noisy``.
+
+    Args:
+        df: the table; ``id_col`` must be unique and non-null (the noise is drawn per id).
+        label_col: the trusted labels (any type; mapped through ``classes``, default the sorted values;
+            numeric for ``task="regression"``).
+        noise_rate: fraction of rows to flip, in [0, 1) (for ``class_conditional``: the average
+            rate of a random matrix with trace ``K * (1 - noise_rate)``, drawn for the data's prior).
+        noise_matrix: ``class_conditional`` only: K x K, ``[j][k] = P(given=j | true=k)``.
+        mode: ``uniform`` (the default) | ``class_conditional`` | ``instance_dependent``; for
+            ``task="regression"``: ``shift`` (the default) | ``swap`` | ``unit`` | ``default`` with
+            ``noise_rate``, or a dict mode -> rate (rates summing below 1) for a mix of disjoint rows.
+        seed: the same (id, seed) always gives the same noise.
+        probs_col / features_col: ``instance_dependent`` only: a model's probabilities per class
+            (array or vector), or features (a vector column or numeric columns) to fit one on.
+        frac_zero_noise_rates: for a generated matrix, the fraction of zero off-diagonal rates.
+        task: ``"multiclass"`` (class labels) or ``"regression"`` (a numeric label: the output gets a
+            ``noise_mode`` column too, the mode that hit each row, null for the others).
+        shift_std: regression ``shift``: the shift in standard deviations of the label (default 3).
+        factor: regression ``unit``: the value is multiplied or divided by it (default 10).
+        default_value: regression ``default``: the value written (default 0.0).
+
+    Exactly ``round(rate * N)`` rows are hit per mode, the same rows for the same (id, seed) whatever
+    the partitioning. ``is_noisy`` is true where the value changed (for regression a hit can leave it
+    unchanged: ``default`` on a row at the default, ``unit`` on a zero, a constant label). For
+    regression, ``float`` and ``double`` labels keep their type; integral and decimal labels come out
+    as ``double`` (in ``label_col`` and ``true_label``).
+
+    Raises :class:`ConfigError` on bad arguments and :class:`InputError` on bad input.
+    """
+    _check_task(task, noise_matrix=noise_matrix, classes=classes, probs_col=probs_col, features_col=features_col,
+                frac_zero_noise_rates=frac_zero_noise_rates, shift_std=shift_std, factor=factor,
+                default_value=default_value)
+    if task == "regression":
+        cfg = regression_noise.regression_config(mode, noise_rate, shift_std=shift_std, factor=factor,
+                                                 default_value=default_value)
+        df = unfolded(df)
+        _check_columns(df, label_col, id_col, (TRUE_LABEL, IS_NOISY, NOISE_MODE))
+        return _inject_regression(df, label_col, id_col, seed, cfg)
+    mode = "uniform" if mode is None else mode
+    _check_args(mode, noise_rate, noise_matrix, probs_col, features_col)
+    df = unfolded(df)
+    _check_columns(df, label_col, id_col, (TRUE_LABEL, IS_NOISY))
     if probs_col and probs_col not in df.columns:
         raise InputError(f"probs_col '{probs_col}' is not a column of the input", column=probs_col)
     label_type = df.schema[label_col].dataType
@@ -193,10 +299,7 @@ def inject_label_noise(df: DataFrame, label_col: str, *, noise_rate: float | Non
     counts, n = _profile(work, label_col, id_col, K, with_probs=mode == "instance_dependent")
     u = uniform_hash(id_col, seed, 1)
     if mode == "uniform":
-        n_flip = int(round(noise_rate * n))
-        nb = _buckets(n)
-        out = assign_segments(work, group=F.lit(0), score=u, bucket=linear_bucket(u, nb), id_col=id_col,
-                              bounds=[[n_flip]], n_buckets=nb)
+        out = _exact_selection(work, id_col, seed, n, [int(round(noise_rate * n))])
         step = F.floor(uniform_hash(id_col, seed, 2) * F.lit(float(K - 1))).cast("int") + F.lit(1)
         new = F.when(F.col(SEGMENT) == 0, (F.col(_INDEX) + step) % F.lit(K)).otherwise(F.col(_INDEX))
     elif mode == "class_conditional":
@@ -229,6 +332,5 @@ def inject_label_noise(df: DataFrame, label_col: str, *, noise_rate: float | Non
         new = F.when(F.col(SEGMENT) == 0, F.col("__sn_other")).otherwise(F.col(_INDEX))
     out = out.withColumn(_NEW, new)
     log.info("inject_label_noise: mode %s, %d rows, %d classes, seed %d", mode, n, K, seed)
-    columns = [(_label_value(F.col(_NEW), classes, label_type).alias(label_col) if c == label_col else F.col(c))
-               for c in df.columns]
-    return out.select(*columns, F.col(label_col).alias(TRUE_LABEL), (F.col(_NEW) != F.col(_INDEX)).alias(IS_NOISY))
+    return _output(out, df.columns, label_col, _label_value(F.col(_NEW), classes, label_type), F.col(label_col),
+                   F.col(_NEW) != F.col(_INDEX))

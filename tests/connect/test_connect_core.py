@@ -50,7 +50,7 @@ def test_bad_input_on_connect(spark):
         sn.find_label_issues(df)
 
 
-@pytest.mark.parametrize("mode", ["uniform", "class_conditional"])
+@pytest.mark.parametrize("mode", ["uniform", "class_conditional", "regression"])
 def test_injected_noise_is_the_same_as_on_classic(spark, mode):
     from noise_golden import GOLDEN, fingerprint
 
