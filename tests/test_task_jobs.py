@@ -200,3 +200,14 @@ def test_multilabel_job_fits_a_binary_model_per_class(spark, tags_run, tmp_path)
     scored = spark.read.format("delta").load(cfg["output"]["scored"])
     widths = {r[0] for r in scored.select(F.size("pred_probs")).distinct().collect()}
     assert scored.count() == 400 and widths == {4} and scored.filter("is_label_issue").count() > 0
+
+
+def test_regression_inject_job(spark, numbers_run, tmp_path):
+    noisy = str(tmp_path / "noisy")
+    args = ["inject", "--config", numbers_run["conf"], "--set", "run.id=i1", "--set", f"output.noisy={noisy}",
+            "--set", "inject.mode={shift: 0.05, unit: 0.02}", "--set", f"output.runs={tmp_path / 'runs'}"]
+    assert cli_main(args) == 0
+    counts = {r["noise_mode"]: r["count"] for r in spark.read.format("delta").load(noisy)
+              .groupBy("noise_mode").count().collect()}
+    assert counts == {None: 600 - 30 - 12, "shift": 30, "unit": 12}
+    assert cli_main([*args[:-4], "--set", "inject.mode=class_conditional"]) == 2

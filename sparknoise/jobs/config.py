@@ -103,11 +103,16 @@ DEFAULTS: dict[str, Any] = {
         "split_col": None,  # a scored column naming each row's split: counts per split in runs, report, releases
     },
     "inject": {
-        "mode": "uniform",  # uniform | class_conditional | instance_dependent
+        # uniform | class_conditional | instance_dependent; detection.task regression: shift | swap | unit | default,
+        # or a mapping mode -> rate for a mix ({shift: 0.05, unit: 0.02})
+        "mode": "uniform",
         "noise_rate": 0.2,
         "noise_matrix": None,  # class_conditional: K x K, P(given=j | true=k) at [j][k]
         "frac_zero_noise_rates": 0.0,  # class_conditional without a matrix: zero off-diagonal rates
         "seed": 0,
+        "shift_std": 3.0,  # regression shift: +- this many standard deviations of the label
+        "factor": 10.0,  # regression unit: x or / this factor
+        "default_value": 0.0,  # regression default: the value written
     },
     "evaluate": {
         "trusted_label_col": None,  # the trusted label; default: input.label_col
@@ -346,6 +351,20 @@ def _validate_apply(ap: dict) -> None:
 def _validate_inject(cfg: dict) -> None:
 
     inj = cfg["inject"]
+    task = cfg["detection"]["task"]
+    if task not in ("multiclass", "regression"):
+        raise ConfigError(f"the inject job injects noise for detection.task multiclass or regression, not {task!r}")
+    if task == "regression":
+        from sparknoise.noise.regression_noise import REGRESSION_MODES
+
+        modes = list(inj["mode"]) if isinstance(inj["mode"], dict) else [inj["mode"]]
+        if inj["mode"] == "uniform":  # the default of the multiclass modes: a regression run shifts
+            inj["mode"] = "shift"
+        elif any(m not in REGRESSION_MODES for m in modes):
+            raise ConfigError(f"'inject.mode' {inj['mode']!r} is not a regression mode; use one of "
+                              f"{list(REGRESSION_MODES)} or a mapping of them to rates")
+        _check_outputs(cfg, ("noisy", "runs"))
+        return
     if inj["mode"] not in MODES:
         raise ConfigError(f"'inject.mode' {inj['mode']!r} is unknown; use one of {list(MODES)}")
     if inj["mode"] == "instance_dependent" and not (cfg["input"]["features"] or cfg["input"]["features_col"]
@@ -477,7 +496,8 @@ TABLE_INPUT = tuple(k for k in DEFAULTS["input"] if k not in ANNOTATOR_INPUT)
 JOB_SECTIONS: dict[str, dict[str, tuple[str, ...] | None]] = {
     "detect": {"input": TABLE_INPUT, "model": None, "detection": None,
                "output": ("scored", "issues", "runs", "mode"), "tracking": None, "run": None},
-    "inject": {"input": TABLE_INPUT, "inject": None, "output": ("noisy", "runs"), "run": None},
+    "inject": {"input": TABLE_INPUT, "inject": None, "detection": ("task",), "output": ("noisy", "runs"),
+               "run": None},
     "evaluate": {"input": TABLE_INPUT, "model": None, "detection": ("filter_by", "downweight"), "evaluate": None,
                  "output": ("detection", "impact", "plots", "runs"), "tracking": None, "run": None},
     "report": {"output": _LOOP_TABLES["report"]},

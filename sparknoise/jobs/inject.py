@@ -1,9 +1,10 @@
 """The inject job: write a noisy copy of a table (the source is never written), logged in ``runs``.
 
 ``run_inject(spark, cfg)`` reads ``input.*`` at a pinned Delta version, applies ``input.where``,
-injects noise with ``inject.*`` (see :func:`sparknoise.inject_label_noise`) and overwrites the
-Delta table ``output.noisy`` in one commit: every input column, the noisy label in
-``input.label_col``, the original in ``true_label`` and ``is_noisy``.
+injects noise with ``inject.*`` (see :func:`sparknoise.inject_label_noise`; ``detection.task:
+regression`` corrupts numbers: shift, swap, unit, default) and overwrites the Delta table
+``output.noisy`` in one commit: every input column, the noisy label in ``input.label_col``, the
+original in ``true_label`` and ``is_noisy`` (and ``noise_mode`` for a regression target).
 """
 
 from __future__ import annotations
@@ -37,12 +38,18 @@ def run_inject(spark: SparkSession, cfg: dict) -> dict:
         if inp[key] not in df.columns:
             raise InputError(f"'input.{key}': column '{inp[key]}' is not in the input; available: {df.columns}",
                              column=inp[key])
-    noisy = inject_label_noise(
-        df, inp["label_col"], noise_rate=None if inj["noise_matrix"] is not None else inj["noise_rate"],
-        noise_matrix=inj["noise_matrix"], mode=inj["mode"], seed=inj["seed"], id_col=inp["id_col"],
-        classes=inp["classes"], probs_col=inp["probs_col"], features_col=inp["features"] or inp["features_col"],
-        frac_zero_noise_rates=inj["frac_zero_noise_rates"],
-    )
+    if cfg["detection"]["task"] == "regression":
+        noisy = inject_label_noise(
+            df, inp["label_col"], noise_rate=None if isinstance(inj["mode"], dict) else inj["noise_rate"],
+            mode=inj["mode"], seed=inj["seed"], id_col=inp["id_col"], task="regression",
+            shift_std=inj["shift_std"], factor=inj["factor"], default_value=inj["default_value"])
+    else:
+        noisy = inject_label_noise(
+            df, inp["label_col"], noise_rate=None if inj["noise_matrix"] is not None else inj["noise_rate"],
+            noise_matrix=inj["noise_matrix"], mode=inj["mode"], seed=inj["seed"], id_col=inp["id_col"],
+            classes=inp["classes"], probs_col=inp["probs_col"], features_col=inp["features"] or inp["features_col"],
+            frac_zero_noise_rates=inj["frac_zero_noise_rates"],
+        )
     timings: dict[str, float] = {}
     t = time.perf_counter()
     out = cfg["output"]["noisy"]
@@ -53,7 +60,8 @@ def run_inject(spark: SparkSession, cfg: dict) -> dict:
     counts = read_table(spark, out).agg(F.count(F.lit(1)).alias("n"),
                                         F.sum(F.col(IS_NOISY).cast("long")).alias("flipped")).first()
     record.update(status="succeeded", n_rows=int(counts["n"]), num_flagged=int(counts["flipped"] or 0),
-                  metrics=json.dumps({"output": out, "flipped": int(counts["flipped"] or 0), "mode": inj["mode"]}))
+                  metrics=json.dumps({"output": out, "flipped": int(counts["flipped"] or 0), "mode": inj["mode"],
+                                      "task": cfg["detection"]["task"]}))
     write_run_record(spark, cfg["output"]["runs"], record, timings, clock, meta)
     log.info("run %s: wrote %s (%d rows, %d flipped)", run_id, out, record["n_rows"], record["num_flagged"])
     return record
