@@ -20,6 +20,8 @@ from sparknoise.multilabel import MultilabelIssuesResult, find_multilabel_issues
 from sparknoise.noise.evaluation import EvaluationResult, evaluate_label_noise
 from sparknoise.noise.injection import inject_label_noise
 from sparknoise.noise.matrices import noise_matrix_from_trace, noise_matrix_is_valid
+from sparknoise.regression.issues import find_regression_issues
+from sparknoise.regression.result import RegressionIssuesResult
 
 __all__ = [
     "active_learning_scores",
@@ -50,4 +52,6 @@ __all__ = [
     "multilabel_label_quality_scores",
     "MultilabelIssuesResult",
     "label_quality_scores",
+    "find_regression_issues",
+    "RegressionIssuesResult",
 ]
