@@ -21,6 +21,7 @@ from sparknoise.noise.evaluation import EvaluationResult, evaluate_label_noise
 from sparknoise.noise.injection import inject_label_noise
 from sparknoise.noise.matrices import noise_matrix_from_trace, noise_matrix_is_valid
 from sparknoise.regression.issues import find_regression_issues
+from sparknoise.regression.learn import RegressionCleanLearning, RegressionCleanLearningModel
 from sparknoise.regression.result import RegressionIssuesResult
 
 __all__ = [
@@ -54,4 +55,6 @@ __all__ = [
     "label_quality_scores",
     "find_regression_issues",
     "RegressionIssuesResult",
+    "RegressionCleanLearning",
+    "RegressionCleanLearningModel",
 ]

@@ -16,6 +16,7 @@ from cleanlab.regression import learn as cl_learn
 
 import sparknoise as sn
 from sparknoise.errors import InputError
+from sparknoise.regression import learn as rl
 from sparknoise.regression.selection import nth_smallest
 
 N = 400
@@ -111,3 +112,119 @@ def test_bad_inputs(spark, arrays):
             sn.find_regression_issues(bad, uncertainty="u", frac_issues=0.1)
     with pytest.raises(InputError, match="'nope'"):
         sn.find_regression_issues(df, uncertainty="nope", frac_issues=0.1)
+
+
+# --- RegressionCleanLearning: the driver-side decisions against cleanlab's own code -------------------
+
+
+def _table(seed, ties):
+    def r2(k):
+        v = np.random.default_rng([seed, int(round(float(k) * 1e9))]).uniform(-1, 1)
+        return round(v, 1) if ties else v
+    return r2
+
+
+@pytest.mark.parametrize("coarse,fine,n_rows,seed,ties", [
+    ([0.01, 0.05, 0.1, 0.15, 0.2], 3, 1000, 0, False),
+    ([0.2, 0.01, 0.1], 2, 1000, 1, True),  # unsorted grid, tied R² values
+    ([0.05, 0.1, 0.9, 0.95], 3, 40, 2, False),  # the large k leave < n_folds rows: -1e30
+    ([0.01, 0.05, 0.1, 0.15, 0.2], 0, 1000, 3, True),
+    ([0.1], 3, 1000, 4, False),
+    ([0.0, 0.5, 1.0], 1, 30, 5, True),
+])
+def test_k_search_is_cleanlabs(monkeypatch, coarse, fine, n_rows, seed, ties):
+    table = _table(seed, ties)
+    cl = cl_learn.CleanLearning(cv_n_folds=5)
+    cl._get_cv_predictions = lambda X, y, sorted_index=None, k=0, **kw: np.array([k])
+    monkeypatch.setattr(cl_learn, "r2_score", lambda y, p: table(p[0]))
+    expected = cl._find_best_k(None, np.zeros(n_rows), None, coarse_search_range=coarse, fine_search_size=fine)
+    got = rl.find_best_k(coarse, fine, n_rows, 5, table)
+    assert got == expected
+    for initial in (expected[1] - 0.5, expected[1], expected[1] + 0.5):
+        assert rl.chosen_k(*got, initial) == (0 if initial >= expected[1] else expected[0])
+
+
+def test_r2_from_sums_is_sklearns():
+    from sklearn.metrics import r2_score
+    rng = np.random.default_rng(0)
+    y, p = rng.normal(size=50), rng.normal(size=50)
+    assert rl.r2_from_sums(((y - p) ** 2).sum(), ((y - y.mean()) ** 2).sum()) == pytest.approx(r2_score(y, p), 1e-14)
+    c = np.ones(5)
+    assert rl.r2_from_sums(0.0, 0.0) == r2_score(c, c) == 1.0
+    assert rl.r2_from_sums(1.0, 0.0) == r2_score(c, c + 1) == 0.0
+
+
+def test_uncertainty_combination_is_cleanlabs(spark):
+    # the same bootstrap-round predictions and residual predictions: cleanlab's epistemic (np.sqrt(np.var))
+    # and aleatoric values equal the native per-row std and the var_pop aggregate
+    from pyspark.sql import functions as F
+    rng = np.random.default_rng(3)
+    n, n_boot = 200, 5
+    boots, pred, resid_pred = rng.normal(size=(n_boot, n)) * 10, rng.normal(size=n), rng.normal(size=n)
+    rounds = iter(list(boots) + [resid_pred])
+    cl = cl_learn.CleanLearning(n_boot=n_boot)
+    cl._get_cv_predictions = lambda *a, **kw: next(rounds)
+    epistemic = cl.get_epistemic_uncertainty(np.zeros((n, 1)), np.zeros(n), predictions=pred)
+    aleatoric = cl.get_aleatoric_uncertainty(np.zeros((n, 1)), np.zeros(n))
+    pdf = pd.DataFrame({f"b{i}": boots[i] for i in range(n_boot)} | {"p": pred, "rp": resid_pred, "i": range(n)})
+    df = spark.createDataFrame(pdf)
+    std = rl.population_std([F.col(f"b{i}") for i in range(n_boot)] + [F.col("p")])
+    got = df.select("i", std.alias("s")).toPandas().sort_values("i")["s"].to_numpy()
+    np.testing.assert_array_equal(got, epistemic)  # bitwise: numpy's summation order for <= 7 values
+    assert df.agg(F.sqrt(F.var_pop("rp"))).collect()[0][0] == pytest.approx(aleatoric, rel=1e-13)
+
+
+def _regression_frame(spark, n, seed=0):
+    from pyspark.ml.feature import VectorAssembler
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2))
+    y = 3 * x[:, 0] - 2 * x[:, 1] + 1 + rng.normal(size=n) * 0.3
+    bad = rng.choice(n, n // 12, replace=False)
+    y[bad] += rng.choice([-1, 1], len(bad)) * rng.uniform(4, 8, len(bad))
+    pdf = pd.DataFrame({"id": np.arange(n), "x0": x[:, 0], "x1": x[:, 1], "label": y})
+    df = VectorAssembler(inputCols=["x0", "x1"], outputCol="features").transform(spark.createDataFrame(pdf))
+    return df.repartition(3), set(bad.tolist())
+
+
+def test_clean_learning_end_to_end(spark, tmp_path):
+    from pyspark.ml.regression import LinearRegression
+    df, bad = _regression_frame(spark, 600)
+    rcl = sn.RegressionCleanLearning(LinearRegression(), n_folds=3, n_boot=2,
+                                     coarse_search_range=[0.2, 0.05, 0.1], fine_search_size=1, seed=0)
+    model = rcl.fit(df)
+    res = model.result
+    assert res.k > 0 and res.k == rcl.k and res.num_flagged == math.ceil(600 * res.k)
+    got = res.rows.select("id", "is_label_issue", "uncertainty", "sample_weight").toPandas()
+    flagged = set(got.loc[got["is_label_issue"], "id"])
+    assert len(flagged & bad) >= 0.9 * len(bad)
+    assert (got["uncertainty"] > 0).all() and set(got["sample_weight"]) == {0.0, 1.0}
+    assert set(res.search["r2_by_k"]) >= {0.05, 0.1, 0.2} and res.search["best_r2"] > res.search["initial_r2"]
+    # the final model, trained without the flagged rows, recovers the clean coefficients; save/load round-trips
+    coef = model.finalModel.coefficients.toArray()
+    np.testing.assert_allclose(coef, [3, -2], atol=0.1)
+    model.write().overwrite().save(str(tmp_path / "m"))
+    loaded = sn.RegressionCleanLearningModel.load(str(tmp_path / "m"))
+    assert (loaded.k, loaded.numFlagged, loaded.nRows) == (model.k, model.numFlagged, 600)
+    a = model.transform(df).select("id", "prediction").toPandas().sort_values("id")
+    b = loaded.transform(df).select("id", "prediction").toPandas().sort_values("id")
+    np.testing.assert_array_equal(a["prediction"], b["prediction"])
+
+
+def test_clean_learning_bad_config(spark):
+    from pyspark.ml.feature import VectorAssembler
+    from pyspark.ml.regression import LinearRegression
+
+    from sparknoise.errors import ConfigError
+    for kwargs, word in (({"n_folds": 1}, "n_folds"), ({"n_boot": -1}, "n_boot"),
+                         ({"fine_search_size": -1}, "fine_search_size"), ({"coarse_search_range": []}, "coarse"),
+                         ({"coarse_search_range": [0.1, 1.5]}, "coarse_search_range")):
+        with pytest.raises((ConfigError, InputError), match=word):
+            sn.RegressionCleanLearning(LinearRegression(), **kwargs)
+    with pytest.raises(ConfigError, match="regressor"):
+        sn.RegressionCleanLearning(VectorAssembler())
+    df, _ = _regression_frame(spark, 40)
+    rcl = sn.RegressionCleanLearning(LinearRegression())
+    with pytest.raises(InputError, match="'feats'"):
+        rcl.find_label_issues(df, features_col="feats")
+    with pytest.raises(InputError, match="uncertainty"):
+        rcl.find_label_issues(df, uncertainty=-2.0)
