@@ -281,11 +281,12 @@ class RegressionCleanLearning:
             return held[k]
 
         r2_by_k: dict[float, float] = {}
+        frames: dict[float, DataFrame] = {}  # the candidates' predictions (their fold models stay fitted)
 
         def r2_of(k: float) -> float:
-            frame = cv.predictions(base, target=inputs.LABEL, fold=_FOLD, n_folds=self.n_folds, out=_PRED,
-                                   held_out=held_out(k))
-            r2_by_k[float(k)] = r2_from_sums(*_sums(frame, _PRED, mean))
+            frames[float(k)] = cv.predictions(base, target=inputs.LABEL, fold=_FOLD, n_folds=self.n_folds, out=_PRED,
+                                              held_out=held_out(k))
+            r2_by_k[float(k)] = r2_from_sums(*_sums(frames[float(k)], _PRED, mean))
             return r2_by_k[float(k)]
 
         best_k, best_r2 = find_best_k(self.coarse_search_range, self.fine_search_size, n, self.n_folds, r2_of)
@@ -293,6 +294,8 @@ class RegressionCleanLearning:
         # step 3: the predictions at k
         if k == 0:
             final = base.withColumn(inputs.PREDICTION, F.col("__rg_p0"))
+        elif k in frames:  # the search's models at k: no refit
+            final = frames[k].withColumn(inputs.PREDICTION, F.col(_PRED)).drop(_PRED)
         else:
             final = cv.predictions(base, target=inputs.LABEL, fold=_FOLD, n_folds=self.n_folds,
                                    out=inputs.PREDICTION, held_out=held_out(k))
