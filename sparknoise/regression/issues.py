@@ -182,7 +182,8 @@ def find_regression_issues(
         ``sample_weight``. See the module docstring for the rule and its tie-break.
     """
     k = check_frac(frac_issues)
-    clash = sorted(set(OUTPUT_COLUMNS) & set(df.columns) - {label_col, prediction_col})
+    own = {label_col, prediction_col} | ({uncertainty} if isinstance(uncertainty, str) else set())
+    clash = sorted(set(OUTPUT_COLUMNS) & set(df.columns) - own)
     if clash:
         raise InputError(f"the input already has output column(s) {clash}; drop or rename them.", column=clash[0])
     if id_col is None:

@@ -314,7 +314,7 @@ class RegressionCleanLearning:
                                  "regression_uncertainty")
             u = F.col("__rg_u")
         out = flag(final, n_rows=n, id_col=id_col, k=k, uncertainty=u)
-        rows = out.rows.drop(_FOLD, "__rg_u")
+        rows = out.rows.drop(*[c for c in out.rows.columns if c.startswith("__rg_")])
         search = {"initial_r2": initial_r2, "best_k": float(best_k), "best_r2": best_r2, "r2_by_k": r2_by_k}
         if aleatoric is not None:
             search["aleatoric_uncertainty"] = aleatoric
