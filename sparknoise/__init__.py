@@ -21,6 +21,9 @@ from sparknoise.noise.evaluation import EvaluationResult, evaluate_label_noise
 from sparknoise.noise.injection import inject_label_noise
 from sparknoise.noise.matrices import noise_matrix_from_trace, noise_matrix_is_valid
 from sparknoise.noise.regression_evaluation import regression_detection_metrics, regression_fit_metrics
+from sparknoise.regression.issues import find_regression_issues
+from sparknoise.regression.learn import RegressionCleanLearning, RegressionCleanLearningModel
+from sparknoise.regression.result import RegressionIssuesResult
 
 __all__ = [
     "active_learning_scores",
@@ -53,4 +56,8 @@ __all__ = [
     "multilabel_label_quality_scores",
     "MultilabelIssuesResult",
     "label_quality_scores",
+    "find_regression_issues",
+    "RegressionIssuesResult",
+    "RegressionCleanLearning",
+    "RegressionCleanLearningModel",
 ]
