@@ -129,8 +129,7 @@ def write_queue(rows: Iterable[dict[str, Any]], path: str, fmt: str, *, classes:
                 count += 1
         return [path], count
     if kind == "number":
-        raise ConfigError("Label Studio tasks are written for class and tag labels; export a regression run's queue "
-                          "as csv or jsonl (reviewers fill in new_label with the right number)")
+        raise ConfigError("Label Studio tasks are written for class and tag labels, not numbers; use csv or jsonl")
     with open(path, "w") as f:
         f.write("[")
         for raw in stream:

@@ -47,6 +47,9 @@ def export_queue(spark: SparkSession, cfg: dict, run_id: str, path: str, *, top:
     inp = record["config_dict"].get("input") or {}
     id_col, passthrough = inp.get("id_col", "id"), list(inp.get("passthrough") or [])
     kind = label_kind(record)
+    if kind == "number" and fmt == "labelstudio":
+        raise ConfigError("Label Studio tasks are written for class and tag labels; export a regression run's queue "
+                          "as csv or jsonl (reviewers fill in new_label with the right number)")
     classes = json.loads(record["classes"]) if record.get("classes") else []
     issues = run_rows(spark, out["issues"], "output.issues", run_id)
     agreement = [c for c in ("confidence",) if c in issues.columns]
