@@ -37,6 +37,11 @@ fit and prediction on Spark, every decision on the driver from a few numbers):
 and the counts). ``given_label`` and ``predicted_label`` are doubles (cleanlab casts predictions to
 int when the labels are ints).
 
+Determinism: the folds and halves depend on the ids and the seed only. The fitted models are
+Spark ML's: LinearRegression (normal solver) gives the same coefficients up to rounding on any
+partitioning; estimators that sample (RandomForestRegressor's bootstrap, XGBoost) may fit different
+models on a different partitioning of the same rows, and so predict and flag differently.
+
 What reaches the driver: per candidate k one aggregate row (SS_res) and the selection's counts
 and cutoff row; fold sizes; two aggregate rows for the aleatoric deviation and the label mean.
 """
