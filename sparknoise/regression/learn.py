@@ -65,7 +65,7 @@ from sparknoise.ml.clean_learning import _exists
 from sparknoise.ml.cross_validation import activate, check_engine
 from sparknoise.ml.folds import assign_folds
 from sparknoise.regression import inputs
-from sparknoise.regression.issues import OUTPUT_COLUMNS, check_frac, flag
+from sparknoise.regression.issues import OUTPUT_COLUMNS, check_constant_uncertainty, check_frac, flag
 from sparknoise.regression.result import RegressionIssuesResult
 from sparknoise.regression.selection import nth_smallest
 from sparknoise.storage import materialised
@@ -248,7 +248,6 @@ class RegressionCleanLearning:
         """
         check_engine(self.estimator, df.sparkSession)
         if uncertainty is not None:
-            from sparknoise.regression.issues import check_constant_uncertainty
             uncertainty = check_constant_uncertainty(uncertainty)
         if features_col not in df.columns:
             raise InputError(f"features column '{features_col}' is not in the input; pass features_col= (a vector "
