@@ -37,6 +37,11 @@ fit and prediction on Spark, every decision on the driver from a few numbers):
 and the counts). ``given_label`` and ``predicted_label`` are doubles (cleanlab casts predictions to
 int when the labels are ints).
 
+Determinism: the folds and halves depend on the ids and the seed only. The fitted models are
+Spark ML's: LinearRegression (normal solver) gives the same coefficients up to rounding on any
+partitioning; estimators that sample (RandomForestRegressor's bootstrap, XGBoost) may fit different
+models on a different partitioning of the same rows, and so predict and flag differently.
+
 What reaches the driver: per candidate k one aggregate row (SS_res) and the selection's counts
 and cutoff row; fold sizes; two aggregate rows for the aleatoric deviation and the label mean.
 """
@@ -60,7 +65,7 @@ from sparknoise.ml.clean_learning import _exists
 from sparknoise.ml.cross_validation import activate, check_engine
 from sparknoise.ml.folds import assign_folds
 from sparknoise.regression import inputs
-from sparknoise.regression.issues import OUTPUT_COLUMNS, check_frac, flag
+from sparknoise.regression.issues import OUTPUT_COLUMNS, check_constant_uncertainty, check_frac, flag
 from sparknoise.regression.result import RegressionIssuesResult
 from sparknoise.regression.selection import nth_smallest
 from sparknoise.storage import materialised
@@ -243,7 +248,6 @@ class RegressionCleanLearning:
         """
         check_engine(self.estimator, df.sparkSession)
         if uncertainty is not None:
-            from sparknoise.regression.issues import check_constant_uncertainty
             uncertainty = check_constant_uncertainty(uncertainty)
         if features_col not in df.columns:
             raise InputError(f"features column '{features_col}' is not in the input; pass features_col= (a vector "
