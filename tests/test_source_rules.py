@@ -54,7 +54,7 @@ ALLOWED_COLLECTS = {
     "regression/learn.py:_aleatoric": "one aggregate row",
     "regression/learn.py:load": "one metadata line",
     "regression/selection.py:_refined": "<= n_buckets bucket counts",
-    "regression/selection.py:_pick": "len(ranks) rows picked by a window",
+    "regression/selection.py:_pick": "limit(max rank) (value, id) pairs, <= FINAL_ROWS unless one value ties more",
     "jobs/run_log.py:latest_apply": "limit(1): one run's metrics",
     "noise/evaluation.py:_flag_metrics": "one aggregate row",
     "noise/evaluation.py:_accuracy": "one aggregate row",

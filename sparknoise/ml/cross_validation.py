@@ -196,7 +196,8 @@ def cross_val_predict_proba(
         out = multilabel_oof(features_vector(df, features_col, features), configured(estimator),
                              keep=[c for c in df.columns if c != "fold"], label_col=label_col, id_col=id_col,
                              classes=classes, n_folds=n_folds, seed=seed, fold_col=fold_col, probs_col=probs_col,
-                             parallelism=parallelism, prob_col=_PROB, label_index_col=LABEL_INDEX_COL)
+                             parallelism=parallelism, prob_col=_PROB, label_index_col=LABEL_INDEX_COL,
+                             activate=activate)
         log.info("cross_val_predict_proba: %d folds x %d classes in %.1fs", n_folds, len(classes),
                  time.perf_counter() - started)
         return out

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from pyspark.ml import Estimator
 from pyspark.ml.functions import vector_to_array
@@ -67,11 +67,13 @@ def tag_classes(df: DataFrame, label_col: str, classes: Sequence[Any] | None, ma
 
 def multilabel_oof(data: DataFrame, est: Estimator, *, keep: Sequence[str], label_col: str, id_col: str,
                    classes: tuple, n_folds: int, seed: int, fold_col: str | None, probs_col: str,
-                   parallelism: int, prob_col: str, label_index_col: str) -> DataFrame:
+                   parallelism: int, prob_col: str, label_index_col: str,
+                   activate: Callable[[Any], None] = lambda session: None) -> DataFrame:
     """The out-of-fold frame: ``keep`` columns, ``fold`` and ``probs_col`` (K per-class probabilities).
 
     ``data`` carries the features vector; ``est`` is the estimator already configured to read the
-    features and ``label_index_col`` and write ``prob_col`` (the multiclass CV's conventions).
+    features and ``label_index_col`` and write ``prob_col`` (the multiclass CV's conventions);
+    ``activate(session)`` runs in each fitting thread (Spark Connect keeps the active session per thread).
     """
     started = time.perf_counter()
     K = len(classes)
@@ -106,8 +108,6 @@ def multilabel_oof(data: DataFrame, est: Estimator, *, keep: Sequence[str], labe
                 tasks.append((fold, c))
 
     def fit(task: tuple[int, int]):
-        from sparknoise.ml.cross_validation import activate
-
         activate(session)
         fold, c = task
         train = data.filter(F.col("fold") != fold).withColumn(label_index_col, has[c].cast("double").alias(

@@ -15,19 +15,19 @@ does the same job:
    expression, so the membership is exact, whatever the rounding of the bucket arithmetic). The
    minimum falls in bucket 0 and the maximum in a later one, so every pass strictly shrinks the
    candidates; in floating point the range shrinks by about ``n_buckets`` per pass;
-3. a ``row_number`` window over the remaining <= ``final_rows`` candidates, by (value, id), picks
-   the exact element (one row reaches the driver). When more than ``final_rows`` candidates are
-   all equal (massive exact ties), the window orders those tied rows by id: that final sort is as
-   large as the tie.
+3. a top-k sort (``orderBy(value, id).limit(rank)``: each partition keeps its best ``rank`` rows)
+   over the remaining <= ``final_rows`` candidates picks the exact element; at most ``rank`` <=
+   ``final_rows`` (value, id) pairs reach the driver. When more than ``final_rows`` candidates are
+   all equal (massive exact ties), the pairs up to the rank within that tie do: as many as the tie.
 
-Everything runs on the executors as native expressions; the driver sees counts and one row.
+Everything runs on the executors as native expressions; the driver sees counts and the picked rows.
 """
 
 from __future__ import annotations
 
 import math
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 N_BUCKETS = 1024
@@ -91,11 +91,10 @@ def _refined(df: DataFrame, value_col: str, id_col: str, rank: int, n: int, lo: 
 
 def _pick(df: DataFrame, cond: Column, value_col: str, id_col: str, ranks: list[int]) -> list[tuple[float, object]]:
     """The ranks-th rows by (value, id) among the (few) rows meeting ``cond``: one window job."""
-    order = Window.orderBy(F.col(value_col).asc(), F.col(id_col).asc())
-    rows = (df.filter(cond).select(value_col, id_col).withColumn("__rg_rn", F.row_number().over(order))
-            .filter(F.col("__rg_rn").isin(*ranks)).collect())  # len(ranks) rows
-    found = {r["__rg_rn"]: (r[value_col], r[id_col]) for r in rows}
-    missing = [r for r in ranks if r not in found]
-    if missing:
-        raise ValueError(f"ranks {missing} exceed the rows of {value_col}")
-    return [found[r] for r in ranks]
+    # a top-k sort (TakeOrderedAndProject: each partition keeps its best max(ranks) rows), not a window over
+    # one partition; max(ranks) <= final_rows once the passes have narrowed the candidates
+    rows = (df.filter(cond).select(value_col, id_col).orderBy(F.col(value_col).asc(), F.col(id_col).asc())
+            .limit(max(ranks)).collect())  # <= final_rows rows
+    if len(rows) < max(ranks):
+        raise ValueError(f"ranks {[r for r in ranks if r > len(rows)]} exceed the rows of {value_col}")
+    return [(rows[r - 1][value_col], rows[r - 1][id_col]) for r in ranks]
