@@ -6,6 +6,7 @@
 """
 
 from sparknoise._version import __version__
+from sparknoise.audit import DataIssuesResult, find_data_issues
 from sparknoise.cleaning.apply import CleaningResult, apply_cleaning
 from sparknoise.cleaning.releases import Release, read_release
 from sparknoise.core.health import HealthSummary, health_summary
@@ -23,6 +24,8 @@ from sparknoise.noise.matrices import noise_matrix_from_trace, noise_matrix_is_v
 
 __all__ = [
     "active_learning_scores",
+    "DataIssuesResult",
+    "find_data_issues",
     "majority_vote",
     "MultiannotatorResult",
     "multiannotator_quality",
