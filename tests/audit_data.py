@@ -11,7 +11,7 @@ def make_audit_data(n: int = 400, d: int = 6, k_classes: int = 4, seed: int = 0)
     (5 rows); probabilities; six segments, one of which the model gets badly wrong; a train/test split."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, k_classes - 1, n)
-    y[[50, 150, 250, 350, 399]] = k_classes - 1  # the rare class
+    y[np.linspace(50, n - 1, 5).astype(int)] = k_classes - 1  # the rare class
     centers = rng.normal(0, 3, (k_classes, d))
     X = centers[y] + rng.normal(0, 1, (n, d))
     X[11] = X[10]

@@ -38,7 +38,6 @@ def components(edges: DataFrame, scratch: str | None = None) -> DataFrame:
     both = edges.select(F.col("id").alias("a"), F.col("other_id").alias("b")).unionByName(
         edges.select(F.col("other_id").alias("a"), F.col("id").alias("b")))
     labels = both.groupBy("a").agg(F.least(F.min("b"), F.col("a")).alias("label"))
-    labels = materialised(labels, scratch, "audit.labels0")
     for round_ in range(MAX_ROUNDS):
         nxt = (both.join(labels.withColumnRenamed("a", "b").withColumnRenamed("label", "nl"), "b")
                .groupBy("a").agg(F.min("nl").alias("nl"))

@@ -150,7 +150,7 @@ def find_data_issues(
     parts: list[issues.IssueColumns] = []
     info: dict[str, dict] = {}
     search: dict = {"kind": "none"}
-    edges = exact = None
+    edges = exact = comp = None
     label_result = None
     if "label" in types:
         label_result = find_label_issues(df, label_col=label_col, probs_col=probs_col, id_col=id_col,
@@ -228,7 +228,9 @@ def find_data_issues(
     if split_col is not None:
         splits = inp.df.select(F.col(ID).alias("id"), F.col(split_col).alias("split"))
     exact_ids = exact.select(F.col(ID).alias("id"), "exact_set_id") if exact is not None else None
+    sets = comp.select(F.col(ID).alias("id"), "near_duplicate_set_id") if comp is not None else None
     out_rows = rows.withColumnRenamed(ID, id_col)
     return DataIssuesResult(rows=out_rows, issue_types=tuple(p.issue_type for p in parts), summary_table=summary,
                             id_col=id_col, search=search, info=info, split_col=split_col, _edges=edges,
-                            _splits=splits, _exact=exact_ids, timings=timings)
+                            _splits=splits, _exact=exact_ids, _sets=sets,
+                            timings=timings)

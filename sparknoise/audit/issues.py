@@ -163,12 +163,12 @@ def near_duplicate(knn: DataFrame, stats: dict[str, float]) -> IssueColumns:
 
 
 def near_duplicate_edges(knn: DataFrame, radius: float) -> DataFrame:
-    """(id, other_id, distance), id < other_id: neighbour pairs strictly within the radius (lazy)."""
+    """(id, other_id, distance), id < other_id: neighbour pairs strictly within the radius (lazy; a pair
+    found from both ends appears twice, ``duplicates.all_edges`` keeps one)."""
     pairs = knn.select(F.col(ID), F.explode(F.arrays_zip(F.col("nn_ids").alias("o"), F.col("nn_dists").alias("d")))
                        .alias("p")).filter(F.col("p.d") < F.lit(radius))
     a, b = F.col(ID), F.col("p.o")
-    return (pairs.select(F.least(a, b).alias("id"), F.greatest(a, b).alias("other_id"), F.col("p.d").alias("distance"))
-            .groupBy("id", "other_id").agg(F.min("distance").alias("distance")))
+    return pairs.select(F.least(a, b).alias("id"), F.greatest(a, b).alias("other_id"), F.col("p.d").alias("distance"))
 
 
 def class_imbalance(inp: AuditInput) -> IssueColumns:

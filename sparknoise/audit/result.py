@@ -33,6 +33,7 @@ class DataIssuesResult:
     _edges: DataFrame | None = None  # (id, other_id, distance): exact and near duplicate pairs
     _splits: DataFrame | None = None  # (id, split)
     _exact: DataFrame | None = None  # (id, exact_set_id) of the rows with an identical twin
+    _sets: DataFrame | None = None  # (id, near_duplicate_set_id) of the rows in a duplicate set
 
     def summary(self) -> pd.DataFrame:
         """One row per issue type: ``issue_type``, ``num_issues``, ``score`` (Datalab's ``issue_summary``).
@@ -46,9 +47,7 @@ class DataIssuesResult:
         if "near_duplicate" not in self.issue_types:
             raise ConfigError("duplicate_sets() needs the near_duplicate issue type; run find_data_issues with "
                               "issue_types including 'near_duplicate'.")
-        flagged = self.rows.filter(F.col("near_duplicate_set_id").isNotNull()).select(
-            F.col(self.id_col).alias("id"), "near_duplicate_set_id")
-        flagged = flagged.join(self._exact, "id", "left")
+        flagged = self._sets.join(self._exact, "id", "left")
         return (flagged.groupBy("near_duplicate_set_id")
                 .agg(F.count(F.lit(1)).alias("num_members"), F.sort_array(F.collect_list("id")).alias("members"),
                      F.count("exact_set_id").alias("__n_exact"),
