@@ -183,11 +183,12 @@ def find_data_issues(
         if "near_duplicate" in types:
             nd = issues.near_duplicate(knn, stats)
             exact = neighbors.exact_duplicate_groups(inp.df)
-            edges = duplicates.all_edges(issues.near_duplicate_edges(knn, nd.info["radius"]),
-                                         duplicates.exact_pairs(exact))
-            edges = materialised(edges, scratch, "audit.duplicate_pairs")
+            near = issues.near_duplicate_edges(knn, nd.info["radius"])
+            set_edges = materialised(duplicates.all_edges(near, duplicates.exact_stars(exact)), scratch,
+                                     "audit.duplicate_edges")
+            edges = duplicates.all_edges(near, duplicates.exact_pairs(exact))  # lazy: for leakage()
             lap("duplicate_pairs")
-            comp = duplicates.components(edges, scratch)
+            comp = duplicates.components(set_edges, scratch)
             lap("duplicate_sets")
             nd.rows = nd.rows.join(comp, ID, "left")
             parts.append(nd)

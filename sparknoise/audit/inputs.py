@@ -8,7 +8,7 @@ feature arguments at once raise before any job runs.
 
 Validation (:func:`profile`, one aggregation over all rows, one row to the driver): the row count,
 per feature column the null-or-NaN count, the vector length range (one length for every row), the
-null labels; then a second small aggregation for duplicate ids (at most 5 examples reach the driver).
+null labels; and the distinct ids; only when some repeat, a second aggregation finds at most 5 examples.
 Nulls in the features are an error only for the nearest-neighbour types (``outlier``,
 ``near_duplicate``): the ``null`` issue type reports them row by row.
 """
@@ -127,7 +127,8 @@ def profile(inp: AuditInput) -> AuditInput:
     """Count rows, null/NaN features per column, vector lengths and null labels (one aggregation, one
     row to the driver), and check the ids are unique (limit(5) examples); returns the input with the
     counts. Raises InputError on a null label, a null or duplicate id, vectors of differing lengths."""
-    aggs = [F.count(F.lit(1)).alias("n"), F.sum(F.col(ID).isNull().cast("long")).alias("null_id")]
+    aggs = [F.count(F.lit(1)).alias("n"), F.sum(F.col(ID).isNull().cast("long")).alias("null_id"),
+            F.count_distinct(F.col(ID)).alias("distinct_id")]
     if inp.has_features:
         if inp.features_col is None:
             for i, _ in enumerate(inp.feature_names):
@@ -156,7 +157,8 @@ def profile(inp: AuditInput) -> AuditInput:
                              "row needs the same number of features.", column=inp.features_col)
         dim = int(dmax) if dmax is not None and dmax >= 0 else 0
     nulls = tuple(int(row[f"null_{i}"] or 0) for i in range(len(inp.feature_names))) if inp.has_features else ()
-    dup = (inp.df.groupBy(F.col(ID)).count().filter(F.col("count") > 1).limit(5).collect())  # <= 5 example ids
+    dup = [] if int(row["distinct_id"]) == n else (
+        inp.df.groupBy(F.col(ID)).count().filter(F.col("count") > 1).limit(5).collect())  # <= 5 example ids
     if dup:
         raise InputError(f"id column '{inp.id_col}' has duplicate values (for example {[r[ID] for r in dup]}); ids "
                          "must be unique per row. Deduplicate the input or build a unique id.", column=inp.id_col)
