@@ -14,8 +14,11 @@ k nearest neighbours (exact, :func:`knn`): every row is a query; its neighbours 
 are hashed into ``blocks`` query blocks (one Spark group each); each block is joined with one row
 holding the whole feature matrix (N x d doubles) and a ``mapInArrow`` computes the block's
 distances with numpy, 256 queries at a time (256 x N doubles of scratch). Cost: N^2 d multiply-adds
-and N^2 selections in all, N d doubles shipped to each block's task. It is the default up to
-``MAX_EXACT_ROWS`` rows; measured at 20,000 x 32 (cosine, k = 10) in the module's report.
+and N^2 selections in all, N d doubles shipped to each block's task (5 MB at 20,000 x 32). It is the
+default up to ``MAX_EXACT_ROWS`` (50,000) rows. Measured at 20,000 x 32 (cosine, k = 10, local[2] on
+a machine shared with other Spark jobs, load average 16): 52 s for the search (10 blocks), where
+sklearn's own brute-force graph (what Datalab builds) took 70 s on the driver; distances equal to
+sklearn's exactly. The work grows as N^2: about 6x that at 50,000 rows.
 Output: one row per input row with ``nn_ids`` and ``nn_dists`` (k entries, nearest first).
 """
 
