@@ -179,6 +179,14 @@ def test_null_rows_match_datalab(spark):
     with pytest.raises(InputError, match="feature column 'a' has 2 row.*'null' issue type") as err:
         sn.find_data_issues(frame, features=["a", "b", "c"], issue_types=["outlier"], k=3)
     assert err.value.column == "a"
+    # a Spark ML vector column with a null vector: the null type scores it 0, a kNN type names the column
+    from pyspark.ml.linalg import Vectors, VectorUDT
+    from pyspark.sql import types as T
+
+    schema = T.StructType([T.StructField("id", T.LongType()), T.StructField("v", VectorUDT())])
+    vectors = spark.createDataFrame([(0, None), (1, Vectors.dense([1.0, 2.0])), (2, Vectors.dense([3.0, 4.0]))], schema)
+    with pytest.raises(InputError, match="feature column 'v' has 1 row"):
+        sn.find_data_issues(vectors, features_col="v", issue_types=["near_duplicate"], k=1)
 
 
 @pytest.fixture(scope="module")

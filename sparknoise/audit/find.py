@@ -39,7 +39,7 @@ def _probs_array(df: DataFrame, probs_col: str) -> Column:
                          f"{sorted(df.columns)}. Pass the right name as probs_col=...", column=probs_col)
     dt = df.schema[probs_col].dataType
     if type(dt).__name__ == "VectorUDT":
-        return vector_to_array(F.col(probs_col), "float64")
+        return F.when(F.col(probs_col).isNotNull(), vector_to_array(F.col(probs_col), "float64"))
     if isinstance(dt, T.ArrayType):
         return F.transform(F.col(probs_col), lambda v: v.cast("double"))
     raise InputError(f"probabilities column '{probs_col}' has type {dt.simpleString()}; it must be an array of "

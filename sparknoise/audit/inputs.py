@@ -68,7 +68,8 @@ def _vector_column(df: DataFrame, name: str) -> Column:
     if _is_vector(dt):
         from pyspark.ml.functions import vector_to_array
 
-        return vector_to_array(F.col(name), "float64")
+        # vector_to_array refuses a null vector: a null row stays null (the null type reports it)
+        return F.when(F.col(name).isNotNull(), vector_to_array(F.col(name), "float64"))
     if isinstance(dt, T.ArrayType) and isinstance(dt.elementType, _NUMERIC):
         return F.transform(F.col(name), lambda v: v.cast("double"))
     raise InputError(
