@@ -116,8 +116,15 @@ def find_data_issues(
     The rules are those of Datalab's issue managers (``sparknoise.audit.issues`` states each); the
     metric is Datalab's default (cosine above 3 features, else euclidean).
 
+    Nearest neighbours: exact (every pair's distance, on the executors) up to ``max_exact_rows``; the
+    search that ran is logged at INFO on the ``sparknoise`` logger and recorded in ``result.search``
+    (``kind`` exact / none, metric, k, rows, features). The neighbour lists are materialised once
+    (``localCheckpoint``, or a Delta table under ``scratch``).
+
     Returns:
-        a :class:`DataIssuesResult`.
+        a :class:`DataIssuesResult`: ``rows`` (lazy, one row per input row), ``summary()`` (per type:
+        issue_type, num_issues, score), ``duplicate_sets()``, ``leakage()``, ``search``, ``info`` (the
+        thresholds each rule used) and ``timings``.
 
     Raises:
         ConfigError: an unknown issue type, a type without its inputs, ``k`` out of range, too many rows
