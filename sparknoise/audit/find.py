@@ -1,8 +1,8 @@
 """find_data_issues: Datalab's issue types on a Spark DataFrame (driver orchestration).
 
 Runs on the executors: the validating aggregation, the exact-duplicate grouping, the exact kNN
-(``mapInArrow``, materialised once), the per-type row maps and one final aggregation for the
-summary (counts and mean scores). Reaches the driver: one-row aggregates, a few quantiles, the
+(``mapInArrow``, materialised once), the per-type row maps (joined by id and materialised once)
+and one final aggregation for the summary (counts and mean scores). Reaches the driver: one-row aggregates, a few quantiles, the
 label counts (K rows) and the group statistics (one row per group).
 """
 
@@ -122,7 +122,7 @@ def find_data_issues(
     (``localCheckpoint``, or a Delta table under ``scratch``).
 
     Returns:
-        a :class:`DataIssuesResult`: ``rows`` (lazy, one row per input row), ``summary()`` (per type:
+        a :class:`DataIssuesResult`: ``rows`` (materialised, one row per input row), ``summary()`` (per type:
         issue_type, num_issues, score), ``duplicate_sets()``, ``leakage()``, ``search``, ``info`` (the
         thresholds each rule used) and ``timings``.
 
@@ -218,7 +218,8 @@ def find_data_issues(
 
     rows = reduce(lambda a, b: a.join(b.rows, ID, "left"), parts, inp.df.select(F.col(ID)))
     order = [ID] + [c for p in parts for c in p.rows.columns if c != ID]
-    rows = rows.select(*order)
+    # computed once (every type's row map and join), so the summary and every later action read it
+    rows = materialised(rows.select(*order), scratch, "audit.rows")
     aggs = []
     for p in parts:
         aggs += [F.sum(F.col(f"is_{p.issue_type}_issue").cast("long")).alias(f"n_{p.issue_type}"),

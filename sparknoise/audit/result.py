@@ -16,7 +16,7 @@ from sparknoise.errors import ConfigError
 class DataIssuesResult:
     """What :func:`sparknoise.find_data_issues` found.
 
-    ``rows`` (lazy; every action recomputes from the input except the materialised neighbour lists):
+    ``rows`` (materialised once by ``find_data_issues``: ``localCheckpoint`` or a table under ``scratch``):
     the id column and, per issue type that ran, Datalab's ``is_<type>_issue`` and ``<type>_score``
     (near duplicates add ``near_duplicate_set_id`` and ``distance_to_nearest_neighbor``;
     underperforming groups ``group_id``). ``search`` says which nearest-neighbour search ran.
