@@ -6,6 +6,7 @@
 """
 
 from sparknoise._version import __version__
+from sparknoise.audit import DataIssuesResult, find_data_issues
 from sparknoise.cleaning.apply import CleaningResult, apply_cleaning
 from sparknoise.cleaning.releases import Release, read_release
 from sparknoise.core.health import HealthSummary, health_summary
@@ -27,6 +28,8 @@ from sparknoise.regression.result import RegressionIssuesResult
 
 __all__ = [
     "active_learning_scores",
+    "DataIssuesResult",
+    "find_data_issues",
     "majority_vote",
     "MultiannotatorResult",
     "multiannotator_quality",

@@ -97,6 +97,14 @@ ALLOWED_COLLECTS = {
     "multilabel/inputs.py:check_ids": "limit(5) example ids",
     "multilabel/issues.py:_confident_joints": "4K joint cells + K issue counts + 1 + <= HISTOGRAM_ENTRIES histogram entries",
     "multilabel/issues.py:find_multilabel_issues": "<= RANK_BUCKETS + 1 rows of 2K + 1 counts",
+    "audit/inputs.py:profile": "one aggregate row; limit(5) example ids",
+    "audit/issues.py:_quantiles": "one row of quantiles",
+    "audit/issues.py:neighbour_stats": "one aggregate row",
+    "audit/issues.py:class_thresholds": "<= MAX_CLASSES + 1 rows, one per label value",
+    "audit/issues.py:class_imbalance": "<= MAX_CLASSES + 1 label counts",
+    "audit/issues.py:underperforming_group": "<= MAX_GROUPS + 1 group statistics",
+    "audit/duplicates.py:components": "one aggregate row per round (<= MAX_ROUNDS)",
+    "audit/find.py:find_data_issues": "one aggregate row (counts and mean scores per issue type)",
 }
 
 

@@ -1,0 +1,245 @@
+"""find_data_issues: Datalab's issue types on a Spark DataFrame (driver orchestration).
+
+Runs on the executors: the validating aggregation, the exact-duplicate grouping, the exact kNN
+(``mapInArrow``, materialised once), the per-type row maps (joined by id and materialised once)
+and one final aggregation for the summary (counts and mean scores). Reaches the driver: one-row aggregates, a few quantiles, the
+label counts (K rows) and the group statistics (one row per group).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import reduce
+from typing import Sequence
+
+import pandas as pd
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from sparknoise.audit import duplicates, issues, neighbors
+from sparknoise.audit.inputs import ID, prepare, profile, require_clean_features
+from sparknoise.audit.result import DataIssuesResult
+from sparknoise.core.health import health_summary
+from sparknoise.core.label_issues import find_label_issues
+from sparknoise.errors import ConfigError, InputError
+from sparknoise.storage import materialised
+
+log = logging.getLogger("sparknoise")
+
+ISSUE_TYPES = ("label", "outlier", "near_duplicate", "class_imbalance", "null", "underperforming_group")
+_KNN_TYPES = ("outlier", "near_duplicate")
+
+
+def _probs_array(df: DataFrame, probs_col: str) -> Column:
+    if probs_col not in df.columns:
+        raise InputError(f"probabilities column '{probs_col}' is not in the input; available columns: "
+                         f"{sorted(df.columns)}. Pass the right name as probs_col=...", column=probs_col)
+    dt = df.schema[probs_col].dataType
+    if type(dt).__name__ == "VectorUDT":
+        return F.when(F.col(probs_col).isNotNull(), vector_to_array(F.col(probs_col), "float64"))
+    if isinstance(dt, T.ArrayType):
+        return F.transform(F.col(probs_col), lambda v: v.cast("double"))
+    raise InputError(f"probabilities column '{probs_col}' has type {dt.simpleString()}; it must be an array of "
+                     "numbers or an ML vector.", column=probs_col)
+
+
+def _resolve_types(issue_types, *, has_features, has_label, has_probs, has_groups) -> tuple:
+    if issue_types is None:
+        chosen = [t for t in ISSUE_TYPES if (
+            (t == "label" and has_label and has_probs)
+            or (t == "outlier" and (has_features or (has_label and has_probs)))
+            or (t == "near_duplicate" and has_features)
+            or (t == "class_imbalance" and has_label)
+            or (t == "null" and has_features)
+            or (t == "underperforming_group" and has_label and has_probs and has_groups))]
+        if not chosen:
+            raise ConfigError("no issue type can run: pass features= or features_col= (outlier, near_duplicate, "
+                              "null), label_col= (class_imbalance) or label_col= with probs_col= (label).")
+        return tuple(chosen)
+    if isinstance(issue_types, str):
+        issue_types = [issue_types]
+    unknown = [t for t in issue_types if t not in ISSUE_TYPES]
+    if unknown:
+        raise ConfigError(f"unknown issue type(s) {unknown}; the issue types are {list(ISSUE_TYPES)}.")
+    needs = {
+        "label": (has_label and has_probs, "label_col= and probs_col="),
+        "outlier": (has_features or (has_label and has_probs), "features= (or features_col=), or label_col= with "
+                    "probs_col="),
+        "near_duplicate": (has_features, "features= or features_col="),
+        "null": (has_features, "features= or features_col="),
+        "class_imbalance": (has_label, "label_col="),
+        "underperforming_group": (has_label and has_probs and has_groups, "label_col=, probs_col= and group_cols= "
+                                  "(the segments to compare; clustering the features is not offered yet)"),
+    }
+    for t in issue_types:
+        ok, what = needs[t]
+        if not ok:
+            raise ConfigError(f"issue type '{t}' needs {what}.")
+    return tuple(t for t in ISSUE_TYPES if t in issue_types)
+
+
+def find_data_issues(
+    df: DataFrame,
+    *,
+    id_col: str = "id",
+    features: Sequence[str] | None = None,
+    features_col: str | None = None,
+    label_col: str | None = None,
+    probs_col: str | None = None,
+    split_col: str | None = None,
+    group_cols: Sequence[str] | None = None,
+    issue_types: Sequence[str] | None = None,
+    k: int = 10,
+    max_exact_rows: int = neighbors.MAX_EXACT_ROWS,
+    scratch: str | None = None,
+) -> DataIssuesResult:
+    """Find Datalab's data issues (cleanlab 2.9.0) in ``df``, with exact nearest neighbours.
+
+    Args:
+        df: one row per example with a unique integer or string id.
+        id_col: the unique id.
+        features: numeric feature columns; or ``features_col``: one ML vector / numeric array column.
+        label_col: the given label (class_imbalance; with probs_col also label, the probability-based
+            outlier score and underperforming_group; then labels are ints 0..K-1 as in find_label_issues).
+        probs_col: out-of-fold predicted probabilities (array or ML vector).
+        split_col: the train/test split column; ``leakage()`` lists duplicates that straddle it.
+        group_cols: the segments compared by ``underperforming_group`` (Datalab's ``cluster_ids``).
+        issue_types: any of ``label``, ``outlier``, ``near_duplicate``, ``class_imbalance``, ``null``,
+            ``underperforming_group``; None: every type the given columns allow.
+        k: neighbours per row (Datalab's default 10); must be below the number of rows.
+        max_exact_rows: the largest input the exact kNN runs on (N^2 d work); above it a ConfigError.
+        scratch: a Delta location for the materialised neighbour lists (else ``localCheckpoint``).
+
+    The rules are those of Datalab's issue managers (``sparknoise.audit.issues`` states each); the
+    metric is Datalab's default (cosine above 3 features, else euclidean).
+
+    Nearest neighbours: exact (every pair's distance, on the executors) up to ``max_exact_rows``; the
+    search that ran is logged at INFO on the ``sparknoise`` logger and recorded in ``result.search``
+    (``kind`` exact / none, metric, k, rows, features). The neighbour lists are materialised once
+    (``localCheckpoint``, or a Delta table under ``scratch``).
+
+    Returns:
+        a :class:`DataIssuesResult`: ``rows`` (materialised, one row per input row), ``summary()`` (per type:
+        issue_type, num_issues, score), ``duplicate_sets()``, ``leakage()``, ``search``, ``info`` (the
+        thresholds each rule used) and ``timings``.
+
+    Raises:
+        ConfigError: an unknown issue type, a type without its inputs, ``k`` out of range, too many rows
+        for the exact search. InputError: a missing or non-numeric column, null/NaN features for a
+        nearest-neighbour type, a null or duplicate id, a null label.
+    """
+    has_groups = bool(group_cols)
+    types = _resolve_types(issue_types, has_features=features is not None or features_col is not None,
+                           has_label=label_col is not None, has_probs=probs_col is not None, has_groups=has_groups)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ConfigError(f"k={k!r} must be a positive integer (Datalab's default is 10).")
+    if split_col is not None and split_col not in df.columns:
+        raise InputError(f"split column '{split_col}' is not in the input; available columns: {sorted(df.columns)}",
+                         column=split_col)
+    timings: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def lap(stage: str) -> None:
+        now = time.perf_counter()
+        timings[stage] = round(now - clock[0], 3)
+        clock[0] = now
+
+    inp = profile(prepare(df, id_col=id_col, features=features, features_col=features_col, label_col=label_col))
+    knn_types = [t for t in types if t in _KNN_TYPES and inp.has_features]
+    for t in knn_types:
+        require_clean_features(inp, t)
+    probs = _probs_array(inp.df, probs_col) if probs_col is not None else None
+    lap("validate")
+
+    parts: list[issues.IssueColumns] = []
+    info: dict[str, dict] = {}
+    search: dict = {"kind": "none"}
+    edges = exact = comp = None
+    label_result = None
+    if "label" in types:
+        label_result = find_label_issues(df, label_col=label_col, probs_col=probs_col, id_col=id_col,
+                                         check_unique_ids=False)  # checked above
+    if "label" in types:
+        ident = F.col(id_col).cast("long") if inp.df.schema[ID].dataType == T.LongType() else F.col(id_col)
+        rows = label_result.rows.select(ident.alias(ID), F.col("is_label_issue"),
+                                        F.col("label_quality").alias("label_score"))
+        parts.append(issues.IssueColumns("label", rows, score=float(
+            health_summary(label_result).overall_label_health_score)))
+        lap("label")
+    if knn_types:
+        if k >= inp.n_rows:
+            raise ConfigError(f"k={k} must be below the number of rows ({inp.n_rows}): each row needs k other rows "
+                              "as neighbours. Lower k.")
+        if inp.n_rows > max_exact_rows:
+            raise ConfigError(f"the input has {inp.n_rows:,} rows, above max_exact_rows={max_exact_rows:,} for the exact "
+                              "nearest-neighbour search (N^2 d work); raise max_exact_rows= to run it anyway, or "
+                              "audit a sample. (An approximate search for large inputs is not available yet.)")
+        metric = neighbors.decide_metric(inp.dim)
+        search = {"kind": "exact", "metric": metric, "k": k, "n_rows": inp.n_rows, "dim": inp.dim}
+        log.info("find_data_issues: exact %d-nearest-neighbour search, %s distance, %d rows x %d features",
+                 k, metric, inp.n_rows, inp.dim)
+        knn = materialised(neighbors.knn(inp.df, k=k, metric=metric, n_rows=inp.n_rows), scratch, "audit.knn")
+        lap("knn")
+        stats = issues.neighbour_stats(knn, k)
+        lap("knn_stats")
+        if "outlier" in types:
+            parts.append(issues.outlier_from_knn(knn, k, metric, stats))
+        if "near_duplicate" in types:
+            nd = issues.near_duplicate(knn, stats)
+            exact = neighbors.exact_duplicate_groups(inp.df)
+            near = issues.near_duplicate_edges(knn, nd.info["radius"])
+            set_edges = materialised(duplicates.all_edges(near, duplicates.exact_stars(exact)), scratch,
+                                     "audit.duplicate_edges")
+            edges = duplicates.all_edges(near, duplicates.exact_pairs(exact))  # lazy: for leakage()
+            lap("duplicate_pairs")
+            comp = duplicates.components(set_edges, scratch)
+            lap("duplicate_sets")
+            nd.rows = nd.rows.join(comp, ID, "left")
+            parts.append(nd)
+    elif "outlier" in types:
+        thresholds = (label_result.thresholds if label_result is not None
+                      else issues.class_thresholds(inp, probs))
+        parts.append(issues.outlier_from_probs(inp.df, probs, thresholds))
+    if "outlier" in types and not knn_types:
+        lap("outlier")
+    if "class_imbalance" in types:
+        parts.append(issues.class_imbalance(inp))
+        lap("class_imbalance")
+    if "null" in types:
+        parts.append(issues.null(inp))
+    if "underperforming_group" in types:
+        if label_result is None:
+            issues.class_thresholds(inp, probs)  # checks the labels and probabilities
+        parts.append(issues.underperforming_group(inp, probs, label_col, list(group_cols)))
+        lap("underperforming_group")
+
+    rows = reduce(lambda a, b: a.join(b.rows, ID, "left"), parts, inp.df.select(F.col(ID)))
+    order = [ID] + [c for p in parts for c in p.rows.columns if c != ID]
+    # computed once (every type's row map and join), so the summary and every later action read it
+    rows = materialised(rows.select(*order), scratch, "audit.rows")
+    aggs = []
+    for p in parts:
+        aggs += [F.sum(F.col(f"is_{p.issue_type}_issue").cast("long")).alias(f"n_{p.issue_type}"),
+                 F.avg(F.col(f"{p.issue_type}_score")).alias(f"s_{p.issue_type}")]
+    totals = rows.agg(*aggs).collect()[0]  # one aggregate row
+    lap("summary")
+    summary = pd.DataFrame({
+        "issue_type": [p.issue_type for p in parts],
+        "num_issues": [int(totals[f"n_{p.issue_type}"] or 0) for p in parts],
+        "score": [float(p.score if p.score is not None else totals[f"s_{p.issue_type}"]) for p in parts],
+    })
+    for p in parts:
+        info[p.issue_type] = p.info
+    splits = None
+    if split_col is not None:
+        splits = inp.df.select(F.col(ID).alias("id"), F.col(split_col).alias("split"))
+    exact_ids = exact.select(F.col(ID).alias("id"), "exact_set_id") if exact is not None else None
+    sets = comp.select(F.col(ID).alias("id"), "near_duplicate_set_id") if comp is not None else None
+    out_rows = rows.withColumnRenamed(ID, id_col)
+    return DataIssuesResult(rows=out_rows, issue_types=tuple(p.issue_type for p in parts), summary_table=summary,
+                            id_col=id_col, search=search, info=info, split_col=split_col, _edges=edges,
+                            _splits=splits, _exact=exact_ids, _sets=sets,
+                            timings=timings)
