@@ -295,3 +295,109 @@ def test_regression_bad_input(spark, clean):
     nan = spark.createDataFrame([(1, 1.0), (2, float("nan"))], "id long, label double")
     with pytest.raises(sn.InputError, match="NaN"):
         sn.inject_label_noise(nan, "label", task="regression", noise_rate=0.1)
+
+
+# Multi-label tags: 1,500 rows x 4 string tags (class priors 0.5, 0.3, 0.15, 0.05), [] for no tag;
+# a few rows are given unsorted or with a repeated tag (they come back sorted and deduplicated).
+TAGS = ["ant", "bee", "cat", "dog"]
+TAG_NM = [[[0.9, 0.2], [0.1, 0.8]], [[1.0, 0.5], [0.0, 0.5]], [[0.95, 0.0], [0.05, 1.0]], [[0.7, 0.3], [0.3, 0.7]]]
+
+
+def _tag_rows():
+    rng = np.random.default_rng(8)
+    hot = rng.random((1500, 4)) < np.array([0.5, 0.3, 0.15, 0.05])
+    rows = [(i, [TAGS[c] for c in np.flatnonzero(h)]) for i, h in enumerate(hot)]
+    rows[1] = (1, ["cat", "ant", "cat"])
+    return rows
+
+
+@pytest.fixture(scope="module")
+def tagged(spark):
+    return spark.createDataFrame(_tag_rows(), "id long, tags array<string>").repartition(3)
+
+
+def _tag_flips(rows):
+    """(K, 2) realised flips per class: [gained, lost], checking every row's bookkeeping on the way."""
+    realised = np.zeros((4, 2), dtype=int)
+    for r in rows:
+        true, noisy = set(r["true_label"]), list(r["tags"])
+        assert noisy == sorted(set(noisy), key=TAGS.index)  # sorted in class order, no repeats
+        changed = sorted(TAGS.index(t) for t in true.symmetric_difference(noisy))
+        assert list(r["flipped_classes"]) == changed and r["is_noisy"] == bool(changed)
+        for c in changed:
+            realised[c, int(TAGS[c] in true)] += 1
+    return realised
+
+
+def test_multilabel_rate_flips_exact_counts_per_class_and_direction_for_any_partitioning(tagged):
+    original = dict(_tag_rows())
+    runs = [sn.inject_label_noise(tagged.repartition(p), "tags", noise_rate=0.1, seed=4, task="multilabel")
+            for p in (1, 5)]
+    assert runs[0].columns == ["id", "tags", "true_label", "is_noisy", "flipped_classes"]
+    rows = [sorted(run.collect(), key=lambda r: r["id"]) for run in runs]
+    assert rows[0] == rows[1]  # the same flips whatever the partitioning
+    assert {r["id"]: list(r["true_label"]) for r in rows[0]} == original  # kept as given
+    n_c = np.array([sum(TAGS[c] in set(t) for t in original.values()) for c in range(4)])
+    expected = np.column_stack(([round(0.1 * (1500 - n)) for n in n_c], [round(0.1 * n) for n in n_c]))
+    assert (_tag_flips(rows[0]) == expected).all()
+
+
+def test_multilabel_per_class_matrix_gives_exact_counts(tagged):
+    out = sn.inject_label_noise(tagged, "tags", noise_matrix=TAG_NM, seed=2, task="multilabel", classes=TAGS)
+    rows = out.collect()
+    n_c = np.array([sum(TAGS[c] in set(r["true_label"]) for r in rows) for c in range(4)])
+    m = np.array(TAG_NM)
+    expected = [[round_preserving_sum((1500 - n_c[c]) * m[c, :, 0])[1], round_preserving_sum(n_c[c] * m[c, :, 1])[0]]
+                for c in range(4)]
+    realised = _tag_flips(rows)
+    assert (realised == np.array(expected)).all()
+    assert realised[1, 0] == 0 and realised[2, 1] == 0 and abs(realised[1, 1] - n_c[1] / 2) <= 0.5
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    ({"noise_rate": 0.1, "mode": "class_conditional"}, "mode 'class_conditional' is not used by task='multilabel'"),
+    ({"noise_rate": 1.0}, "noise_rate must be a number in"),
+    ({}, "exactly one of noise_rate"),
+    ({"noise_matrix": [[0.9, 0.1], [0.1, 0.9]]}, "noise_matrix has shape"),
+    ({"noise_matrix": [[[0.9, 0.2], [0.2, 0.8]]]}, "class 0's column 0 sums to 1.1"),
+    ({"noise_rate": 0.1, "shift_std": 2.0}, "shift_std is not used by task='multilabel'"),
+    ({"noise_rate": 0.1, "probs_col": "p"}, "probs_col is not used by task='multilabel'"),
+])
+def test_multilabel_bad_arguments(kwargs, needle):
+    with pytest.raises(sn.ConfigError, match=needle.replace("(", r"\(")):
+        sn.inject_label_noise(None, "tags", task="multilabel", **kwargs)  # checked before the frame is read
+
+
+def test_multilabel_bad_input(spark, tagged, clean):
+    with pytest.raises(sn.InputError, match="needs an array of tags") as e:
+        sn.inject_label_noise(clean, "label", task="multilabel", noise_rate=0.1)
+    assert e.value.column == "label"
+    with pytest.raises(sn.ConfigError, match="noise_matrix has shape .* needs 4 x 2 x 2"):
+        sn.inject_label_noise(tagged, "tags", task="multilabel", noise_matrix=TAG_NM[:3], classes=TAGS)
+    small = spark.createDataFrame([(1, ["ant"]), (2, None), (3, ["emu"])], "id long, tags array<string>")
+    with pytest.raises(sn.InputError, match="1 null array"):
+        sn.inject_label_noise(small, "tags", task="multilabel", noise_rate=0.1, classes=TAGS)
+    with pytest.raises(sn.InputError, match="outside classes"):
+        sn.inject_label_noise(small.filter("id != 2"), "tags", task="multilabel", noise_rate=0.1, classes=TAGS)
+
+
+def test_multilabel_inject_job(spark, tmp_path, capsys):
+    from sparknoise.cli import main as cli_main
+
+    source = str(tmp_path / "tags")
+    spark.createDataFrame([(i, [t for j, t in enumerate(TAGS) if (i >> j) & 1]) for i in range(192)],
+                          "id long, tags array<string>").write.format("delta").save(source)
+    args = ["inject", f"--input.path={source}", "--set", "input.label_col=tags", "--set", "detection.task=multilabel",
+            "--set", f"input.classes={TAGS}", "--set", "run.id=ml1", "--set", f"output.noisy={tmp_path}/noisy",
+            "--set", f"output.runs={tmp_path}/runs"]
+    assert cli_main([*args, "--set", "inject.noise_rate=0.25"]) == 0
+    noisy = spark.read.format("delta").load(f"{tmp_path}/noisy").collect()
+    assert len(noisy) == 192 and all(r["true_label"] == [t for j, t in enumerate(TAGS) if (r["id"] >> j) & 1]
+                                     for r in noisy)
+    lost = sum(TAGS[c] in r["true_label"] for r in noisy for c in r["flipped_classes"])
+    assert lost == 4 * 24  # every tag is on 96 rows: 24 lose it
+    run = spark.read.format("delta").load(f"{tmp_path}/runs").filter("run_id = 'ml1'").first()
+    assert run["status"] == "succeeded" and run["num_flagged"] == sum(r["is_noisy"] for r in noisy)
+    assert cli_main([*args, "--set", "inject.mode=class_conditional"]) == 2
+    assert cli_main([*args, "--set", "inject.noise_matrix=[[[0.9, 0.2], [0.2, 0.8]]]"]) == 2
+    assert "'inject.noise_matrix' columns must sum to 1" in capsys.readouterr().err

@@ -66,6 +66,7 @@ ALLOWED_COLLECTS = {
     "core/label_issues.py:find_label_issues": "<= RANK_BUCKETS x K bucket counts",
     "noise/injection.py:_profile": "<= K + 2 class counts",
     "noise/injection.py:_check_unique_ids": "<= 3 example ids",
+    "noise/multilabel_noise.py:tag_profile": "<= K + 2 tag counts",
     "noise/regression_noise.py:label_stats": "<= ~2,100 rows: one per binary exponent of the label",
     "noise/regression_evaluation.py:regression_detection_metrics": "one aggregate row",
     "noise/regression_evaluation.py:regression_fit_metrics": "one aggregate row",

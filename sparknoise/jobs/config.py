@@ -25,6 +25,8 @@ from sparknoise.ml.estimators import ESTIMATORS
 from sparknoise.multiannotator.crowdlab import CONSENSUS_METHODS as MA_CONSENSUS
 from sparknoise.multiannotator.crowdlab import MULTI_QUALITY_METHODS as MA_QUALITY
 from sparknoise.noise.injection import MODES
+from sparknoise.noise.multilabel_noise import check_tag_noise_matrix
+from sparknoise.noise.regression_noise import check_rate
 from sparknoise.storage import is_path
 
 DEFAULTS: dict[str, Any] = {
@@ -107,7 +109,7 @@ DEFAULTS: dict[str, Any] = {
         # or a mapping mode -> rate for a mix ({shift: 0.05, unit: 0.02})
         "mode": "uniform",
         "noise_rate": 0.2,
-        "noise_matrix": None,  # class_conditional: K x K, P(given=j | true=k) at [j][k]
+        "noise_matrix": None,  # class_conditional: K x K, P(given=j | true=k) at [j][k]; multilabel: K x 2 x 2
         "frac_zero_noise_rates": 0.0,  # class_conditional without a matrix: zero off-diagonal rates
         "seed": 0,
         "shift_std": 3.0,  # regression shift: +- this many standard deviations of the label
@@ -352,8 +354,22 @@ def _validate_inject(cfg: dict) -> None:
 
     inj = cfg["inject"]
     task = cfg["detection"]["task"]
-    if task not in ("multiclass", "regression"):
-        raise ConfigError(f"the inject job injects noise for detection.task multiclass or regression, not {task!r}")
+    if task not in ("multiclass", "regression", "multilabel"):
+        raise ConfigError(f"the inject job injects noise for detection.task multiclass, regression or multilabel, "
+                          f"not {task!r}")
+    if task == "multilabel":
+        if inj["mode"] != "uniform":
+            raise ConfigError(f"'inject.mode' {inj['mode']!r} is not used by detection.task multilabel: tags flip per "
+                              "class; set 'inject.noise_rate' or 'inject.noise_matrix' (K x 2 x 2) and leave the mode")
+        if inj["noise_matrix"] is not None:
+            check_tag_noise_matrix(inj["noise_matrix"], None, name="'inject.noise_matrix'")
+        else:
+            check_rate(inj["noise_rate"], "'inject.noise_rate'")
+        if inj["frac_zero_noise_rates"]:
+            raise ConfigError("'inject.frac_zero_noise_rates' is for class_conditional multiclass noise, not for "
+                              "detection.task multilabel")
+        _check_outputs(cfg, ("noisy", "runs"))
+        return
     if task == "regression":
         from sparknoise.noise.regression_noise import REGRESSION_MODES
 

@@ -2,9 +2,11 @@
 
 ``run_inject(spark, cfg)`` reads ``input.*`` at a pinned Delta version, applies ``input.where``,
 injects noise with ``inject.*`` (see :func:`sparknoise.inject_label_noise`; ``detection.task:
-regression`` corrupts numbers: shift, swap, unit, default) and overwrites the Delta table
-``output.noisy`` in one commit: every input column, the noisy label in ``input.label_col``, the
-original in ``true_label`` and ``is_noisy`` (and ``noise_mode`` for a regression target).
+regression`` corrupts numbers: shift, swap, unit, default; ``detection.task: multilabel`` flips
+tags per class with ``inject.noise_rate`` or a per-class ``inject.noise_matrix``, ``input.classes``
+listing string tags) and overwrites the Delta table ``output.noisy`` in one commit: every input
+column, the noisy label in ``input.label_col``, the original in ``true_label`` and ``is_noisy``
+(and ``noise_mode`` for a regression target, ``flipped_classes`` for tags).
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ def run_inject(spark: SparkSession, cfg: dict) -> dict:
             df, inp["label_col"], noise_rate=None if isinstance(inj["mode"], dict) else inj["noise_rate"],
             mode=inj["mode"], seed=inj["seed"], id_col=inp["id_col"], task="regression",
             shift_std=inj["shift_std"], factor=inj["factor"], default_value=inj["default_value"])
+    elif cfg["detection"]["task"] == "multilabel":
+        noisy = inject_label_noise(
+            df, inp["label_col"], noise_rate=None if inj["noise_matrix"] is not None else inj["noise_rate"],
+            noise_matrix=inj["noise_matrix"], seed=inj["seed"], id_col=inp["id_col"], classes=inp["classes"],
+            task="multilabel")
     else:
         noisy = inject_label_noise(
             df, inp["label_col"], noise_rate=None if inj["noise_matrix"] is not None else inj["noise_rate"],

@@ -21,7 +21,13 @@ and ``is_noisy`` marks the flipped rows.
 same exact selection as ``uniform`` picks the rows: ranked by the hash of (id, seed), the first
 ``round(rate_1 * N)`` get the first mode (in that fixed order), the next ``round(rate_2 * N)`` the
 second, and so on; a ``noise_mode`` column names the mode that hit each row (null elsewhere). The
-argument checks, the id checks, the selection and the output columns are shared by both tasks.
+argument checks, the id checks, the selection and the output columns are shared by the tasks.
+
+``task="multilabel"`` flips the presence of tags in an array label, class by class
+(``multilabel_noise.py``): with ``noise_rate=r`` exactly ``round(r * n_c)`` of the rows carrying
+class c lose it and ``round(r * (N - n_c))`` of the others gain it, or a 2 x 2 matrix per class
+gives the counts. The same exact rank segments pick the rows, one group per (class, direction);
+the output gets a ``flipped_classes`` column (the flipped class indices per row).
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from sparknoise.core.estimates import round_preserving_sum
 from sparknoise.core.inputs import unfolded
 from sparknoise.errors import ConfigError, InputError
 from sparknoise.ml.cross_validation import label_classes
-from sparknoise.noise import regression_noise
+from sparknoise.noise import multilabel_noise, regression_noise
 from sparknoise.noise.matrices import check_noise_matrix, noise_matrix_from_trace
 from sparknoise.noise.regression_noise import NOISE_MODE, check_rate
 from sparknoise.noise.segments import SEGMENT, assign_segments, linear_bucket, log_bucket, uniform_hash
@@ -46,7 +52,7 @@ from sparknoise.noise.segments import SEGMENT, assign_segments, linear_bucket, l
 log = logging.getLogger("sparknoise")
 
 MODES = ("uniform", "class_conditional", "instance_dependent")
-TASKS = ("multiclass", "regression")
+TASKS = ("multiclass", "regression", "multilabel")
 TRUE_LABEL = "true_label"
 IS_NOISY = "is_noisy"
 _INDEX = "__sn_true_index"
@@ -180,8 +186,14 @@ def _check_task(task: str, *, noise_matrix, classes, probs_col, features_col, fr
                 shift_std, factor, default_value) -> None:
     """No argument of one task is given to the other (driver)."""
     if task not in TASKS:
-        raise ConfigError(f"task {task!r} is unknown; use 'multiclass' (class labels) or 'regression' (numbers)")
-    if task == "regression":
+        raise ConfigError(f"task {task!r} is unknown; use 'multiclass' (class labels), 'regression' (numbers) or "
+                          "'multilabel' (an array of tags per row)")
+    if task == "multilabel":
+        given = {"probs_col": probs_col is not None, "features_col": features_col is not None,
+                 "frac_zero_noise_rates": bool(frac_zero_noise_rates), "shift_std": shift_std is not None,
+                 "factor": factor is not None, "default_value": default_value is not None}
+        fix = "drop it (tags flip per class with noise_rate or a per-class noise_matrix)"
+    elif task == "regression":
         given = {"noise_matrix": noise_matrix is not None, "classes": classes is not None,
                  "probs_col": probs_col is not None, "features_col": features_col is not None,
                  "frac_zero_noise_rates": bool(frac_zero_noise_rates)}
@@ -233,6 +245,26 @@ def _inject_regression(df: DataFrame, label_col: str, id_col: str, seed: int,
     return _output(out, df.columns, label_col, noisy, true, noisy != true, F.col(NOISE_MODE))
 
 
+def _inject_multilabel(df: DataFrame, label_col: str, id_col: str, seed: int, classes: Sequence[Any] | None,
+                       cfg: multilabel_noise.TagNoise) -> DataFrame:
+    """Array-of-tags labels: the classes, the tag counts (one aggregation), the id check, the exact
+    selection per (class, direction), then the per-row tag flips of ``multilabel_noise``."""
+    classes = multilabel_noise.resolve_tag_classes(df, label_col, classes)
+    K = len(classes)
+    element_type = df.schema[label_col].dataType.elementType
+    work = df.withColumn(multilabel_noise.TAGS, multilabel_noise.tag_indices(label_col, classes, element_type))
+    tag_counts, n = multilabel_noise.tag_profile(work, label_col, id_col, K)
+    flips = multilabel_noise.flip_counts(cfg, tag_counts, n)
+    _check_unique_ids(work, id_col)
+    nb = int(min(_buckets(n), max(16, (1 << 16) // (2 * K))))  # <= 2^16 (group, bucket) counts for K <= 2048
+    out = multilabel_noise.flip_tags(work, id_col, seed, flips, nb)
+    noisy, flipped = multilabel_noise.noisy_tags(classes, element_type)
+    log.info("inject_label_noise: multilabel, %d rows, %d classes, %d tags gained, %d lost, seed %d", n, K,
+             int(flips[:, 0].sum()), int(flips[:, 1].sum()), seed)
+    return _output(out, df.columns, label_col, noisy, F.col(label_col), F.size(flipped) > F.lit(0),
+                   flipped.alias(multilabel_noise.FLIPPED_CLASSES))
+
+
 def inject_label_noise(df: DataFrame, label_col: str, *, noise_rate: float | None = None, noise_matrix=None,
                        mode: str | Mapping[str, float] | None = None, seed: int = 0, id_col: str = "id",
                        classes: Sequence[Any] | None = None, probs_col: str | None = None,
@@ -245,10 +277,16 @@ def inject_label_noise(df: DataFrame, label_col: str, *, noise_rate: float | Non
     Args:
         df: the table; ``id_col`` must be unique and non-null (the noise is drawn per id).
         label_col: the trusted labels (any type; mapped through ``classes``, default the sorted values;
-            numeric for ``task="regression"``).
+            numeric for ``task="regression"``; for ``task="multilabel"`` an array of tags per row,
+            integers 0..K-1 or values listed in ``classes``, ``[]`` for none).
         noise_rate: fraction of rows to flip, in [0, 1) (for ``class_conditional``: the average
-            rate of a random matrix with trace ``K * (1 - noise_rate)``, drawn for the data's prior).
-        noise_matrix: ``class_conditional`` only: K x K, ``[j][k] = P(given=j | true=k)``.
+            rate of a random matrix with trace ``K * (1 - noise_rate)``, drawn for the data's prior;
+            for ``task="multilabel"``: per class, exactly ``round(r * n_c)`` of the ``n_c`` rows
+            carrying class c lose it and ``round(r * (N - n_c))`` of the others gain it).
+        noise_matrix: ``class_conditional`` only: K x K, ``[j][k] = P(given=j | true=k)``; for
+            ``task="multilabel"``: K matrices 2 x 2, ``[[P(given 0|true 0), P(given 0|true 1)],
+            [P(given 1|true 0), P(given 1|true 1)]]`` per class (columns sum to 1), rounded to exact
+            flip counts per class and direction.
         mode: ``uniform`` (the default) | ``class_conditional`` | ``instance_dependent``; for
             ``task="regression"``: ``shift`` (the default) | ``swap`` | ``unit`` | ``default`` with
             ``noise_rate``, or a dict mode -> rate (rates summing below 1) for a mix of disjoint rows.
@@ -256,8 +294,11 @@ def inject_label_noise(df: DataFrame, label_col: str, *, noise_rate: float | Non
         probs_col / features_col: ``instance_dependent`` only: a model's probabilities per class
             (array or vector), or features (a vector column or numeric columns) to fit one on.
         frac_zero_noise_rates: for a generated matrix, the fraction of zero off-diagonal rates.
-        task: ``"multiclass"`` (class labels) or ``"regression"`` (a numeric label: the output gets a
-            ``noise_mode`` column too, the mode that hit each row, null for the others).
+        task: ``"multiclass"`` (class labels), ``"regression"`` (a numeric label: the output gets a
+            ``noise_mode`` column too, the mode that hit each row, null for the others) or
+            ``"multilabel"`` (an array of tags; ``mode`` None or ``uniform`` only, the output's label
+            is the noisy tag set sorted in class order, and a ``flipped_classes`` column lists the
+            class indices flipped per row, ``[]`` for none; ``is_noisy`` is true where one flipped).
         shift_std: regression ``shift``: the shift in standard deviations of the label (default 3).
         factor: regression ``unit``: the value is multiplied or divided by it (default 10).
         default_value: regression ``default``: the value written (default 0.0).
@@ -279,6 +320,11 @@ def inject_label_noise(df: DataFrame, label_col: str, *, noise_rate: float | Non
         df = unfolded(df)
         _check_columns(df, label_col, id_col, (TRUE_LABEL, IS_NOISY, NOISE_MODE))
         return _inject_regression(df, label_col, id_col, seed, cfg)
+    if task == "multilabel":
+        tag_cfg = multilabel_noise.multilabel_config(mode, noise_rate, noise_matrix)
+        df = unfolded(df)
+        _check_columns(df, label_col, id_col, (TRUE_LABEL, IS_NOISY, multilabel_noise.FLIPPED_CLASSES))
+        return _inject_multilabel(df, label_col, id_col, seed, classes, tag_cfg)
     mode = "uniform" if mode is None else mode
     _check_args(mode, noise_rate, noise_matrix, probs_col, features_col)
     df = unfolded(df)
