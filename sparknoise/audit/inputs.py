@@ -22,15 +22,16 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparknoise.core.inputs import unfolded
+from sparknoise.core.inputs import INTEGRAL_TYPES, NUMERIC_TYPES, unfolded
+from sparknoise.core.inputs import input_field as _field
 from sparknoise.errors import ConfigError, InputError
 
 ID = "__au_id"
 X = "__au_x"  # array<double>: the feature vector (entries may be null or NaN until validated)
 LABEL = "__au_label"
 
-_INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
-_NUMERIC = (*_INTEGRAL, T.FloatType, T.DoubleType, T.DecimalType)
+_INTEGRAL = INTEGRAL_TYPES
+_NUMERIC = NUMERIC_TYPES
 
 
 @dataclass(frozen=True)
@@ -49,14 +50,6 @@ class AuditInput:
     @property
     def has_features(self) -> bool:
         return bool(self.feature_names)
-
-
-def _field(df: DataFrame, name: str, role: str, arg: str) -> T.StructField:
-    fields = {f.name: f for f in df.schema.fields}
-    if name not in fields:
-        raise InputError(f"{role} column '{name}' is not in the input; available columns: {sorted(fields)}. "
-                         f"Pass the right name as {arg}=...", column=name)
-    return fields[name]
 
 
 def _is_vector(dt: T.DataType) -> bool:

@@ -81,8 +81,21 @@ def _is_local(df: DataFrame) -> bool:
         return False
 
 
-_NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType)
-_INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
+# the Spark types of integer and of numeric columns (shared by every input module)
+INTEGRAL_TYPES = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
+NUMERIC_TYPES = (*INTEGRAL_TYPES, T.FloatType, T.DoubleType, T.DecimalType)
+_NUMERIC = NUMERIC_TYPES
+_INTEGRAL = INTEGRAL_TYPES
+
+
+def input_field(df: DataFrame, name: str, role: str, arg: str, where: str = "the input") -> T.StructField:
+    """The schema field ``name`` of ``df`` (driver, no job); a missing column raises :class:`InputError`
+    naming it, the columns there are and the argument ``arg`` that chooses it."""
+    fields = {f.name: f for f in df.schema.fields}
+    if name not in fields:
+        raise InputError(f"{role} column '{name}' is not in {where}; available columns: {sorted(fields)}. "
+                         f"Pass the right name as {arg}=...", column=name)
+    return fields[name]
 
 
 def classes_from_metadata(df: DataFrame, probs_col: str) -> tuple | None:

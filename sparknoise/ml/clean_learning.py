@@ -166,7 +166,7 @@ class CleanLearningModel(Model, _CleanLearningParams, MLWritable, MLReadable):
         return self._result.issues()
 
     def write(self) -> MLWriter:
-        return _CleanLearningModelWriter(self)
+        return FinalModelWriter(self, _clean_learning_metadata)
 
     @classmethod
     def read(cls) -> MLReader:
@@ -196,38 +196,54 @@ _SIMPLE_PARAMS = ("labelCol", "featuresCol", "predictionCol", "numFolds", "idCol
                   "minExamplesPerClass", "weights", "probsCol", "weightCol")
 
 
-class _CleanLearningModelWriter(MLWriter):
-    def __init__(self, instance: CleanLearningModel) -> None:
+class FinalModelWriter(MLWriter):
+    """Saves a model as one JSON metadata line (``metadata(instance)`` plus the final model's class) and
+    its final Spark ML model beside it; works on classic and Spark Connect sessions."""
+
+    def __init__(self, instance: Any, metadata: Any) -> None:
         super().__init__()
         self.instance = instance
+        self._metadata = metadata
 
     def save(self, path: str) -> None:
-        """Save to ``path`` (any Hadoop path); works on classic and Spark Connect sessions."""
+        """Save to ``path`` (any Hadoop path)."""
         if not self.shouldOverwrite and _exists(f"{path}/metadata"):
             raise OSError(f"path {path} already exists; use write().overwrite().save(path).")
         self.saveImpl(path)
 
     def saveImpl(self, path: str) -> None:
-        m = self.instance
-        params = {p: m.getOrDefault(p) for p in _SIMPLE_PARAMS if m.isDefined(p)}
-        meta = {
-            "class": "sparknoise.CleanLearningModel",
-            "sparknoise_version": __version__,
-            "params": params,
-            "classes": m.classes,
-            "confident_joint": m.confidentJoint.tolist(),
-            "noise_matrix": m.noiseMatrix.tolist(),
-            "inverse_noise_matrix": m.inverseNoiseMatrix.tolist(),
-            "prior": m.prior.tolist(),
-            "num_label_issues": m.numLabelIssues,
-            "num_flagged": m.numFlagged,
-            "final_model_class": f"{type(m.finalModel).__module__}.{type(m.finalModel).__name__}",
-        }
+        final = self.instance.finalModel
+        meta = {**self._metadata(self.instance), "sparknoise_version": __version__,
+                "final_model_class": f"{type(final).__module__}.{type(final).__name__}"}
         spark = SparkSession.active()
         spark.createDataFrame([(json.dumps(meta),)], "value string").coalesce(1).write.mode("overwrite").text(
             f"{path}/metadata"
         )
-        m.finalModel.write().overwrite().save(f"{path}/finalModel")
+        final.write().overwrite().save(f"{path}/finalModel")
+
+
+def read_final_model(path: str) -> tuple[dict, Model]:
+    """(the metadata, the final model) of a model saved by :class:`FinalModelWriter`."""
+    import importlib
+
+    spark = SparkSession.active()
+    meta = json.loads(spark.read.text(f"{path}/metadata").first()["value"])  # one metadata line
+    module, _, name = meta["final_model_class"].rpartition(".")
+    return meta, getattr(importlib.import_module(module), name).load(f"{path}/finalModel")
+
+
+def _clean_learning_metadata(m: CleanLearningModel) -> dict:
+    return {
+        "class": "sparknoise.CleanLearningModel",
+        "params": {p: m.getOrDefault(p) for p in _SIMPLE_PARAMS if m.isDefined(p)},
+        "classes": m.classes,
+        "confident_joint": m.confidentJoint.tolist(),
+        "noise_matrix": m.noiseMatrix.tolist(),
+        "inverse_noise_matrix": m.inverseNoiseMatrix.tolist(),
+        "prior": m.prior.tolist(),
+        "num_label_issues": m.numLabelIssues,
+        "num_flagged": m.numFlagged,
+    }
 
 
 def _exists(path: str) -> bool:
@@ -240,12 +256,7 @@ def _exists(path: str) -> bool:
 
 class _CleanLearningModelReader(MLReader):
     def load(self, path: str) -> CleanLearningModel:
-        import importlib
-
-        spark = SparkSession.active()
-        meta = json.loads(spark.read.text(f"{path}/metadata").first()["value"])
-        module, _, name = meta["final_model_class"].rpartition(".")
-        final_model = getattr(importlib.import_module(module), name).load(f"{path}/finalModel")
+        meta, final_model = read_final_model(path)
         model = CleanLearningModel(
             final_model=final_model,
             classes=meta["classes"],

@@ -36,7 +36,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparknoise.core.inputs import label_index, probs_as_double_array, unfolded
+from sparknoise.core.inputs import input_field, label_index, probs_as_double_array, unfolded
 from sparknoise.errors import InputError
 from sparknoise.multiannotator.expressions import EXACT
 from sparknoise.multiannotator.udfs import counts_udf
@@ -97,11 +97,7 @@ class Bundle:
 
 
 def _field(df: DataFrame, name: str, role: str, frame: str) -> T.StructField:
-    fields = {f.name: f for f in df.schema.fields}
-    if name not in fields:
-        raise InputError(f"{role} column '{name}' is not in {frame}; available columns: {sorted(fields)}. "
-                         f"Pass the right name as {role}_col=...", column=name)
-    return fields[name]
+    return input_field(df, name, role, f"{role}_col", frame)
 
 
 def _id_field(df: DataFrame, name: str, role: str, frame: str) -> T.StructField:

@@ -26,7 +26,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparknoise.core import class_stats
-from sparknoise.core.inputs import probs_as_double_array, unfolded
+from sparknoise.core.inputs import INTEGRAL_TYPES, probs_as_double_array, unfolded
+from sparknoise.core.inputs import input_field as _field
 from sparknoise.errors import InputError
 from sparknoise.multilabel import kernels as mk
 
@@ -37,7 +38,7 @@ PROBS = "__ml_p"  # array<double>
 WORK = "__ml_py"  # array<double> of length 2K: probabilities then the 0/1 multi-hot labels
 WORKING = (LABELS, PROBS, WORK)
 
-_INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
+_INTEGRAL = INTEGRAL_TYPES
 # up to this many classes the multi-hot tags are one native expression per class (code generation);
 # above, a ``transform`` lambda (one expression, interpreted per element) keeps the plan small
 NATIVE_HOT_CLASSES = 64
@@ -74,14 +75,6 @@ class MultilabelProfile:
     def binary_counts(self) -> np.ndarray:
         """(K, 2): rows without and with each class (the binary problems' label counts)."""
         return np.column_stack((self.n_rows - self.tag_counts, self.tag_counts))
-
-
-def _field(df: DataFrame, name: str, role: str, arg: str) -> T.StructField:
-    fields = {f.name: f for f in df.schema.fields}
-    if name not in fields:
-        raise InputError(f"{role} column '{name}' is not in the input; available columns: {sorted(fields)}. "
-                         f"Pass the right name as {arg}=...", column=name)
-    return fields[name]
 
 
 def prepare(df: DataFrame, *, label_col: str, probs_col: str, id_col: str | None,

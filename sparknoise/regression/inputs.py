@@ -19,15 +19,16 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparknoise.core.inputs import unfolded
+from sparknoise.core.inputs import INTEGRAL_TYPES, NUMERIC_TYPES, unfolded
+from sparknoise.core.inputs import input_field as _field
 from sparknoise.errors import InputError
 
 LABEL = "__rg_y"  # double: the given label
 PREDICTION = "__rg_p"  # double: the (out-of-fold) prediction
 WORKING = (LABEL, PREDICTION)
 
-_INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
-_NUMERIC = (*_INTEGRAL, T.FloatType, T.DoubleType, T.DecimalType)
+_INTEGRAL = INTEGRAL_TYPES
+_NUMERIC = NUMERIC_TYPES
 
 
 @dataclass(frozen=True)
@@ -38,14 +39,6 @@ class RegressionInput:
     label_col: str
     prediction_col: str
     id_col: str | None
-
-
-def _field(df: DataFrame, name: str, role: str, arg: str) -> T.StructField:
-    fields = {f.name: f for f in df.schema.fields}
-    if name not in fields:
-        raise InputError(f"{role} column '{name}' is not in the input; available columns: {sorted(fields)}. "
-                         f"Pass the right name as {arg}=...", column=name)
-    return fields[name]
 
 
 def numeric_column(df: DataFrame, name: str, role: str, arg: str) -> Column:

@@ -48,7 +48,6 @@ and cutoff row; fold sizes; two aggregate rows for the aleatoric deviation and t
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from typing import Any, Callable, Sequence
@@ -59,9 +58,8 @@ from pyspark.ml.util import MLReadable, MLReader, MLWritable, MLWriter
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from sparknoise._version import __version__
 from sparknoise.errors import ConfigError, InputError
-from sparknoise.ml.clean_learning import _exists
+from sparknoise.ml.clean_learning import FinalModelWriter, read_final_model
 from sparknoise.ml.cross_validation import activate, check_engine
 from sparknoise.ml.folds import assign_folds
 from sparknoise.regression import inputs
@@ -392,47 +390,20 @@ class RegressionCleanLearningModel(Model, MLWritable, MLReadable):
         return self.finalModel.transform(dataset)
 
     def write(self) -> MLWriter:
-        return _ModelWriter(self)
+        return FinalModelWriter(self, _metadata)
 
     @classmethod
     def read(cls) -> MLReader:
         return _ModelReader()
 
 
-class _ModelWriter(MLWriter):
-    def __init__(self, instance: RegressionCleanLearningModel) -> None:
-        super().__init__()
-        self.instance = instance
-
-    def save(self, path: str) -> None:
-        """Save to ``path`` (any Hadoop path); works on classic and Spark Connect sessions."""
-        if not self.shouldOverwrite and _exists(f"{path}/metadata"):
-            raise OSError(f"path {path} already exists; use write().overwrite().save(path).")
-        self.saveImpl(path)
-
-    def saveImpl(self, path: str) -> None:
-        m = self.instance
-        meta: dict[str, Any] = {
-            "class": "sparknoise.RegressionCleanLearningModel",
-            "sparknoise_version": __version__,
-            "k": m.k,
-            "num_flagged": m.numFlagged,
-            "n_rows": m.nRows,
-            "final_model_class": f"{type(m.finalModel).__module__}.{type(m.finalModel).__name__}",
-        }
-        spark = SparkSession.active()
-        spark.createDataFrame([(json.dumps(meta),)], "value string").coalesce(1).write.mode("overwrite").text(
-            f"{path}/metadata")
-        m.finalModel.write().overwrite().save(f"{path}/finalModel")
+def _metadata(m: RegressionCleanLearningModel) -> dict[str, Any]:
+    return {"class": "sparknoise.RegressionCleanLearningModel", "k": m.k, "num_flagged": m.numFlagged,
+            "n_rows": m.nRows}
 
 
 class _ModelReader(MLReader):
     def load(self, path: str) -> RegressionCleanLearningModel:
-        import importlib
-
-        spark = SparkSession.active()
-        meta = json.loads(spark.read.text(f"{path}/metadata").first()["value"])  # one metadata line
-        module, _, name = meta["final_model_class"].rpartition(".")
-        final_model = getattr(importlib.import_module(module), name).load(f"{path}/finalModel")
+        meta, final_model = read_final_model(path)
         return RegressionCleanLearningModel(final_model=final_model, k=meta["k"], num_flagged=meta["num_flagged"],
                                             n_rows=meta["n_rows"])
