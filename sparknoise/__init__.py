@@ -20,6 +20,7 @@ from sparknoise.multilabel import MultilabelIssuesResult, find_multilabel_issues
 from sparknoise.noise.evaluation import EvaluationResult, evaluate_label_noise
 from sparknoise.noise.injection import inject_label_noise
 from sparknoise.noise.matrices import noise_matrix_from_trace, noise_matrix_is_valid
+from sparknoise.regression.scores import RegressionScores, regression_label_quality_scores, score_regression_labels
 
 __all__ = [
     "active_learning_scores",
@@ -50,4 +51,7 @@ __all__ = [
     "multilabel_label_quality_scores",
     "MultilabelIssuesResult",
     "label_quality_scores",
+    "regression_label_quality_scores",
+    "RegressionScores",
+    "score_regression_labels",
 ]
