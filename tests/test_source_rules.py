@@ -76,6 +76,9 @@ ALLOWED_COLLECTS = {
     "multilabel/inputs.py:check_ids": "limit(5) example ids",
     "multilabel/issues.py:_confident_joints": "4K joint cells + K issue counts + 1 + <= HISTOGRAM_ENTRIES histogram entries",
     "multilabel/issues.py:find_multilabel_issues": "<= RANK_BUCKETS + 1 rows of 2K + 1 counts",
+    "regression/scores.py:_exact_sums": "<= 8 terms x ~2,100 binary exponents: exact sums per exponent",
+    "regression/scores.py:_exact_route": "one row: the median of the neighbour distances",
+    "regression/scores.py:_approximate_route": "<= GRID_CELLS^2 = 65,536 occupied grid cells' counts",
 }
 
 

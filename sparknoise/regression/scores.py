@@ -19,9 +19,10 @@ Each row gets ``label_quality`` in [0, 1]; lower = the given number is more like
 
 Where it runs:
 
-* validation (``inputs.check_values``: one aggregation) and the means and stds: two aggregations of
-  exact sums (each value split as ``m·2^e``, integer mantissas summed as decimals per exponent, at
-  most ~2 x 2100 rows to the driver), so the statistics do not depend on partitioning or row order;
+* validation (``inputs.check_values``: one aggregation) and the means and stds: one aggregation of
+  exact sums of x and x² (each value split as ``m·2^e``, integer mantissas summed as decimals per
+  exponent, at most ~8 x 2100 rows to the driver), so the statistics do not depend on partitioning
+  or row order;
 * ``neighbors="exact"``: rows grouped by distinct (label, prediction) with counts (a shuffle); all
   distinct points with their counts as one sorted array (one executor builds it), cross-joined with
   at most 64 blocks of distinct query points; a ``mapInArrow`` computes each query's sum of the k
@@ -120,16 +121,15 @@ def _options(method: str, options: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _exact_sums(df: DataFrame, columns: list[str]) -> list[Fraction]:
-    """Exact sums of double columns (one aggregation, <= ~2100 rows per column to the driver).
+def _exact_sums(df: DataFrame, terms: list[Column]) -> list[Fraction]:
+    """Exact sums of double expressions (one aggregation, <= ~2100 rows per term to the driver).
 
     Each finite value x is written m·2^e with an integer m (|m| < 2^56; e = floor(log2|x|) - 53,
-    at least -1074); the m are summed as decimal(38, 0) per (column, e), and the driver adds
+    at least -1074); the m are summed as decimal(38, 0) per (term, e), and the driver adds
     m_sum·2^e exactly. The result does not depend on partitioning or order.
     """
     parts = []
-    for i, name in enumerate(columns):
-        x = F.col(name)
+    for i, x in enumerate(terms):
         e = F.when(x == 0, F.lit(0)).otherwise(
             F.greatest(F.floor(F.log2(F.abs(x))) - F.lit(53), F.lit(-1074))).cast("int")
         m = F.rint(x / F.pow(F.lit(2.0), e)).cast("long")
@@ -137,23 +137,38 @@ def _exact_sums(df: DataFrame, columns: list[str]) -> list[Fraction]:
     rows = (df.select(F.explode(F.array(*parts)).alias("t"))
             .groupBy(F.col("t.i").alias("i"), F.col("t.e").alias("e"))
             .agg(F.sum(F.col("t.m").cast("decimal(38,0)")).alias("s"))
-            .collect())  # <= len(columns) x ~2100 exponents
-    totals = [Fraction(0)] * len(columns)
+            .collect())  # <= len(terms) x ~2100 exponents
+    totals = [Fraction(0)] * len(terms)
     for r in rows:
         totals[int(r["i"])] += Fraction(int(r["s"])) * Fraction(2) ** int(r["e"])
     return totals
 
 
+def _square_terms(x: Column) -> list[Column]:
+    """x, and three doubles whose exact sum is x² (Veltkamp split x = hi + lo into 26-bit halves:
+    x² = hi² + 2·hi·lo + lo², each product exact in float64; |x| up to ~1e300)."""
+    c = x * F.lit(134217729.0)  # 2^27 + 1
+    hi = c - (c - x)
+    lo = x - hi
+    return [x, hi * hi, F.lit(2.0) * hi * lo, lo * lo]
+
+
 def _standardised(df: DataFrame, n: int, residual_scale: float) -> tuple[DataFrame, Column, Column]:
-    """(df with the residual, u, v): cleanlab's 2-D OUTRE features as column expressions."""
+    """(df with the residual, u, v): cleanlab's 2-D OUTRE features as column expressions.
+
+    One aggregation of exact sums gives sum(x) and sum(x²) of the label and the residual; mean and
+    population variance follow exactly in rationals (var = sum(x²)/N - mean², then rounded once),
+    so they do not depend on partitioning, and agree with numpy's mean and std to a few ulps.
+    """
     df = df.withColumn(RESIDUAL, F.col(PREDICTION) - F.col(LABEL))
-    means = [float(s / n) for s in _exact_sums(df, [LABEL, RESIDUAL])]
-    dev = df.select((F.col(LABEL) - F.lit(means[0])).alias("a"), (F.col(RESIDUAL) - F.lit(means[1])).alias("b"))
-    sq = _exact_sums(dev.select((F.col("a") * F.col("a")).alias("a"), (F.col("b") * F.col("b")).alias("b")),
-                     ["a", "b"])
-    stds = [math.sqrt(float(s / n)) for s in sq]
-    u = (F.col(LABEL) - F.lit(means[0])) / F.lit(stds[0] + TINY_VALUE)
-    v = F.lit(float(residual_scale)) * ((F.col(RESIDUAL) - F.lit(means[1])) / F.lit(stds[1] + TINY_VALUE))
+    sums = _exact_sums(df, [*_square_terms(F.col(LABEL)), *_square_terms(F.col(RESIDUAL))])
+    stats = []
+    for total, s1, s2, s3 in (sums[0:4], sums[4:8]):
+        mean = total / n
+        stats.append((float(mean), math.sqrt(float(max((s1 + s2 + s3) / n - mean * mean, Fraction(0))))))
+    (my, sy), (mr, sr) = stats
+    u = (F.col(LABEL) - F.lit(my)) / F.lit(sy + TINY_VALUE)
+    v = F.lit(float(residual_scale)) * ((F.col(RESIDUAL) - F.lit(mr)) / F.lit(sr + TINY_VALUE))
     return df, u, v
 
 
