@@ -129,12 +129,14 @@ def _exact_sums(df: DataFrame, terms: list[Column]) -> list[Fraction]:
     m_sum·2^e exactly. The result does not depend on partitioning or order.
     """
     parts = []
-    for i, x in enumerate(terms):
+    values = df.select(*[t.alias(f"__rg_t{i}") for i, t in enumerate(terms)])  # each term computed once
+    for i in range(len(terms)):
+        x = F.col(f"__rg_t{i}")
         e = F.when(x == 0, F.lit(0)).otherwise(
             F.greatest(F.floor(F.log2(F.abs(x))) - F.lit(53), F.lit(-1074))).cast("int")
         m = F.rint(x / F.pow(F.lit(2.0), e)).cast("long")
         parts.append(F.struct(F.lit(i).alias("i"), e.alias("e"), m.alias("m")))
-    rows = (df.select(F.explode(F.array(*parts)).alias("t"))
+    rows = (values.select(F.explode(F.array(*parts)).alias("t"))
             .groupBy(F.col("t.i").alias("i"), F.col("t.e").alias("e"))
             .agg(F.sum(F.col("t.m").cast("decimal(38,0)")).alias("s"))
             .collect())  # <= len(terms) x ~2100 exponents
