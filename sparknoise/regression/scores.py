@@ -24,13 +24,19 @@ Where it runs:
   exponent, at most ~8 x 2100 rows to the driver), so the statistics do not depend on partitioning
   or row order;
 * ``neighbors="exact"``: rows grouped by distinct (label, prediction) with counts (a shuffle); all
-  distinct points with their counts as one sorted array (one executor builds it), cross-joined with
-  at most 64 blocks of distinct query points; a ``mapInArrow`` computes each query's sum of the k
-  smallest distances to the N points with ``numpy.partition`` (O(N x distinct points), ~17 ns per
-  pair on one core, measured). The point scores are materialised (``storage.materialised``), the
-  median is Spark's exact ``percentile`` weighted by the counts, and the scores are joined back on
-  (label, prediction). Default (``"auto"``) up to ``EXACT_MAX_ROWS`` = 20,000 rows (4e8 pairs,
-  measured ~9 s on 2 local cores including Spark overhead, see bench/RESULTS.md).
+  distinct points with their counts as one sorted array (built by one executor task, given to the
+  query blocks by a shuffle-side cartesian product, never through the driver), next to at most 64
+  blocks of distinct query points; a ``mapInArrow`` computes each query's sum of the k smallest
+  distances to the N points with ``numpy.partition``: O(N x distinct points) time, about 17 ns per
+  pair on one core (measured at 8,000 x 8,000), O(64 x N) memory per task, and the reference
+  array (24 bytes per distinct point) once per query block. The per-point sums are materialised
+  (``storage.materialised``: ``scratch`` or ``localCheckpoint``), the median is Spark's exact
+  ``percentile`` weighted by the counts, and the scores are joined back on (label, prediction).
+  Default (``"auto"``) up to ``EXACT_MAX_ROWS`` = 20,000 rows: 4e8 pairs, ~7 CPU-seconds of
+  kernel. Measured end to end at 20,000 rows on the 2-core development machine while three other
+  Spark jobs ran (load average ~15): 92 s, against 505 s for cleanlab's own
+  ``get_label_quality_scores`` in the same run (bench/bench_regression_scores.py); cleanlab needs
+  N x ceil(N/2) distances and indices in memory (3.2 GB at 20,000 rows, 320 GB at 200,000).
 * ``neighbors="approximate"`` (auto beyond ``EXACT_MAX_ROWS``): one aggregation counts the points in
   a ``GRID_CELLS`` x ``GRID_CELLS`` grid in asinh space (``asinh(u)``, ``asinh(v/|residual_scale|)``,
   over [-T, T] with T = asinh(sqrt N), which holds every standardised point: fine cells in the
@@ -211,7 +217,7 @@ def _exact_route(df: DataFrame, n: int, k: int, u: Column, v: Column, scratch: s
     blocks = min(MAX_QUERY_BLOCKS, max(1, math.ceil(n / 2048)))
     queries = (points.groupBy(F.pmod(F.xxhash64("y", "p"), F.lit(blocks)).alias("b"))
                .agg(F.collect_list(F.struct("y", "p", "u", "v", "c")).alias("q")))
-    sums = queries.crossJoin(F.broadcast(ref)).select("q", "ref").mapInArrow(
+    sums = queries.crossJoin(ref.hint("shuffle_replicate_nl")).select("q", "ref").mapInArrow(
         _knn_fn(k), "y double, p double, c long, s double")
     sums = storage.materialised(sums, scratch, "regression_outre_neighbours")
     avg = F.col("s") / F.lit(float(k))
