@@ -45,8 +45,11 @@ Where it runs:
   (65 x 65) gets the mean distance to its k nearest points, each cell's points taken at the cell's
   centre; each row's ``a`` is the bilinear interpolation of its lattice cell's four nodes (native
   expression after a broadcast join of the 64 x 64 lattice cells). The median is taken over the
-  grid cells (cell-centre values weighted by counts). Agreement with the exact route at 200,000
-  rows: see bench/bench_regression_scores.py and bench/RESULTS.md.
+  grid cells (cell-centre values weighted by counts), so the scaling factor is approximate too
+  (within 2% of the exact median in the benchmark). Measured against the exact route
+  (bench/bench_regression_scores.py, same loaded machine): at 200,000 rows Spearman 0.99971,
+  lowest-1% overlap 100%, max |difference| 0.0072, 30 s against 2,184 s for the exact route; at
+  20,000 rows 0.99985, 100%, 0.0057.
 
 The search that ran is logged at INFO on the "sparknoise" logger and recorded on
 :class:`RegressionScores` (``search``).
