@@ -25,6 +25,7 @@ from sparknoise.noise.regression_evaluation import regression_detection_metrics,
 from sparknoise.regression.issues import find_regression_issues
 from sparknoise.regression.learn import RegressionCleanLearning, RegressionCleanLearningModel
 from sparknoise.regression.result import RegressionIssuesResult
+from sparknoise.regression.scores import RegressionScores, regression_label_quality_scores, score_regression_labels
 
 __all__ = [
     "active_learning_scores",
@@ -63,4 +64,7 @@ __all__ = [
     "RegressionIssuesResult",
     "RegressionCleanLearning",
     "RegressionCleanLearningModel",
+    "regression_label_quality_scores",
+    "RegressionScores",
+    "score_regression_labels",
 ]
