@@ -107,7 +107,7 @@ def test_evaluate_regression_api(spark):
 
 
 def test_evaluate_regression_config_errors():
-    base = ["input.features=[x0, x1]", "detection.task=regression"]
+    base = ["input.table=numbers", "input.features=[x0, x1]", "detection.task=regression"]
     with pytest.raises(ConfigError, match="'model.estimator' 'logistic_regression' is not a regressor"):
         load_config(overrides=base, job="evaluate")
     with pytest.raises(ConfigError, match="evaluate.noise_mode"):
@@ -135,7 +135,7 @@ def test_evaluate_job_regression(spark, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert code == 0
     assert "Test R²" in printed and "Test RMSE" in printed
-    detection = spark.read.format("delta").load(f"{out}/detection").toPandas()
+    detection = spark.read.format("delta").load(f"{out}/detection").toPandas().sort_values("mode")
     impact = spark.read.format("delta").load(f"{out}/impact").toPandas()
     r2, rmse, n_train, n_test = _sklearn_clean_fit(spark, frame)
     assert list(detection["mode"]) == ["all", "swap"] and set(detection["noise_mode"]) == {"swap"}
