@@ -147,6 +147,7 @@ def test_evaluate_job_regression(spark, tmp_path, capsys):
     assert clean["r2"] == pytest.approx(r2, abs=1e-6) and clean["rmse"] == pytest.approx(rmse, abs=1e-6)
     assert sorted(impact["variant"]) == ["clean", "noisy", "pruned"] and set(impact["test_rows"]) == {n_test}
     run = spark.read.format("delta").load(f"{out}/runs").filter("run_id = 'rg1'").first()
+    print("timings", run["timings"])
     assert run["job"] == "evaluate" and run["status"] == "succeeded" and run["n_rows"] == N
     metrics = json.loads(run["metrics"])
     assert [d["mode"] for d in metrics["detection"]] == ["all", "swap"] and len(metrics["impact"]) == 3
