@@ -121,7 +121,9 @@ DEFAULTS: dict[str, Any] = {
         "test_where": None,  # SQL condition selecting the test split; default: a hash split by id
         "test_fraction": 0.2,
         "noise_rates": [0.0, 0.05, 0.1, 0.2, 0.3],
-        "noise_mode": "uniform",  # uniform | class_conditional | instance_dependent
+        # uniform | class_conditional | instance_dependent; detection.task regression: shift | swap | unit | default,
+        # or a mapping mode -> share (each rate split between the modes in proportion: {shift: 1, unit: 1})
+        "noise_mode": "uniform",
         "detection_noise_rate": 0.2,  # every detector is scored at this rate
         "loss_top_fraction": None,  # top-p% log-loss detector; default: CL's estimated noise fraction
         "self_confidence_threshold": 0.1,
@@ -392,11 +394,16 @@ def _validate_inject(cfg: dict) -> None:
 
 def _validate_evaluate(cfg: dict) -> None:
 
-    inp, ev = cfg["input"], cfg["evaluate"]
+    inp, ev, det = cfg["input"], cfg["evaluate"], cfg["detection"]
     if inp["probs_col"] or not (inp["features"] or inp["features_col"]):
         raise ConfigError("evaluate trains models: set 'input.features' (numeric columns) or 'input.features_col' "
                           "(a vector column), not 'input.probs_col'")
-    if cfg["model"]["estimator"] not in ESTIMATORS:
+    if det["task"] not in ("multiclass", "regression"):
+        raise ConfigError(f"the evaluate job evaluates detection.task multiclass or regression, not {det['task']!r}")
+    regression = det["task"] == "regression"
+    if regression:
+        _validate_evaluate_regression(cfg)
+    elif cfg["model"]["estimator"] not in ESTIMATORS:
         raise ConfigError(f"'model.estimator' {cfg['model']['estimator']!r} is unknown; use one of {sorted(ESTIMATORS)}")
     rates = ev["noise_rates"]
     if not isinstance(rates, list) or not rates or not all(
@@ -405,7 +412,7 @@ def _validate_evaluate(cfg: dict) -> None:
     rate = ev["detection_noise_rate"]
     if not isinstance(rate, (int, float)) or not 0 < rate < 1:
         raise ConfigError("'evaluate.detection_noise_rate' must be a rate in (0, 1)")
-    if ev["noise_mode"] not in MODES:
+    if not regression and ev["noise_mode"] not in MODES:
         raise ConfigError(f"'evaluate.noise_mode' {ev['noise_mode']!r} is unknown; use one of {list(MODES)}")
     if ev["test_where"] is None and not 0 < ev["test_fraction"] < 1:
         raise ConfigError("'evaluate.test_fraction' must be in (0, 1) (or set 'evaluate.test_where')")
@@ -413,6 +420,33 @@ def _validate_evaluate(cfg: dict) -> None:
     if top is not None and not 0 < top < 1:
         raise ConfigError("'evaluate.loss_top_fraction' must be in (0, 1) or null")
     _check_outputs(cfg, ("detection", "impact", "runs"))
+
+
+def _validate_evaluate_regression(cfg: dict) -> None:
+    """detection.task: regression in the evaluate job: a regressor, regression noise modes, the k and n_boot."""
+    from sparknoise.ml.estimators import REGRESSORS
+    from sparknoise.noise.regression_evaluation import mode_rates
+
+    inp, ev, det = cfg["input"], cfg["evaluate"], cfg["detection"]
+    if cfg["model"]["estimator"] not in REGRESSORS:
+        raise ConfigError(f"'model.estimator' {cfg['model']['estimator']!r} is not a regressor; for detection.task: "
+                          f"regression use one of {sorted(REGRESSORS)}")
+    if inp["classes"] is not None:
+        raise ConfigError("'input.classes' is for class labels; a regression target has none")
+    if ev["noise_mode"] == "uniform":  # the default of the multiclass modes: a regression run shifts
+        ev["noise_mode"] = "shift"
+    try:
+        mode_rates(ev["noise_mode"], 0.1)
+    except ConfigError as e:
+        raise ConfigError(f"'evaluate.noise_mode': {e}") from None
+    k = det["frac_issues"]
+    if k is not None and (isinstance(k, bool) or not isinstance(k, (int, float)) or not 0 <= k <= 1):
+        raise ConfigError(f"'detection.frac_issues' must be a fraction in [0, 1], not {k!r}")
+    if not isinstance(det["n_boot"], int) or isinstance(det["n_boot"], bool) or det["n_boot"] < 0:
+        raise ConfigError("'detection.n_boot' must be an integer >= 0")
+    if ev["frac_zero_noise_rates"]:
+        raise ConfigError("'evaluate.frac_zero_noise_rates' is for class-conditional noise of class labels; drop it "
+                          "for detection.task: regression")
 
 
 def _validate_detect(cfg: dict) -> None:
@@ -514,7 +548,9 @@ JOB_SECTIONS: dict[str, dict[str, tuple[str, ...] | None]] = {
                "output": ("scored", "issues", "runs", "mode"), "tracking": None, "run": None},
     "inject": {"input": TABLE_INPUT, "inject": None, "detection": ("task",), "output": ("noisy", "runs"),
                "run": None},
-    "evaluate": {"input": TABLE_INPUT, "model": None, "detection": ("filter_by", "downweight"), "evaluate": None,
+    "evaluate": {"input": TABLE_INPUT, "model": None,
+                 "detection": ("task", "filter_by", "downweight", "frac_issues", "n_boot",
+                               "include_aleatoric_uncertainty"), "evaluate": None,
                  "output": ("detection", "impact", "plots", "runs"), "tracking": None, "run": None},
     "report": {"output": _LOOP_TABLES["report"]},
     "review": {"output": _LOOP_TABLES["review"], "run": None},

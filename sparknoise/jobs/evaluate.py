@@ -1,5 +1,12 @@
 """The evaluate job: detection quality and the impact curve as Delta tables, PNG charts and a runs row.
 
+``detection.task: regression`` evaluates a numeric label with a regressor (``model.estimator``):
+regression noise modes (``evaluate.noise_mode``: a mode or a mapping mode -> share), detection by
+``RegressionCleanLearning`` (``detection.frac_issues`` fixes k, ``detection.n_boot``,
+``detection.include_aleatoric_uncertainty``), and the tables gain ``mode`` (detection: ``all`` and
+each injected mode) and ``r2``, ``rmse``, ``mae`` (impact, with ``test_accuracy`` null); those
+columns are added to an existing table (Delta schema merge). The impact chart plots test R².
+
 ``run_evaluate(spark, cfg)`` reads ``input.*`` (pinned Delta version, ``input.where``), runs
 :func:`sparknoise.evaluate_label_noise` with the trusted label ``evaluate.trusted_label_col``
 (default ``input.label_col``), then writes ``output.detection`` and ``output.impact`` (rows of this
@@ -27,6 +34,7 @@ from sparknoise.jobs.tables import check_output_location, job_input, read_table,
 from sparknoise.jobs.tracking import track
 from sparknoise.ml.estimators import make_estimator
 from sparknoise.noise.evaluation import DETECTION_COLUMNS, IMPACT_COLUMNS, EvaluationResult, evaluate_label_noise
+from sparknoise.noise.regression_evaluation import REGRESSION_DETECTION_COLUMNS, REGRESSION_IMPACT_COLUMNS
 from sparknoise.report.plots import detection_bars_png, impact_curve_png
 
 log = logging.getLogger("sparknoise")
@@ -35,6 +43,12 @@ DETECTION_SCHEMA = ("run_id string, noise_mode string, noise_rate double, detect
                     "true_positives long, noisy long, precision double, recall double, f1 double")
 IMPACT_SCHEMA = ("run_id string, noise_mode string, noise_rate double, variant string, train_rows long, "
                  "flagged long, test_rows long, test_accuracy double")
+# detection.task: regression: one detector scored per mode; the impact in R2, RMSE and MAE.
+REGRESSION_DETECTION_SCHEMA = ("run_id string, noise_mode string, noise_rate double, detector string, mode string, "
+                               "flagged long, true_positives long, noisy long, precision double, recall double, "
+                               "f1 double")
+REGRESSION_IMPACT_SCHEMA = ("run_id string, noise_mode string, noise_rate double, variant string, train_rows long, "
+                            "flagged long, test_rows long, r2 double, rmse double, mae double")
 
 
 def _rows(frame: pd.DataFrame, columns: list[str], run_id: str, mode: str) -> list[tuple]:
@@ -51,6 +65,13 @@ def scratch_location(cfg: dict) -> str:
 
 def write_plots(result: EvaluationResult, folder: str, detection_noise_rate: float) -> list[str]:
     """The two PNG charts of an evaluation; returns their paths."""
+    if result.task == "regression":
+        return [
+            impact_curve_png(result.impact, os.path.join(folder, "impact_curve.png"), metric="r2",
+                             ylabel="test R² (trusted values)", title="Test R² vs injected label noise"),
+            detection_bars_png(result.detection, os.path.join(folder, "detection_precision_recall.png"),
+                               noise_rate=detection_noise_rate, labels="mode"),
+        ]
     return [
         impact_curve_png(result.impact, os.path.join(folder, "impact_curve.png")),
         detection_bars_png(result.detection, os.path.join(folder, "detection_precision_recall.png"),
@@ -61,6 +82,14 @@ def write_plots(result: EvaluationResult, folder: str, detection_noise_rate: flo
 def format_tables(result: EvaluationResult) -> str:
     """Both tables as text (what the job prints)."""
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
+        if result.task == "regression":
+            r2 = result.impact.pivot(index="noise_rate", columns="variant", values="r2")
+            rmse = result.impact.pivot(index="noise_rate", columns="variant", values="rmse")
+            order = [c for c in ("noisy", "pruned", "clean") if c in r2.columns]
+            return ("Detection quality against the injected noise (all rows, then per mode):\n"
+                    + result.detection.to_string(index=False)
+                    + "\n\nTest R² (trusted test values) by training values:\n" + r2[order].to_string()
+                    + "\n\nTest RMSE:\n" + rmse[order].to_string())
         impact = result.impact.pivot(index="noise_rate", columns="variant", values="test_accuracy")
         impact = impact[[c for c in ("noisy", "pruned", "downweighted", "clean") if c in impact.columns]]
         return ("Detection quality against the known flips:\n" + result.detection.to_string(index=False)
@@ -77,6 +106,8 @@ def run_evaluate(spark: SparkSession, cfg: dict) -> tuple[dict, EvaluationResult
     for name in ("detection", "impact", "runs"):
         check_output_location(spark, f"output.{name}", out[name])
     trusted = ev["trusted_label_col"] or inp["label_col"]
+    det = cfg["detection"]
+    regression = det["task"] == "regression"
     for key, column in (("input.id_col", inp["id_col"]), ("evaluate.trusted_label_col", trusted),
                         *[("input.features", c) for c in inp["features"] or []],
                         *[("input.features_col", c) for c in [inp["features_col"]] if c]):
@@ -87,8 +118,10 @@ def run_evaluate(spark: SparkSession, cfg: dict) -> tuple[dict, EvaluationResult
     scratch = scratch_location(cfg)
     tables.check_persistent_name(spark, "evaluate.scratch", scratch)
     try:
+        task_args = (dict(task="regression", n_boot=det["n_boot"], frac_issues=det["frac_issues"],
+                          include_aleatoric_uncertainty=det["include_aleatoric_uncertainty"]) if regression else {})
         result = evaluate_label_noise(
-            df, label_col=trusted, estimator=make_estimator(model["estimator"], model["params"]),
+            df, label_col=trusted, estimator=make_estimator(model["estimator"], model["params"], task=det["task"]),
             id_col=inp["id_col"], features=inp["features"], features_col=inp["features_col"],
             noise_rates=ev["noise_rates"], noise_mode=ev["noise_mode"],
             detection_noise_rate=ev["detection_noise_rate"], test_where=ev["test_where"],
@@ -96,20 +129,28 @@ def run_evaluate(spark: SparkSession, cfg: dict) -> tuple[dict, EvaluationResult
             filter_by=cfg["detection"]["filter_by"], downweight=cfg["detection"]["downweight"],
             loss_top_fraction=ev["loss_top_fraction"], self_confidence_threshold=ev["self_confidence_threshold"],
             classes=inp["classes"], scratch=scratch, frac_zero_noise_rates=ev["frac_zero_noise_rates"],
-            parallelism=ev["parallelism"],
+            parallelism=ev["parallelism"], **task_args,
         )
         timings.update(result.timings)
         t = time.perf_counter()
         mode = ev["noise_mode"]
-        detection = spark.createDataFrame(_rows(result.detection, DETECTION_COLUMNS, run_id, mode), DETECTION_SCHEMA)
-        impact = spark.createDataFrame(_rows(result.impact, IMPACT_COLUMNS, run_id, mode), IMPACT_SCHEMA)
-        write_run_rows(detection, out["detection"], run_id=run_id, metadata=meta)
-        write_run_rows(impact, out["impact"], run_id=run_id, metadata=meta)
+        mode = json.dumps(mode, sort_keys=True) if isinstance(mode, dict) else mode
+        if regression:
+            detection_columns, detection_schema = REGRESSION_DETECTION_COLUMNS, REGRESSION_DETECTION_SCHEMA
+            impact_columns, impact_schema = REGRESSION_IMPACT_COLUMNS, REGRESSION_IMPACT_SCHEMA
+        else:
+            detection_columns, detection_schema = DETECTION_COLUMNS, DETECTION_SCHEMA
+            impact_columns, impact_schema = IMPACT_COLUMNS, IMPACT_SCHEMA
+        detection = spark.createDataFrame(_rows(result.detection, detection_columns, run_id, mode), detection_schema)
+        impact = spark.createDataFrame(_rows(result.impact, impact_columns, run_id, mode), impact_schema)
+        # a regression run adds its columns (mode; r2, rmse, mae) to a table a multiclass run created
+        write_run_rows(detection, out["detection"], run_id=run_id, metadata=meta, merge_schema=regression)
+        write_run_rows(impact, out["impact"], run_id=run_id, metadata=meta, merge_schema=regression)
         plots = write_plots(result, out["plots"], float(ev["detection_noise_rate"]))
         timings["write_outputs"] = round(time.perf_counter() - t, 3)
         at = result.detection[result.detection["noise_rate"] == float(ev["detection_noise_rate"])]
         record.update(
-            status="succeeded", n_rows=result.n_train + result.n_test, n_classes=len(result.classes),
+            status="succeeded", n_rows=result.n_train + result.n_test, n_classes=None if regression else len(result.classes),
             classes=json.dumps(list(result.classes), default=str),
             metrics=json.dumps({"n_train": result.n_train, "n_test": result.n_test, "plots": plots,
                                 "detection": at.to_dict(orient="records"),
@@ -132,14 +173,18 @@ def run_evaluate(spark: SparkSession, cfg: dict) -> tuple[dict, EvaluationResult
 
 def _track(spark: SparkSession, cfg: dict, record: dict, timings: dict, result: EvaluationResult,
            plots: list[str]) -> None:
-    """The evaluation in MLflow: precision/recall per detector at the detection rate, accuracy per variant."""
+    """The evaluation in MLflow: precision/recall per detector (per mode for regression) at the detection
+    rate, accuracy (regression: R² and RMSE) per variant and rate."""
     rate = float(cfg["evaluate"]["detection_noise_rate"])
     numbers: dict[str, float] = {}
+    regression = result.task == "regression"
     for row in result.detection[result.detection["noise_rate"] == rate].to_dict(orient="records"):
+        name = f"{row['detector']}.{row['mode']}" if regression else row["detector"]
         for key in ("precision", "recall", "f1"):
-            numbers[f"detection.{row['detector']}.{key}"] = row[key]
+            numbers[f"detection.{name}.{key}"] = row[key]
     for row in result.impact.to_dict(orient="records"):
-        numbers[f"accuracy.{row['variant']}.rate_{row['noise_rate']:g}"] = row["test_accuracy"]
+        for key, column in ((("r2", "r2"), ("rmse", "rmse")) if regression else (("accuracy", "test_accuracy"),)):
+            numbers[f"{key}.{row['variant']}.rate_{row['noise_rate']:g}"] = row[column]
     with tempfile.TemporaryDirectory() as folder:
         files = {f"plots/{os.path.basename(p)}": p for p in plots}
         for name, frame in (("detection.csv", result.detection), ("impact.csv", result.impact)):

@@ -12,6 +12,12 @@ touched), and for each noise rate:
 4. fit the estimator on the noisy labels, on the cleaned labels (flagged rows pruned, or
    down-weighted) and on the clean labels, and measure accuracy on the test split's trusted labels.
 
+``task="regression"`` (a numeric label, a Spark ML regressor) keeps the split and the loop over rates
+and changes each step (``regression_evaluation.py``): step 1 injects ``shift`` / ``swap`` / ``unit`` /
+``default`` noise (or a mix), step 2 is ``RegressionCleanLearning``'s detection, step 3 scores that
+one detector overall and per injected mode, step 4 fits the regressor on the noisy, the cleaned
+(flagged rows pruned) and the clean train rows and measures R², RMSE and MAE on the test split.
+
 Results are small pandas frames (one row per rate x detector / variant). Everything row-level
 stays in Spark; the model fits are Spark ML.
 """
@@ -22,13 +28,14 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 from pyspark.ml import Estimator
 from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from sparknoise.core.flags import FILTERS
 from sparknoise.core.inputs import unfolded
@@ -47,6 +54,14 @@ from sparknoise.ml.cross_validation import (
     label_classes,
 )
 from sparknoise.noise.injection import IS_NOISY, TRUE_LABEL, inject_label_noise
+from sparknoise.noise.regression_evaluation import (
+    REGRESSION_DETECTION_COLUMNS,
+    REGRESSION_IMPACT_COLUMNS,
+    evaluate_regression_rate,
+    fit_and_score,
+    mode_rates,
+)
+from sparknoise.noise.scores import detection_scores as _metrics
 from sparknoise.noise.segments import SEGMENT, assign_segments, linear_bucket, uniform_hash
 from sparknoise.storage import materialised
 
@@ -70,10 +85,12 @@ class EvaluationResult:
     n_train: int
     n_test: int
     timings: dict[str, float] = field(default_factory=dict)
+    task: str = "multiclass"
 
     def _repr_html_(self) -> str:
+        title = "Test R² and RMSE" if self.task == "regression" else "Test accuracy"
         return ("<h4>Detection quality</h4>" + self.detection.to_html(index=False)
-                + "<h4>Test accuracy</h4>" + self.impact.to_html(index=False))
+                + f"<h4>{title}</h4>" + self.impact.to_html(index=False))
 
 
 def split_train_test(df: DataFrame, id_col: str, *, test_where: str | None = None, test_fraction: float = 0.2,
@@ -82,14 +99,6 @@ def split_train_test(df: DataFrame, id_col: str, *, test_where: str | None = Non
     is_test = F.expr(test_where) if test_where else uniform_hash(id_col, seed, 7) < F.lit(float(test_fraction))
     flagged = df.withColumn("__ev_test", F.coalesce(is_test, F.lit(False)))
     return (flagged.filter(~F.col("__ev_test")).drop("__ev_test"), flagged.filter(F.col("__ev_test")).drop("__ev_test"))
-
-
-def _metrics(flagged: int, true_positives: int, noisy: int) -> dict[str, Any]:
-    precision = true_positives / flagged if flagged else None
-    recall = true_positives / noisy if noisy else None
-    f1 = (2 * precision * recall / (precision + recall)) if precision and recall else (0.0 if flagged else None)
-    return {"flagged": flagged, "true_positives": true_positives, "noisy": noisy, "precision": precision,
-            "recall": recall, "f1": f1}
 
 
 def _flag_metrics(rows: DataFrame, flags: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -205,7 +214,7 @@ def evaluate_label_noise(
     features: Sequence[str] | None = None,
     features_col: str | None = None,
     noise_rates: Sequence[float] = (0.0, 0.05, 0.1, 0.2, 0.3),
-    noise_mode: str = "uniform",
+    noise_mode: str | Mapping[str, float] | None = None,
     detection_noise_rate: float = 0.2,
     test_where: str | None = None,
     test_fraction: float = 0.2,
@@ -219,6 +228,10 @@ def evaluate_label_noise(
     scratch: str | None = None,
     frac_zero_noise_rates: float = 0.0,
     parallelism: int = 1,
+    task: str = "multiclass",
+    n_boot: int = 5,
+    frac_issues: float | None = None,
+    include_aleatoric_uncertainty: bool = True,
 ) -> EvaluationResult:
     """Detection quality and test accuracy under injected label noise (see the module docstring).
 
@@ -227,7 +240,9 @@ def evaluate_label_noise(
             (``features`` numeric columns or a ``features_col`` vector).
         estimator: the Spark ML classifier for cross-validation and for the final fits.
         noise_rates: the impact curve's rates; ``detection_noise_rate`` is added when missing.
-        noise_mode: how noise is injected (``inject_label_noise`` modes).
+        noise_mode: how noise is injected (``inject_label_noise`` modes; default ``uniform``). For
+            ``task="regression"``: ``shift`` (the default) | ``swap`` | ``unit`` | ``default``, or a
+            mapping mode -> share: each rate is split between the modes in proportion to the shares.
         test_where / test_fraction: the test split (a SQL condition, or a hash split by id).
         filter_by: the Confident Learning method used for cleaning at every rate.
         downweight: weight of flagged rows in the down-weighted fit.
@@ -241,8 +256,31 @@ def evaluate_label_noise(
         frac_zero_noise_rates: for ``class_conditional`` noise, the fraction of zero off-diagonal rates.
         parallelism: how many rates, detectors and fits run concurrently (Spark schedules their
             jobs side by side; the results do not depend on it).
+        task: ``"multiclass"`` (class labels, the steps of the module docstring) or ``"regression"``
+            (a numeric label and a Spark ML regressor as ``estimator``): noise from
+            ``inject_label_noise(task="regression")``, detection by ``RegressionCleanLearning`` (one
+            detector, ``regression_clean_learning``, scored overall and per injected mode: the
+            ``detection`` frame has a ``mode`` column), the regressor fitted on the noisy, the
+            cleaned (flagged rows pruned) and the clean train rows and scored on the test split by
+            R², RMSE and MAE (``impact`` columns ``r2``, ``rmse``, ``mae`` instead of
+            ``test_accuracy``; no down-weighted variant). ``filter_by``, ``downweight``,
+            ``loss_top_fraction``, ``self_confidence_threshold``, ``classes`` and
+            ``frac_zero_noise_rates`` are for class labels.
+        n_boot / frac_issues / include_aleatoric_uncertainty: regression only, passed to
+            ``RegressionCleanLearning``; ``frac_issues`` fixes k (``coarse_search_range=[k]``,
+            ``fine_search_size=0``) instead of cleanlab's search, which refits many models.
     """
-    if filter_by not in FILTERS:
+    if task not in ("multiclass", "regression"):
+        raise ConfigError(f"task {task!r} is unknown; use 'multiclass' (class labels) or 'regression' (a number)")
+    regression = task == "regression"
+    if regression:
+        if classes is not None or frac_zero_noise_rates:
+            raise ConfigError("classes and frac_zero_noise_rates are for class labels; drop them for task='regression'")
+        for r in [*noise_rates, detection_noise_rate]:
+            mode_rates(noise_mode, float(r))  # checks the modes before any Spark job
+        if frac_issues is not None and (isinstance(frac_issues, bool) or not 0 <= frac_issues <= 1):
+            raise ConfigError(f"frac_issues={frac_issues!r} must be a fraction in [0, 1] (or None to search k)")
+    elif filter_by not in FILTERS:
         raise ConfigError(f"filter_by {filter_by!r} is unknown; use one of {list(FILTERS)}")
     for name in (label_col, id_col):
         if name not in df.columns:
@@ -251,12 +289,19 @@ def evaluate_label_noise(
     t0 = time.perf_counter()
     df = unfolded(df)
     label_type = df.schema[label_col].dataType
+    if regression and not isinstance(label_type, T.NumericType):
+        raise InputError(f"label column '{label_col}' has type {label_type.simpleString()}; task='regression' needs a "
+                         "numeric label (cast it, or use task='multiclass' for classes)", column=label_col)
     screen_invalid(df, "error", key="the on_invalid policy of the evaluate job", id_col=id_col, label_col=label_col,
                    features=features, features_col=None if features else features_col)
-    classes = tuple(classes) if classes is not None else label_classes(df, label_col)
+    if regression:
+        classes = ()
+    else:
+        classes = tuple(classes) if classes is not None else label_classes(df, label_col)
     # Features are kept as array<double>: Delta (the scratch tables) cannot store ML vectors.
     work = features_vector(df, features_col, features).select(
-        F.col(id_col), F.col(label_col).alias(LABEL), vector_to_array(F.col(FEATURES_COL), "float64").alias(FEATURES))
+        F.col(id_col), (F.col(label_col).cast("double") if regression else F.col(label_col)).alias(LABEL),
+        vector_to_array(F.col(FEATURES_COL), "float64").alias(FEATURES))
     work = materialised(work, scratch, "input")  # every rate reads the split: compute it once
     train, test = split_train_test(work, id_col, test_where=test_where, test_fraction=test_fraction, seed=seed)
     test = test.withColumnRenamed(LABEL, TRUE_LABEL)
@@ -267,12 +312,22 @@ def evaluate_label_noise(
     log.info("evaluate: %d training rows, %d test rows, %d classes", n_train, n_test, len(classes))
     rates = sorted({float(r) for r in noise_rates} | {float(detection_noise_rate)})
     t = time.perf_counter()
-    clean_acc = _accuracy(estimator, train, test, classes, label_type)
+    if regression:
+        clean = fit_and_score(estimator, train, test, label_col=LABEL, features=FEATURES, true_label_col=TRUE_LABEL)
+    else:
+        clean_acc = _accuracy(estimator, train, test, classes, label_type)
     timings["clean_fit"] = round(time.perf_counter() - t, 3)
     session = df.sparkSession
 
     def one_rate(rate: float) -> tuple[list, list, dict]:
         activate(session)
+        if regression:
+            return evaluate_regression_rate(
+                rate, train=train, test=test, estimator=estimator, id_col=id_col, label=LABEL, features=FEATURES,
+                true_label=TRUE_LABEL, n_train=n_train, n_test=n_test, noise_mode=noise_mode, seed=seed,
+                n_folds=n_folds, n_boot=n_boot, frac_issues=frac_issues,
+                include_aleatoric_uncertainty=include_aleatoric_uncertainty, scratch=scratch, clean=clean,
+                parallelism=parallelism, parallel_map=_parallel_map)
         return _evaluate_rate(
             rate, train=train, test=test, estimator=estimator, id_col=id_col, classes=classes,
             label_type=label_type, n_train=n_train, n_test=n_test, noise_mode=noise_mode, seed=seed,
@@ -290,7 +345,7 @@ def evaluate_label_noise(
         timings.update(rate_timings)
     timings["total"] = round(time.perf_counter() - t0, 3)
     return EvaluationResult(
-        detection=pd.DataFrame(detection_rows, columns=DETECTION_COLUMNS),
-        impact=pd.DataFrame(impact_rows, columns=IMPACT_COLUMNS),
-        classes=classes, n_train=n_train, n_test=n_test, timings=timings,
+        detection=pd.DataFrame(detection_rows, columns=REGRESSION_DETECTION_COLUMNS if regression else DETECTION_COLUMNS),
+        impact=pd.DataFrame(impact_rows, columns=REGRESSION_IMPACT_COLUMNS if regression else IMPACT_COLUMNS),
+        classes=classes, n_train=n_train, n_test=n_test, timings=timings, task=task,
     )

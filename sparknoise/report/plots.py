@@ -148,32 +148,35 @@ def residual_histogram_png(histogram: pd.DataFrame) -> bytes:
     return _png_bytes(plt, fig)
 
 
-def impact_curve_png(impact: pd.DataFrame, path: str, *, title: str = "Test accuracy vs injected label noise") -> str:
-    """Accuracy of each training variant against the noise rate; returns the file path."""
+def impact_curve_png(impact: pd.DataFrame, path: str, *, title: str = "Test accuracy vs injected label noise",
+                     metric: str = "test_accuracy", ylabel: str = "test accuracy (trusted labels)") -> str:
+    """``metric`` (test accuracy, or a regression's R²) of each training variant against the noise rate;
+    returns the file path."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     for variant, (label, color, marker) in VARIANT_STYLE.items():
-        part = impact[impact["variant"] == variant].dropna(subset=["test_accuracy"]).sort_values("noise_rate")
+        part = impact[impact["variant"] == variant].dropna(subset=[metric]).sort_values("noise_rate")
         if len(part):
-            ax.plot(part["noise_rate"] * 100, part["test_accuracy"], marker=marker, color=color, label=label,
+            ax.plot(part["noise_rate"] * 100, part[metric], marker=marker, color=color, label=label,
                     linestyle="--" if variant == "clean" else "-")
     ax.set_xlabel("injected label noise in the training split (%)")
-    ax.set_ylabel("test accuracy (trusted labels)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize=8)
     return _save(plt, fig, path)
 
 
-def detection_bars_png(detection: pd.DataFrame, path: str, *, noise_rate: float) -> str:
-    """Precision and recall of every detector at one noise rate, as grouped horizontal bars."""
+def detection_bars_png(detection: pd.DataFrame, path: str, *, noise_rate: float, labels: str = "detector") -> str:
+    """Precision and recall of every detector (every row: its ``labels`` column names the bar, e.g. a
+    regression's ``mode``) at one noise rate, as grouped horizontal bars."""
     plt = _pyplot()
     part = detection[np.isclose(detection["noise_rate"], noise_rate)].reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(part) + 1.6), dpi=110)
     y = np.arange(len(part))
-    ax.barh(y - 0.2, part["precision"].fillna(0), height=0.4, color="tab:blue", label="precision")
-    ax.barh(y + 0.2, part["recall"].fillna(0), height=0.4, color="tab:orange", label="recall")
-    ax.set_yticks(y, part["detector"], fontsize=8)
+    ax.barh(y - 0.2, pd.to_numeric(part["precision"]).fillna(0), height=0.4, color="tab:blue", label="precision")
+    ax.barh(y + 0.2, pd.to_numeric(part["recall"]).fillna(0), height=0.4, color="tab:orange", label="recall")
+    ax.set_yticks(y, part[labels].astype(str), fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_xlabel("against the known flips")
