@@ -313,14 +313,17 @@ def _issues_frame(cfg: dict, scored: DataFrame, result: LabelIssuesResult, num_f
 def summary_lines(record: dict) -> list[str]:
     """Human-readable lines about a finished run."""
     nm = np.array(record["noise_matrix"]) if record.get("noise_matrix") else None
-    lines = [
-        f"run {record['run_id']}: {record['status']}",
-        f"rows {record.get('n_rows')}, classes {record.get('n_classes')} {record.get('classes')}",
-        f"flagged {record.get('num_flagged')} rows (cleanlab num_label_issues {record.get('num_label_issues')})",
-    ] if "run_id" in record else []
+    metrics = json.loads(record["metrics"]) if record.get("metrics") else {}
+    if metrics.get("task") == "regression":  # no classes: the k and the uncertainty that decided the flags
+        what = [f"rows {record.get('n_rows')}, regression target",
+                f"flagged {record.get('num_flagged')} rows (k = {metrics.get('k')}, uncertainty "
+                f"{metrics.get('uncertainty')})"]
+    else:
+        what = [f"rows {record.get('n_rows')}, classes {record.get('n_classes')} {record.get('classes')}",
+                f"flagged {record.get('num_flagged')} rows (cleanlab num_label_issues {record.get('num_label_issues')})"]
+    lines = [f"run {record['run_id']}: {record['status']}", *what] if "run_id" in record else []
     if nm is not None:
         lines.append("estimated noise per true class: " + ", ".join(f"{1 - d:.3f}" for d in np.diagonal(nm)))
-    metrics = json.loads(record["metrics"]) if record.get("metrics") else {}
     fit = metrics.get("model")
     if fit and fit.get("n"):
         lines.append(f"out-of-fold model: accuracy {fit['accuracy']:.4f}, log loss {fit['log_loss']:.4f} "
