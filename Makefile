@@ -41,13 +41,16 @@ zip:
 wheel: $(STAMP)
 	$(BIN)/pip wheel --quiet --no-deps --wheel-dir dist .
 
+# The classic suite runs on two pytest workers (pytest-xdist, whole files per worker, each worker its own
+# local[2] session): much of a Spark test's time is latency (job scheduling, Python workers starting),
+# so two sessions on two cores finish sooner than one.
 # Classic and Spark Connect suites run in separate processes: a Python process can hold either a
 # classic session or a local Connect session, not both. Label Studio installs in the background while
 # the first tests run (its round-trip test waits for $(LS_STAMP); the install log is $(LS_VENV).log).
 test-classic: $(STAMP)
 	@if [ ! -f $(LS_STAMP) ]; then echo "installing Label Studio into $(LS_VENV) in the background"; \
 		($(MAKE) --no-print-directory label-studio > $(LS_VENV).log 2>&1 &); fi
-	$(BIN)/pytest tests --ignore=tests/connect --durations=15
+	$(BIN)/pytest tests --ignore=tests/connect --durations=15 -n 2 --dist loadfile
 
 test-connect: $(STAMP)
 	$(BIN)/pytest tests/connect
