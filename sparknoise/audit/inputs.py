@@ -30,8 +30,6 @@ ID = "__au_id"
 X = "__au_x"  # array<double>: the feature vector (entries may be null or NaN until validated)
 LABEL = "__au_label"
 
-_INTEGRAL = INTEGRAL_TYPES
-_NUMERIC = NUMERIC_TYPES
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,7 @@ def _vector_column(df: DataFrame, name: str) -> Column:
 
         # vector_to_array refuses a null vector: a null row stays null (the null type reports it)
         return F.when(F.col(name).isNotNull(), vector_to_array(F.col(name), "float64"))
-    if isinstance(dt, T.ArrayType) and isinstance(dt.elementType, _NUMERIC):
+    if isinstance(dt, T.ArrayType) and isinstance(dt.elementType, NUMERIC_TYPES):
         return F.transform(F.col(name), lambda v: v.cast("double"))
     raise InputError(
         f"features column '{name}' has type {dt.simpleString()}; features_col must be a Spark ML vector or an "
@@ -75,7 +73,7 @@ def prepare(df: DataFrame, *, id_col: str, features: Sequence[str] | None, featu
             label_col: str | None) -> AuditInput:
     """Check the columns' types (driver only, no job) and add the working columns."""
     ident = _field(df, id_col, "id", "id_col")
-    if not isinstance(ident.dataType, (*_INTEGRAL, T.StringType)):
+    if not isinstance(ident.dataType, (*INTEGRAL_TYPES, T.StringType)):
         raise InputError(f"id column '{id_col}' has type {ident.dataType.simpleString()}; ids must be an integer "
                          "or string column (they name rows, pairs and sets). Cast it, or add a unique id.",
                          column=id_col)
@@ -93,7 +91,7 @@ def prepare(df: DataFrame, *, id_col: str, features: Sequence[str] | None, featu
             raise ConfigError("features=[] names no column; pass the numeric feature columns, or features_col=.")
         for name in names:
             dt = _field(df, name, "feature", "features").dataType
-            if not isinstance(dt, _NUMERIC):
+            if not isinstance(dt, NUMERIC_TYPES):
                 raise InputError(
                     f"feature column '{name}' has type {dt.simpleString()}; features must be numbers (int, long, "
                     f"float, double or decimal). Encode it as numbers, or leave it out of features=[...].",
@@ -104,7 +102,7 @@ def prepare(df: DataFrame, *, id_col: str, features: Sequence[str] | None, featu
         x = _vector_column(df, features_col)
     if label_col is not None:
         _field(df, label_col, "label", "label_col")
-    ident_col = F.col(id_col).cast("long") if isinstance(ident.dataType, _INTEGRAL) else F.col(id_col)
+    ident_col = F.col(id_col).cast("long") if isinstance(ident.dataType, INTEGRAL_TYPES) else F.col(id_col)
     out = unfolded(df).withColumn(ID, ident_col)
     if x is not None:
         out = out.withColumn(X, x)

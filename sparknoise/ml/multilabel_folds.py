@@ -29,7 +29,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparknoise.core.inputs import METADATA_KEY
+from sparknoise.core.inputs import INTEGRAL_TYPES, METADATA_KEY
 from sparknoise.errors import InputError
 from sparknoise.ml.folds import assign_folds
 
@@ -37,7 +37,6 @@ log = logging.getLogger("sparknoise")
 
 _TAGS = "__sn_tag_index"  # array<int>: the row's tags as class indices (-1: not a class)
 _ZERO = "__sn_no_strata"
-_INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 
 
 def tag_classes(df: DataFrame, label_col: str, classes: Sequence[Any] | None, max_classes: int) -> tuple:
@@ -49,7 +48,7 @@ def tag_classes(df: DataFrame, label_col: str, classes: Sequence[Any] | None, ma
                          "needs an array of tags per row ([] for none).", column=label_col)
     if classes is not None:
         return tuple(classes)
-    if isinstance(field.dataType.elementType, _INTEGRAL):
+    if isinstance(field.dataType.elementType, INTEGRAL_TYPES):
         top = df.agg(F.max(F.array_max(F.col(label_col)))).collect()[0][0]  # one aggregate row
         if top is None:
             raise InputError(f"label column '{label_col}' has no tags at all; nothing to learn.", column=label_col)

@@ -38,7 +38,6 @@ PROBS = "__ml_p"  # array<double>
 WORK = "__ml_py"  # array<double> of length 2K: probabilities then the 0/1 multi-hot labels
 WORKING = (LABELS, PROBS, WORK)
 
-_INTEGRAL = INTEGRAL_TYPES
 # up to this many classes the multi-hot tags are one native expression per class (code generation);
 # above, a ``transform`` lambda (one expression, interpreted per element) keeps the plan small
 NATIVE_HOT_CLASSES = 64
@@ -102,7 +101,7 @@ def prepare(df: DataFrame, *, label_col: str, probs_col: str, id_col: str | None
                              f"of the entries of '{probs_col}'.", column=label_col)
         lookup = F.array(*[F.lit(c) for c in classes])
         indices = F.transform(F.col(label_col), lambda x: (F.array_position(lookup, x) - F.lit(1)).cast("long"))
-    elif isinstance(element, _INTEGRAL):
+    elif isinstance(element, INTEGRAL_TYPES):
         indices = F.col(label_col).cast(T.ArrayType(T.LongType()))
     else:
         raise InputError(

@@ -46,6 +46,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from sparknoise.core.inputs import NUMERIC_TYPES
 from sparknoise.errors import ConfigError, InputError
 from sparknoise.noise.segments import linear_bucket, uniform_hash
 
@@ -54,7 +55,6 @@ NOISE_MODE = "noise_mode"
 SLOT_ROWS = 16  # rows per donor slot of ``swap``, on average
 _SLOT = "__sn_swap_slot"
 _DONORS = "__sn_swap_donors"
-_NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType)
 # Hash salts (the multiclass modes use 1 and 2; the evaluation's split uses 7).
 _SALT_SIGN, _SALT_UNIT, _SALT_SLOT, _SALT_ORDER, _SALT_TARGET, _SALT_PICK = 11, 12, 13, 14, 15, 16
 
@@ -138,7 +138,7 @@ def regression_config(mode, noise_rate, *, shift_std, factor, default_value) -> 
 def label_as_double(df: DataFrame, label_col: str) -> Column:
     """The label as ``double``; raises :class:`InputError` when it is not numeric (driver, no job)."""
     dtype = df.schema[label_col].dataType
-    if not isinstance(dtype, _NUMERIC):
+    if not isinstance(dtype, NUMERIC_TYPES):
         raise InputError(f"label column '{label_col}' has type {dtype.simpleString()}; task='regression' needs a "
                          f"numeric label (int, long, float, double or decimal). Cast it "
                          f"(F.col('{label_col}').cast('double')), or use task='multiclass' for class labels.",

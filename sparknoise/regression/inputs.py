@@ -27,8 +27,6 @@ LABEL = "__rg_y"  # double: the given label
 PREDICTION = "__rg_p"  # double: the (out-of-fold) prediction
 WORKING = (LABEL, PREDICTION)
 
-_INTEGRAL = INTEGRAL_TYPES
-_NUMERIC = NUMERIC_TYPES
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ class RegressionInput:
 def numeric_column(df: DataFrame, name: str, role: str, arg: str) -> Column:
     """``name`` as a double column; raises naming ``name`` when it is not numeric (driver, no job)."""
     field = _field(df, name, role, arg)
-    if not isinstance(field.dataType, _NUMERIC):
+    if not isinstance(field.dataType, NUMERIC_TYPES):
         raise InputError(
             f"{role} column '{name}' has type {field.dataType.simpleString()}; a regression {role} must be a "
             f"number (int, long, float, double or decimal). Cast it (F.col('{name}').cast('double')), or pass "
@@ -58,7 +56,7 @@ def prepare(df: DataFrame, *, label_col: str, prediction_col: str, id_col: str |
     prediction = numeric_column(df, prediction_col, "prediction", "prediction_col")
     if id_col is not None:
         ident = _field(df, id_col, "id", "id_col")
-        if not isinstance(ident.dataType, (*_INTEGRAL, T.StringType)):
+        if not isinstance(ident.dataType, (*INTEGRAL_TYPES, T.StringType)):
             raise InputError(
                 f"id column '{id_col}' has type {ident.dataType.simpleString()}; ids must be an integer or "
                 "string column (they break ties and join results back). Cast it, or add a unique id.",
