@@ -8,6 +8,7 @@
 from sparknoise._version import __version__
 from sparknoise.audit import DataIssuesResult, find_data_issues
 from sparknoise.cleaning.apply import CleaningResult, apply_cleaning
+from sparknoise.cleaning.data_issues import apply_data_issues
 from sparknoise.cleaning.releases import Release, read_release
 from sparknoise.core.health import HealthSummary, health_summary
 from sparknoise.core.label_issues import find_label_issues, label_quality_scores
@@ -35,6 +36,7 @@ __all__ = [
     "MultiannotatorResult",
     "multiannotator_quality",
     "apply_cleaning",
+    "apply_data_issues",
     "CleaningResult",
     "read_release",
     "Release",

@@ -210,3 +210,34 @@ def small(spark):
 def test_bad_input_is_refused_with_a_message(small, kwargs, error, pattern):
     with pytest.raises(error, match=pattern):
         sn.find_data_issues(small, **kwargs)
+
+
+def _train_side(leak: pd.DataFrame) -> set:
+    return {r.id if r.split == "train" else r.other_id for r in leak.itertuples() if "train" in (r.split, r.other_split)}
+
+
+def test_apply_drops_duplicates_within_a_split_and_train_side_leakage(spark, result, data):
+    """Issue 30 item 4: keep the first member of each duplicate set per split, drop the train copy of each
+    leakage pair; one audit row per removed row with every reason."""
+    frame = spark.createDataFrame(data["pdf"].drop(columns=["pred_probs"]))
+    sets = result.duplicate_sets()
+    leak = result.leakage().toPandas()
+    applied = sn.apply_data_issues(frame, duplicate_sets=sets, leakage=result.leakage(), split_col="split")
+    audit = applied.audit.toPandas().set_index("id")
+    split = dict(zip(data["pdf"]["id"], data["pdf"]["split"]))
+    dup = {m for r in sets.collect() for m in r["members"]
+           if m != min(x for x in r["members"] if split[x] == split[m])}
+    assert set(audit.index) == _train_side(leak) | dup
+    # r0010 (train), r0011 (test), r0012 (train): both train copies of the test row go, the test row stays
+    assert audit.loc["r0012", "issue_type"] == "duplicate,leakage"
+    assert audit.loc["r0010", "issue_type"] == "leakage" and "r0011" not in audit.index
+    assert "exact duplicate of id r0010 (set r0010, split train)" in audit.loc["r0012", "reason"]
+    assert "train-side copy of id r0011 in split test" in audit.loc["r0010", "reason"]
+    assert (audit["action"] == "removed").all() and (audit["source"] == "policy").all()
+    assert applied.cleaned.count() == len(data["pdf"]) - len(audit)
+    assert applied.summary()["removed"] == len(audit)
+    # without a split: the first member of each set is kept, leakage left alone
+    plain = sn.apply_data_issues(frame, duplicate_sets=sets, drop_leakage="none").audit.toPandas()
+    assert set(plain["id"]) == {m for r in sets.collect() for m in r["members"][1:]}
+    with pytest.raises(ConfigError, match="drop_leakage 'test' is unknown"):
+        sn.apply_data_issues(frame, leakage=result.leakage(), drop_leakage="test")
