@@ -9,6 +9,13 @@ versions of ``cleaned`` and ``audit`` it wrote, and the counts per action and so
 rows (``apply.protect_where``) per action, and with ``apply.split_col`` per split and action
 (all from small aggregations of the two tables just written). Bad verdicts or settings stop it
 before anything is written.
+
+Given the run id of an ``audit`` run instead, it reads that run's input table at the Delta version
+the audit read, its ``duplicate_sets`` and ``leakage`` rows, and removes one copy per duplicate set
+and split (``apply.drop_duplicates: keep_first``) and the train-side copy of each leakage pair
+(``apply.drop_leakage: train``, the split value ``apply.train_split``) with
+:func:`sparknoise.apply_data_issues`: ``cleaned`` is the table without them, ``audit`` one row per
+removed row with its reasons; the runs row and counts are as above.
 """
 
 from __future__ import annotations
@@ -23,12 +30,14 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from sparknoise.cleaning.apply import ACTIONS, apply_cleaning
+from sparknoise.cleaning.data_issues import apply_data_issues
 from sparknoise.errors import ConfigError, InputError
-from sparknoise.jobs.run_log import detect_run, start_record, write_run_record
+from sparknoise.jobs.run_log import detect_run, run_row, start_record, write_run_record
 from sparknoise.jobs.tables import (
     check_output_location,
     commit_version,
     is_path,
+    job_input,
     latest_version,
     run_rows,
     write_run_rows,
@@ -81,9 +90,12 @@ def _counts(spark: SparkSession, cfg: dict, run_id: str, versions: dict[str, int
 
 
 def run_apply(spark: SparkSession, cfg: dict, run_id: str) -> dict:
-    """Apply the verdicts and policy to detect run ``run_id``; returns the apply run's runs record."""
+    """Apply the verdicts and policy to detect run ``run_id`` (or the ``apply.drop_*`` settings to audit run
+    ``run_id``); returns the apply run's runs record."""
     clock = time.perf_counter()
     out, ap = cfg["output"], cfg["apply"]
+    if run_row(spark, out["runs"], run_id).get("job") == "audit":
+        return _run_apply_audit(spark, cfg, run_id, clock)
     detect = detect_run(spark, out["runs"], run_id)
     inp = detect["config_dict"].get("input") or {}
     id_col, label_col = inp.get("id_col", "id"), inp.get("label_col", "label")
@@ -119,7 +131,61 @@ def run_apply(spark: SparkSession, cfg: dict, run_id: str) -> dict:
                              f"available: {scored.columns}", column=ap["split_col"]) from None
         raise
     timings["checks"] = round(time.perf_counter() - clock, 3)
-    meta = {**meta, "applied_run_id": run_id}
+
+    def reviewed() -> int:
+        return 0 if reviews is None else reviews.select(id_col).distinct().count()
+
+    return _write_and_record(
+        spark, cfg, run_id, result, record, {**meta, "applied_run_id": run_id}, timings, clock, detect, reviewed,
+        {"reviews_location": out["reviews"], "reviews_version": version, "unreviewed": ap["unreviewed"],
+         "protect_where": ap["protect_where"], "protect_mode": ap["protect_mode"], "split_col": ap["split_col"]})
+
+
+def _run_apply_audit(spark: SparkSession, cfg: dict, run_id: str, clock: float) -> dict:
+    """Audit run ``run_id``: its input table (at the version the audit read), minus one row of each duplicate set
+    and split (``apply.drop_duplicates``) and the train-side copy of each leakage pair (``apply.drop_leakage``),
+    with :func:`sparknoise.apply_data_issues`; the removed rows and their reasons go to ``output.audit``."""
+    out, ap = cfg["output"], cfg["apply"]
+    audited = run_row(spark, out["runs"], run_id)
+    if audited["status"] != "succeeded":
+        raise InputError(f"audit run '{run_id}' did not succeed ({audited['status']}: {audited.get('error')}); "
+                         "run audit again first")
+    config = json.loads(audited["config"]) if audited.get("config") else {}
+    metrics = json.loads(audited["metrics"]) if audited.get("metrics") else {}
+    inp = {**config["input"], "version": audited.get("input_version")}
+    id_col, split_col = metrics.get("id_col") or inp.get("id_col", "id"), metrics.get("split_col")
+    outputs = metrics.get("outputs") or {}
+    cfg, record, meta = start_record(cfg, "apply")
+    for name in ("cleaned", "audit"):
+        check_output_location(spark, f"output.{name}", out[name])
+    timings: dict[str, float] = {}
+    _, rows = job_input(spark, inp)
+    rows = rows.withColumn("run_id", F.lit(run_id))  # the rows of this apply in cleaned and audit
+    record.update(input_location=audited.get("input_location"), input_version=audited.get("input_version"))
+    issue_types = metrics.get("issue_types") or []
+    sets = (run_rows(spark, outputs["duplicate_sets"], "the audit run's duplicate_sets", run_id)
+            if "near_duplicate" in issue_types and outputs.get("duplicate_sets") else None)
+    leak = (run_rows(spark, outputs["leakage"], "the audit run's leakage", run_id)
+            if split_col and "near_duplicate" in issue_types and outputs.get("leakage") else None)
+    log.info("apply to audit run %s of %s (version %s): drop_duplicates=%s, drop_leakage=%s (train split %r)",
+             run_id, audited.get("input_location"), audited.get("input_version"), ap["drop_duplicates"],
+             ap["drop_leakage"], ap["train_split"])
+    result = apply_data_issues(rows, id_col=id_col, duplicate_sets=sets, leakage=leak,
+                               drop_duplicates=ap["drop_duplicates"], drop_leakage=ap["drop_leakage"],
+                               split_col=split_col, train_split=ap["train_split"])
+    timings["checks"] = round(time.perf_counter() - clock, 3)
+    cfg = {**cfg, "apply": {**ap, "split_col": split_col}}  # the counts per split use the audit's split column
+    return _write_and_record(
+        spark, cfg, run_id, result, record, {**meta, "applied_run_id": run_id}, timings, clock, audited, lambda: 0,
+        {"applied_job": "audit", "drop_duplicates": ap["drop_duplicates"], "drop_leakage": ap["drop_leakage"],
+         "train_split": ap["train_split"], "split_col": split_col, "unreviewed": None, "reviews_version": None})
+
+
+def _write_and_record(spark: SparkSession, cfg: dict, run_id: str, result, record: dict, meta: dict,
+                      timings: dict[str, float], clock: float, applied: dict, reviewed, settings: dict) -> dict:
+    """Write ``cleaned`` and ``audit`` (one commit each, this run id's rows replaced), count them, record the
+    apply run in ``runs`` (and MLflow); on a failure the runs row says so and the error is raised."""
+    out = cfg["output"]
     try:
         t = time.perf_counter()
         write_run_rows(result.cleaned, out["cleaned"], run_id=run_id, metadata=meta, merge_schema=True)
@@ -129,14 +195,10 @@ def run_apply(spark: SparkSession, cfg: dict, run_id: str) -> dict:
         timings["write_audit"] = round(time.perf_counter() - t, 3)
         versions = {name: commit_version(spark, out[name], record["run_id"]) for name in ("cleaned", "audit")}
         counts = _counts(spark, cfg, run_id, versions)
-        reviewed = 0 if reviews is None else reviews.select(id_col).distinct().count()
-        counts["reviewed"] = reviewed
-        record.update(status="succeeded", n_rows=counts["rows"], num_flagged=detect.get("num_flagged"),
-                      classes=detect.get("classes"), n_classes=detect.get("n_classes"),
-                      metrics=json.dumps({"applied_run_id": run_id, "reviews_location": out["reviews"],
-                                          "reviews_version": version, "unreviewed": ap["unreviewed"],
-                                          "protect_where": ap["protect_where"], "protect_mode": ap["protect_mode"],
-                                          "split_col": ap["split_col"], "cleaned_version": versions["cleaned"],
+        counts["reviewed"] = reviewed()
+        record.update(status="succeeded", n_rows=counts["rows"], num_flagged=applied.get("num_flagged"),
+                      classes=applied.get("classes"), n_classes=applied.get("n_classes"),
+                      metrics=json.dumps({"applied_run_id": run_id, **settings, "cleaned_version": versions["cleaned"],
                                           "audit_version": versions["audit"], "counts": counts}, sort_keys=True))
     except Exception as e:
         record.update(status="failed", error=f"{type(e).__name__}: {e}"[:4000],
@@ -149,8 +211,7 @@ def run_apply(spark: SparkSession, cfg: dict, run_id: str) -> dict:
     write_run_record(spark, out["runs"], record, timings, clock, meta)
     track(spark, cfg, "apply", record, timings, metrics={f"rows.{k}": v for k, v in counts.items()})
     record["timings"] = json.dumps(timings, sort_keys=True)
-    log.info("apply run %s of detect run %s: %s in %.1fs", record["run_id"], run_id, counts,
-             time.perf_counter() - clock)
+    log.info("apply run %s of run %s: %s in %.1fs", record["run_id"], run_id, counts, time.perf_counter() - clock)
     return record
 
 
@@ -158,6 +219,14 @@ def summary_lines(record: dict) -> list[str]:
     """Human-readable lines about a finished apply run."""
     m = json.loads(record["metrics"])
     c = m["counts"]
+    if m.get("applied_job") == "audit":
+        return [
+            f"apply run {record['run_id']} of audit run {m['applied_run_id']}: {record['status']}",
+            f"rows {c['rows']}: kept {c['kept']}, removed {c['removed']} (drop_duplicates {m['drop_duplicates']}, "
+            f"drop_leakage {m['drop_leakage']}, train split {m['train_split']!r}); reasons in the audit table",
+            *[f"split {name}: kept {acts.get('kept', 0)}, removed {acts.get('removed', 0)}"
+              for name, acts in (c.get("by_split") or {}).items()],
+        ]
     return [
         f"apply run {record['run_id']} of detect run {m['applied_run_id']}: {record['status']}",
         f"rows {c['rows']}: kept {c['kept']}, relabeled {c['relabeled']}, down-weighted {c['downweighted']}, "

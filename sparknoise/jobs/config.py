@@ -16,6 +16,7 @@ from typing import Any, Iterable
 import yaml
 
 from sparknoise.cleaning.apply import PROTECT_MODES, UNREVIEWED_POLICIES
+from sparknoise.cleaning.data_issues import DROP_DUPLICATES, DROP_LEAKAGE
 from sparknoise.core.flags import FILTERS
 from sparknoise.core.inputs import PROBS_REPAIRS
 from sparknoise.core.kernels import QUALITY_METHODS
@@ -103,6 +104,9 @@ DEFAULTS: dict[str, Any] = {
         "protect_where": None,  # SQL over the scored columns: rows the policy never changes (e.g. "split = 'test'")
         "protect_mode": "all",  # all: protected rows never change | policy: only reviewers' verdicts change them
         "split_col": None,  # a scored column naming each row's split: counts per split in runs, report, releases
+        "drop_duplicates": "keep_first",  # audit runs: keep_first (one row per duplicate set and split) | none
+        "drop_leakage": "train",  # audit runs: train (remove the train-side copy of each leakage pair) | none
+        "train_split": "train",  # audit runs: the split value whose copies drop_leakage removes
     },
     "inject": {
         # uniform | class_conditional | instance_dependent; detection.task regression: shift | swap | unit | default,
@@ -350,6 +354,14 @@ def _validate_apply(ap: dict) -> None:
                           "(all: protected rows never change; policy: only reviewers' verdicts change them)")
     if ap["split_col"] is not None and not (isinstance(ap["split_col"], str) and ap["split_col"].strip()):
         raise ConfigError("'apply.split_col' must be a column name of the scored table, such as split")
+    if ap["drop_duplicates"] not in DROP_DUPLICATES:
+        raise ConfigError(f"'apply.drop_duplicates' {ap['drop_duplicates']!r} is unknown; use one of "
+                          f"{list(DROP_DUPLICATES)} (keep_first: one row of each duplicate set per split)")
+    if ap["drop_leakage"] not in DROP_LEAKAGE:
+        raise ConfigError(f"'apply.drop_leakage' {ap['drop_leakage']!r} is unknown; use one of {list(DROP_LEAKAGE)} "
+                          "(train: remove the train-side copy of each leakage pair)")
+    if not (isinstance(ap["train_split"], str) and ap["train_split"]):
+        raise ConfigError(f"'apply.train_split' must be the split value of the training rows, not {ap['train_split']!r}")
 
 
 def _validate_inject(cfg: dict) -> None:
