@@ -278,6 +278,10 @@ class RegressionCleanLearning:
     """Find wrong numbers with any Spark ML regressor, and train on the rest (cleanlab's regression
     CleanLearning; see the module docstring for every step).
 
+    ``route``: "auto" (default) computes OLS ``LinearRegression`` models (regParam 0, squared error, no
+    weightCol, at most ``gram.MAX_FEATURES`` features) from Gram sums and fits any other estimator with
+    Spark ML; "fits" always fits with Spark ML; "gram" requires the Gram route (ConfigError otherwise).
+
     >>> rcl = RegressionCleanLearning(LinearRegression(), n_folds=5, seed=0)
     >>> result = rcl.find_label_issues(df, label_col="price", features_col="features", id_col="id")
     >>> model = rcl.fit(df, label_col="price", features_col="features", id_col="id")
