@@ -10,7 +10,9 @@ task="regression")``), written once to a local Parquet folder. Then:
   * cleanlab 2.9.0 in a fresh subprocess: the folder loaded into numpy (load time apart), then
     ``cleanlab.regression.learn.CleanLearning(LinearRegression(), cv_n_folds, n_boot).find_label_issues``;
     its peak RSS;
-  * both: the k chosen, the rows flagged, precision and recall against the injected rows.
+  * both: the k chosen, the rows flagged, precision and recall against the injected rows, and the
+    load average (1, 5, 15 min) before and after each (other sessions share the machine).
+``--route fits`` runs the Spark ML fits route (the route before the Gram sums) instead of the default.
 Prints a table and writes JSON (bench/results/regression_learn.json by default).
 
     .venv/bin/python bench/bench_regression_learn.py --rows 1000000 --features 20
@@ -83,6 +85,8 @@ def main() -> None:
     parser.add_argument("--driver-memory", default="2g")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "regression_learn.json"))
     parser.add_argument("--skip-cleanlab", action="store_true")
+    parser.add_argument("--route", default="auto", choices=["auto", "fits", "gram"],
+                        help="RegressionCleanLearning(route=...): 'fits' is the Spark ML fits route")
     args = parser.parse_args()
 
     from pyspark.ml.feature import VectorAssembler
@@ -97,7 +101,9 @@ def main() -> None:
     ensure_table(spark, path, args.rows, args.features)
     df = VectorAssembler(inputCols=[f"f{j}" for j in range(args.features)], outputCol="features").transform(
         spark.read.parquet(path))
-    rcl = sn.RegressionCleanLearning(LinearRegression(), n_folds=args.folds, n_boot=args.boots, seed=0)
+    rcl = sn.RegressionCleanLearning(LinearRegression(), n_folds=args.folds, n_boot=args.boots, seed=0,
+                                     route=args.route)
+    load_before = os.getloadavg()
     with PeakRss() as rss:
         t = time.perf_counter()
         res = rcl.find_label_issues(df, label_col="price", features_col="features", id_col="id")
@@ -107,15 +113,18 @@ def main() -> None:
         elapsed = time.perf_counter() - t
     ours = {"find_label_issues_s": elapsed, "k": res.k, "num_flagged": int(counts["flagged"]),
             "precision": counts["tp"] / max(counts["flagged"], 1), "recall": counts["tp"] / max(counts["noisy"], 1),
-            "peak_rss_mb": rss.peak / 2**20, "search": res.search}
+            "peak_rss_mb": rss.peak / 2**20, "search": res.search, "route": res.search.get("route"),
+            "loadavg_before": load_before, "loadavg_after": os.getloadavg()}
     spark.stop()
     theirs = None
     if not args.skip_cleanlab:
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "cleanlab.json")
+            theirs_load = os.getloadavg()
             proc = subprocess.run([sys.executable, "-c", CLEANLAB_CHILD, path, out, str(args.folds), str(args.boots),
                                    str(args.features)], capture_output=True, text=True)
             theirs = json.load(open(out)) if proc.returncode == 0 else {"error": proc.stderr.strip()[-500:]}
+            theirs.update({"loadavg_before": theirs_load, "loadavg_after": os.getloadavg()})
     result = {"rows": args.rows, "features": args.features, "folds": args.folds, "boots": args.boots,
               "driver_memory": args.driver_memory, "machine": platform.node(), "cpus": os.cpu_count(),
               "sparknoise": ours, "cleanlab": theirs,

@@ -139,6 +139,16 @@ def test_k_search_is_cleanlabs(monkeypatch, coarse, fine, n_rows, seed, ties):
     expected = cl._find_best_k(None, np.zeros(n_rows), None, coarse_search_range=coarse, fine_search_size=fine)
     got = rl.find_best_k(coarse, fine, n_rows, 5, table)
     assert got == expected
+    # the Gram route scores a round at once: the same decision, every scored k prepared first
+    prepared, scored = [], []
+
+    def r2_of(k):
+        assert k in prepared
+        scored.append(k)
+        return table(k)
+
+    assert rl.find_best_k(coarse, fine, n_rows, 5, r2_of, prepared.extend) == expected
+    assert set(scored) <= set(prepared) and len(prepared) == len(set(prepared))
     for initial in (expected[1] - 0.5, expected[1], expected[1] + 0.5):
         assert rl.chosen_k(*got, initial) == (0 if initial >= expected[1] else expected[0])
 
@@ -185,7 +195,7 @@ def _regression_frame(spark, n, seed=0):
     return df.repartition(3), set(bad.tolist())
 
 
-def _check_cross_validation_against_sklearn(spark, df, got, res):
+def _check_cross_validation_against_sklearn(spark, df, got, res, fit_intercept=True):
     """The same folds in sklearn: the initial and per-k R² and the predictions at k are cleanlab's
     _get_cv_predictions rule (kept rows by their fold's model, held-out rows by the fold models' mean)."""
     from pyspark.sql import functions as F
@@ -198,7 +208,8 @@ def _check_cross_validation_against_sklearn(spark, df, got, res):
     X, y, ids = got[["x0", "x1"]].to_numpy(), got["label"].to_numpy(), got["id"].to_numpy()
 
     def cv(held):
-        models = [SkLinearRegression().fit(X[(folds != f) & ~held], y[(folds != f) & ~held]) for f in range(2)]
+        models = [SkLinearRegression(fit_intercept=fit_intercept).fit(X[(folds != f) & ~held], y[(folds != f) & ~held])
+                  for f in range(2)]
         preds = np.stack([m.predict(X) for m in models])
         return np.where(held, preds.mean(axis=0), preds[folds, np.arange(len(y))])
 
@@ -219,9 +230,10 @@ def test_clean_learning_end_to_end(spark, tmp_path):
     df, bad = _regression_frame(spark, 600, seed=4)  # a seed where holding rows out raises the R² clearly
     # the fine search and larger grids are covered by test_k_search_is_cleanlabs, without fits
     rcl = sn.RegressionCleanLearning(LinearRegression(solver="normal"), n_folds=2, n_boot=1,
-                                     coarse_search_range=[0.1, 0.05], fine_search_size=0, seed=0)
+                                     coarse_search_range=[0.1, 0.05], fine_search_size=0, seed=0, route="fits")
     model = rcl.fit(df)
     res = model.result
+    assert res.search["route"] == "fits"
     assert res.k > 0 and res.k == rcl.k and res.num_flagged == math.ceil(600 * res.k)
     assert not [c for c in res.rows.columns if c.startswith("__")]
     got = (res.rows.select("id", "x0", "x1", "label", "is_label_issue", "uncertainty", "sample_weight",
@@ -240,6 +252,84 @@ def test_clean_learning_end_to_end(spark, tmp_path):
     a = model.transform(df).select("id", "prediction").toPandas().sort_values("id")
     b = loaded.transform(df).select("id", "prediction").toPandas().sort_values("id")
     np.testing.assert_array_equal(a["prediction"], b["prediction"])
+    # the Gram route (the default for OLS): the same sklearn checks, and the fits route's k, flags and scores
+    gres = sn.RegressionCleanLearning(LinearRegression(solver="normal"), n_folds=2, n_boot=1,
+                                      coarse_search_range=[0.1, 0.05], fine_search_size=0, seed=0).find_label_issues(df)
+    assert gres.search["route"] == "gram"
+    _check_routes_agree(spark, df, res, gres)
+
+
+def _check_routes_agree(spark, df, res, gres, fit_intercept=True):
+    cols = ["id", "x0", "x1", "label", "is_label_issue", "label_quality", "uncertainty", "predicted_label", "residual",
+            "issue_rank"]
+    a = res.rows.select(*cols).toPandas().sort_values("id").reset_index(drop=True)
+    b = gres.rows.select(*cols).toPandas().sort_values("id").reset_index(drop=True)
+    _check_cross_validation_against_sklearn(spark, df, b, gres, fit_intercept)
+    assert (gres.k, gres.num_flagged) == (res.k, res.num_flagged)
+    assert set(gres.search["r2_by_k"]) == set(res.search["r2_by_k"])
+    for k, r2 in res.search["r2_by_k"].items():
+        assert gres.search["r2_by_k"][k] == pytest.approx(r2, rel=1e-9, abs=1e-12)
+    assert gres.search["aleatoric_uncertainty"] == pytest.approx(res.search["aleatoric_uncertainty"], rel=1e-6)
+    assert a["is_label_issue"].tolist() == b["is_label_issue"].tolist()
+    assert a["issue_rank"].fillna(0).tolist() == b["issue_rank"].fillna(0).tolist()
+    for c in ("label_quality", "uncertainty", "predicted_label", "residual"):
+        np.testing.assert_allclose(b[c], a[c], rtol=1e-6, atol=1e-9)
+
+
+def test_gram_route_without_intercept(spark):
+    # no intercept and a feature far from 0: the Gram route's cross-validation (R² per k, predictions at k) is
+    # sklearn's LinearRegression(fit_intercept=False) on the same folds (the fits route: the end-to-end test)
+    from pyspark.ml.feature import VectorAssembler
+    from pyspark.ml.regression import LinearRegression
+    rng = np.random.default_rng(5)
+    n = 400
+    x = np.column_stack([rng.normal(size=n) + 50.0, rng.normal(size=n)])
+    y = 0.2 * x[:, 0] - 2 * x[:, 1] + rng.normal(size=n) * 0.3
+    bad = rng.choice(n, 30, replace=False)
+    y[bad] += rng.choice([-1, 1], 30) * rng.uniform(3, 6, 30)
+    pdf = pd.DataFrame({"id": np.arange(n), "x0": x[:, 0], "x1": x[:, 1], "label": y})
+    df = VectorAssembler(inputCols=["x0", "x1"], outputCol="features").transform(spark.createDataFrame(pdf))
+    res = sn.RegressionCleanLearning(LinearRegression(fitIntercept=False), n_folds=2, n_boot=1,
+                                     coarse_search_range=[0.05, 0.1], fine_search_size=0).find_label_issues(df)
+    assert res.k > 0 and res.search["route"] == "gram" and res.num_flagged == math.ceil(n * res.k)
+    got = res.rows.select("id", "x0", "x1", "label", "predicted_label").toPandas().sort_values("id")
+    _check_cross_validation_against_sklearn(spark, df, got.reset_index(drop=True), res, fit_intercept=False)
+
+
+def test_gram_solve_is_least_squares():
+    from sklearn.linear_model import LinearRegression as SkLinearRegression
+
+    from sparknoise.regression import gram
+
+    def sums(x, y):
+        w = np.column_stack([np.ones(len(y)), x, y])
+        return w.T @ w
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4)) * [1, 1e3, 1e-3, 10] + [0, 5e3, 0, -7]
+    y = x @ [1.0, 2e-3, 300.0, 0.5] + rng.normal(size=300)
+    for fit_intercept in (True, False):
+        # numpy's least squares on the design matrix (sklearn's fit_intercept=False truncates this one: cond ~1e7)
+        design = np.column_stack([np.ones(300), x]) if fit_intercept else x
+        ref = np.linalg.lstsq(design, y, rcond=None)[0]
+        ref = ref if fit_intercept else np.concatenate([[0.0], ref])
+        coef = gram.solve(sums(x, y), fit_intercept)
+        np.testing.assert_allclose(coef, ref, rtol=1e-7)
+        assert gram.sum_of_squares(sums(x, y), coef) == pytest.approx(((design @ ref[-design.shape[1]:] - y) ** 2).sum(),
+                                                                      rel=1e-8)
+    # a constant feature: coefficient 0 (sklearn's centred column is 0); a duplicated feature: the minimum-norm
+    # solution, the same fitted values as sklearn's
+    xc = np.column_stack([x[:, 0], np.full(300, 4.0), x[:, 0], x[:, 3]])
+    sk = SkLinearRegression().fit(xc, y)
+    coef = gram.solve(sums(xc, y), True)
+    assert coef[2] == 0.0 and coef[1] == pytest.approx(coef[3], rel=1e-9)
+    np.testing.assert_allclose(coef[0] + xc @ coef[1:], sk.predict(xc), rtol=1e-9)
+    # the residual Gram and the prediction moments are those of the explicit vectors
+    coef = gram.solve(sums(x, y), True)
+    r = coef[0] + x @ coef[1:] - y
+    np.testing.assert_allclose(gram.residual_gram(sums(x, y), coef), sums(x, r), rtol=1e-9, atol=1e-6)
+    pred = coef[0] + x @ coef[1:]
+    np.testing.assert_allclose(gram.prediction_moments(sums(x, y), coef), (pred.sum(), (pred ** 2).sum()), rtol=1e-9)
 
 
 def test_clean_learning_bad_config(spark):
@@ -254,6 +344,12 @@ def test_clean_learning_bad_config(spark):
             sn.RegressionCleanLearning(LinearRegression(), **kwargs)
     with pytest.raises(ConfigError, match="regressor"):
         sn.RegressionCleanLearning(VectorAssembler())
+    with pytest.raises(ConfigError, match="route"):
+        sn.RegressionCleanLearning(LinearRegression(), route="fast")
+    with pytest.raises(ConfigError, match="regParam"):
+        sn.RegressionCleanLearning(LinearRegression(regParam=0.1), route="gram")
+    with pytest.raises(ConfigError, match="loss"):
+        sn.RegressionCleanLearning(LinearRegression(loss="huber"), route="gram")
     df, _ = _regression_frame(spark, 40)
     rcl = sn.RegressionCleanLearning(LinearRegression())
     with pytest.raises(InputError, match="'feats'"):

@@ -58,24 +58,32 @@ def nth_smallest(df: DataFrame, value_col: str, id_col: str, ranks: tuple[int, .
         return _pick(df, F.lit(True), value_col, id_col, list(ranks))
     if math.isinf(lo) or math.isinf(hi):
         raise ValueError(f"{value_col} has infinite values")
-    return [_refined(df, value_col, id_col, r, n, lo, hi, n_buckets, final_rows) for r in ranks]
+    # several ranks share the first counting pass (the same buckets over [lo, hi])
+    first = _counts(df, F.lit(True), value_col, lo, hi, n_buckets) if len(ranks) > 1 and lo != hi else None
+    return [_refined(df, value_col, id_col, r, n, lo, hi, n_buckets, final_rows, first) for r in ranks]
+
+
+def _counts(df: DataFrame, cond: Column, value_col: str, lo: float, hi: float, n_buckets: int) -> list[tuple]:
+    """(bucket, count, min, max) of the rows meeting ``cond`` in ``n_buckets`` equal-width buckets over [lo, hi]."""
+    bucket = _bucket(F.col(value_col), lo, (hi - lo) / n_buckets, n_buckets)
+    return sorted(
+        (r["b"], int(r["n"]), r["lo"], r["hi"])
+        for r in df.filter(cond).groupBy(bucket.alias("b")).agg(
+            F.count(F.lit(1)).alias("n"), F.min(value_col).alias("lo"), F.max(value_col).alias("hi")).collect()
+    )  # <= n_buckets rows
 
 
 def _refined(df: DataFrame, value_col: str, id_col: str, rank: int, n: int, lo: float, hi: float, n_buckets: int,
-             final_rows: int) -> tuple[float, object]:
+             final_rows: int, first: list[tuple] | None = None) -> tuple[float, object]:
     if not 1 <= rank <= n:
         raise ValueError(f"rank {rank} outside 1..{n}")
     cond: Column = F.lit(True)
     for _ in range(MAX_PASSES):
         if n <= final_rows or lo == hi:
             break
-        width = (hi - lo) / n_buckets
-        bucket = _bucket(F.col(value_col), lo, width, n_buckets)
-        counts = sorted(
-            (r["b"], int(r["n"]), r["lo"], r["hi"])
-            for r in df.filter(cond).groupBy(bucket.alias("b")).agg(
-                F.count(F.lit(1)).alias("n"), F.min(value_col).alias("lo"), F.max(value_col).alias("hi")).collect()
-        )  # <= n_buckets rows
+        bucket = _bucket(F.col(value_col), lo, (hi - lo) / n_buckets, n_buckets)
+        counts = first if first is not None else _counts(df, cond, value_col, lo, hi, n_buckets)
+        first = None
         before = 0
         for b, size, b_lo, b_hi in counts:
             if before + size >= rank:
