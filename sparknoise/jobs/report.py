@@ -181,7 +181,8 @@ def audit_data(spark: SparkSession, outputs: dict[str, str], record: dict, *, to
              .select("issue_type", id_col, "score", "details", "__rank").collect())  # <= types x top rows
     worst_rows = pd.DataFrame([r.asDict() for r in worst], columns=["issue_type", id_col, "score", "details", "__rank"])
     worst_rows = (worst_rows.assign(__order=worst_rows["issue_type"].map({t: i for i, t in enumerate(types)}))
-                  .sort_values(["__order", "__rank"]).drop(columns=["__order", "__rank"]).reset_index(drop=True))
+                  .sort_values(["__order", "__rank"]).drop(columns=["__order", "__rank"]).reset_index(drop=True)
+                  .fillna({"details": ""}))
     audit: dict = {"summary": metrics.get("summary") or [], "search": metrics.get("search") or {},
                    "info": metrics.get("info") or {}, "num_duplicate_sets": metrics.get("num_duplicate_sets"),
                    "num_leakage_pairs": metrics.get("num_leakage_pairs"), "split_col": metrics.get("split_col"),
