@@ -1,5 +1,5 @@
 """The ``sparknoise`` command: detect | demo | inject | evaluate | report | review export|import | apply | publish |
-releases | annotators.
+releases | annotators | audit.
 
 Options: ``--config FILE`` (YAML), repeatable ``--set key.path=value`` and, for Databricks
 ``python_wheel_task`` named parameters, ``--key.path=value``. Exit code 0 on success, 2 on a
@@ -57,12 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
         description=_keys("evaluate", "conf/evaluate.yaml"))
     _config_args(evaluate)
     report = sub.add_parser(
-        "report", help="write the HTML label-health report of a detect run",
+        "report", help="write the HTML report of a detect, apply, annotators or audit run",
         description="Reads the run's rows of the runs, issues and scored tables (found through --config / --set "
-        "output.runs=..., output.issues=..., output.scored=...) and writes one self-contained HTML file.")
-    report.add_argument("--run-id", required=True, help="the detect run to describe (run_id in the runs table)")
+        "output.runs=..., output.issues=..., output.scored=...; for an audit run output.data_issues, "
+        "output.duplicate_sets, output.leakage) and writes one self-contained HTML file.")
+    report.add_argument("--run-id", required=True, help="the run to describe (run_id in the runs table)")
     report.add_argument("--output", metavar="FILE", help="HTML file to write (default report-<run id>.html)")
-    report.add_argument("--top", type=int, default=50, help="how many of the most suspicious rows to list")
+    report.add_argument("--top", type=int, default=50, help="how many of the most suspicious rows to list (an audit run: per issue type, and "
+                        "the largest duplicate sets, leakage pairs and weakest groups)")
     _config_args(report)
     loop_keys = ("Tables from --config / --set: output.scored, output.issues, output.runs, output.reviews, "
                  "output.cleaned, output.audit (one config file serves detect and the whole cleaning loop).")
@@ -96,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
         "annotators", help="many annotators per item: consensus labels, annotator quality (CROWDLAB) as Delta tables",
         description=_keys("annotators", "conf/annotators.yaml"))
     _config_args(annotators)
+    audit = sub.add_parser(
+        "audit", help="data issues of a whole table (duplicates, train/test leakage, outliers, imbalance, nulls, weak "
+        "segments): write data_issues/duplicate_sets/leakage Delta tables", description=_keys("audit", "conf/audit.yaml"))
+    _config_args(audit)
     apply = sub.add_parser(
         "apply", help="apply verdicts and the unreviewed policy: write output.cleaned and output.audit",
         description="Keys: apply.unreviewed (remove | downweight | relabel | keep), apply.downweight, "
@@ -213,6 +219,13 @@ def main(argv: list[str] | None = None) -> int:
             from sparknoise.jobs.annotators import summary_lines as annotator_lines
 
             for line in annotator_lines(run_annotators(spark, cfg)):
+                print(line)
+            return 0
+        if args.command == "audit":
+            from sparknoise.jobs.audit import run_audit
+            from sparknoise.jobs.audit import summary_lines as audit_lines
+
+            for line in audit_lines(run_audit(spark, cfg)):
                 print(line)
             return 0
         if args.command == "inject":

@@ -81,7 +81,7 @@ def test_scratch_tables_of_a_run_are_dropped(spark):
 ANNOTATOR_ONLY = ("input.annotations", "input.annotator_col", "input.probs", "input.items")
 
 
-@pytest.mark.parametrize("job", ["detect", "inject", "evaluate"])
+@pytest.mark.parametrize("job", ["detect", "inject", "evaluate", "audit"])
 def test_each_job_lists_and_logs_only_its_own_keys(job, capsys):
     from sparknoise.jobs.config import DEFAULTS, job_keys, job_view
 

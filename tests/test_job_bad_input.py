@@ -206,3 +206,28 @@ def test_on_invalid_skip_excludes_and_counts(spark, setup):
     mask = cf.find_label_issues(np.array([r["label"] for r in kept]), np.array([r["probs"] for r in kept]))
     flagged = sorted(r["id"] for r in scored.filter("is_label_issue").select("id").collect())
     assert flagged == [r["id"] for r, m in zip(kept, mask) if m]
+
+
+# The audit job (sparknoise audit): the engine's messages are unit-tested in test_data_issues.py; here that the
+# job stops with one line naming the key or column and writes none of its tables (nor a runs row).
+AUDIT_CASES = {
+    "unknown-issue-type": (["--set", "audit.issue_types=[duplicates]"], "'audit.issue_types': unknown issue type"),
+    "no-features-for-near-duplicates": (["--set", "audit.issue_types=[near_duplicate]"],
+                                        "issue type 'near_duplicate' needs feature columns"),
+    "null-feature": (["--set", "audit.features=[x0, x_null]"], "feature column 'x_null' has 1 row(s) with a null"),
+    "k-not-below-rows": (["--set", "audit.features=[x0, x1]", "--set", "audit.issue_types=[outlier]",
+                         "--set", f"audit.k={N}"], "'audit.k': k=240"),
+}
+
+
+@pytest.mark.parametrize("case", list(AUDIT_CASES))
+def test_audit_bad_input_exits_2_and_writes_nothing(setup, capsys, case):
+    root, _, _ = setup
+    out = {n: str(root / f"audit_{case}" / n) for n in ("data_issues", "duplicate_sets", "leakage", "runs")}
+    overrides, text = AUDIT_CASES[case]
+    capsys.readouterr()
+    assert cli_main(["audit", "--set", f"input.path={root / 'input'}", "--set", "input.probs_col=probs",
+                     *[a for n, loc in out.items() for a in ("--set", f"output.{n}={loc}")], *overrides]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("sparknoise: error:")]
+    assert len(err) == 1 and text in err[0], err
+    assert not os.path.exists(root / f"audit_{case}")

@@ -77,6 +77,8 @@ ALLOWED_COLLECTS = {
     "jobs/report.py:annotator_data": "limit(MAX_ANNOTATORS) annotators",
     "jobs/report.py:regression_summary": "limit(REGRESSION_SAMPLE) rows, one quantile row, <= 2 x RESIDUAL_BINS counts",
     "jobs/annotators.py:run_annotators": "one aggregate row",
+    "jobs/audit.py:_row_counts": "one aggregate row",
+    "jobs/report.py:audit_data": "issue types x top worst rows, limit(top) sets, pairs and groups",
     "jobs/run_log.py:run_row": "limit(2): one run's row",
     "core/selection.py:_histogram_scan": "<= HISTOGRAM_BUDGET histogram entries",
     "core/selection.py:find_cutoffs": "one row per active cell",

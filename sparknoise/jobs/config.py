@@ -96,6 +96,9 @@ DEFAULTS: dict[str, Any] = {
         "consensus": "sparknoise-output/consensus",  # annotators: one row per item, consensus label and weight
         "annotator_stats": "sparknoise-output/annotator_stats",  # annotators: one row per annotator
         "annotation_quality": "sparknoise-output/annotation_quality",  # annotators: one row per annotation
+        "data_issues": "sparknoise-output/data_issues",  # audit: one row per (row, issue type), long format
+        "duplicate_sets": "sparknoise-output/duplicate_sets",  # audit: one row per set of exact / near duplicates
+        "leakage": "sparknoise-output/leakage",  # audit: duplicate pairs whose split differs
     },
     "apply": {
         "unreviewed": "remove",  # flagged rows without a verdict: remove | downweight | relabel | keep
@@ -143,6 +146,18 @@ DEFAULTS: dict[str, Any] = {
         "label_quality_method": "self_confidence",  # self_confidence | normalized_margin | confidence_weighted_entropy
         "scratch": None,  # Delta location for intermediate tables; default: _sparknoise_scratch beside output.consensus
     },
+    "audit": {
+        "issue_types": None,  # list of label | outlier | near_duplicate | class_imbalance | null | underperforming_group;
+                              # null: every type the configured columns allow
+        "features": None,  # numeric columns (a list) or one vector / numeric array column (a name); null: input.features
+                           # or input.features_col
+        "split_col": None,  # the train/test split column: duplicates across splits go to output.leakage
+        "group_cols": None,  # the segments underperforming_group compares (needs input.label_col and input.probs_col)
+        "k": 10,  # nearest neighbours per row (Datalab's default); must be below the number of rows
+        "max_exact_rows": None,  # the largest input for the exact kNN search; null: find_data_issues' default
+        "params": {},  # further keyword arguments of sn.find_data_issues (e.g. neighbour-search settings)
+        "scratch": None,  # Delta location for intermediate tables (removed after the run); null: localCheckpoint
+    },
     "tracking": {
         "mlflow": False,  # log detect, evaluate and apply runs to MLflow (pip install 'sparknoise[mlflow]')
         "uri": None,  # default: MLFLOW_TRACKING_URI (Databricks sets it), else sqlite:///<outputs>/mlruns.db
@@ -152,9 +167,9 @@ DEFAULTS: dict[str, Any] = {
     "run": {"id": None},
 }
 
-JOBS = ("detect", "inject", "evaluate", "report", "review", "apply", "annotators", "publish", "releases")
+JOBS = ("detect", "inject", "evaluate", "report", "review", "apply", "annotators", "publish", "releases", "audit")
 # the tables each job of the cleaning loop reads or writes (all come from one config file)
-_LOOP_TABLES = {"report": ("scored", "issues", "runs", "audit"), "review": ("scored", "issues", "runs", "reviews"),
+_LOOP_TABLES = {"report": ("scored", "issues", "runs", "audit", "data_issues", "duplicate_sets", "leakage"), "review": ("scored", "issues", "runs", "reviews"),
                 "apply": ("scored", "issues", "runs", "reviews", "cleaned", "audit"),
                 "publish": ("runs", "cleaned", "audit", "releases"), "releases": ("releases",)}
 
@@ -181,7 +196,7 @@ def _merge(cfg: dict, layer: dict, prefix: str, source: str) -> None:
         dotted = f"{prefix}{key}"
         if key not in cfg:
             raise ConfigError(f"unknown config key '{dotted}' (from {source}); known keys here: {sorted(cfg)}")
-        if isinstance(cfg[key], dict) and dotted != "model.params":
+        if isinstance(cfg[key], dict) and dotted not in ("model.params", "audit.params"):
             if not isinstance(value, dict):
                 raise ConfigError(f"config key '{dotted}' (from {source}) must be a mapping")
             _merge(cfg[key], value, f"{dotted}.", source)
@@ -202,7 +217,7 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def load_config(path: str | None = None, overrides: Iterable[str] = (), job: str = "detect") -> dict:
-    """Defaults, then the YAML file, then the overrides; validated for ``job`` (detect | inject | evaluate | report)."""
+    """Defaults, then the YAML file, then the overrides; validated for ``job`` (one of ``JOBS``)."""
     cfg = copy.deepcopy(DEFAULTS)
     if path:
         try:
@@ -255,6 +270,8 @@ def validate(cfg: dict, job: str = "detect") -> None:
         raise ConfigError(f"'input.drop' must be a list of column names, not {inp['drop']!r}")
     if job == "inject":
         _validate_inject(cfg)
+    elif job == "audit":
+        _validate_audit(cfg)
     elif job == "evaluate":
         _validate_evaluate(cfg)
     else:
@@ -402,6 +419,105 @@ def _validate_inject(cfg: dict) -> None:
         raise ConfigError("'inject.mode' instance_dependent needs 'input.features', 'input.features_col' or "
                           "'input.probs_col' (how confusable each row is)")
     _check_outputs(cfg, ("noisy", "runs"))
+
+
+def audit_features(cfg: dict) -> tuple[list[str] | None, str | None]:
+    """(features, features_col) of an audit run: ``audit.features`` (a list of numeric columns, or one vector /
+    array column's name), else ``input.features`` / ``input.features_col``; (None, None) without features."""
+    feats = cfg["audit"]["features"]
+    if feats is None:
+        return cfg["input"]["features"] or None, cfg["input"]["features_col"] or None
+    return (None, feats) if isinstance(feats, str) else (list(feats), None)
+
+
+# what each issue type needs from the configuration, and the keys that give it (audit job)
+_AUDIT_NEEDS = {
+    "label": "'input.label_col' and 'input.probs_col' (your out-of-fold probabilities)",
+    "outlier": "feature columns ('audit.features' or 'input.features' / 'input.features_col'), or "
+               "'input.label_col' with 'input.probs_col'",
+    "near_duplicate": "feature columns: set 'audit.features' (numeric columns, or one vector column) or "
+                      "'input.features' / 'input.features_col'",
+    "null": "feature columns: set 'audit.features' (numeric columns, or one vector column) or "
+            "'input.features' / 'input.features_col'",
+    "class_imbalance": "'input.label_col'",
+    "underperforming_group": "'input.label_col', 'input.probs_col' and 'audit.group_cols' (the segments to compare)",
+}
+
+
+def _validate_audit(cfg: dict) -> None:
+    """The audit job: issue types, features, split and group columns, k, extra engine arguments, outputs."""
+    import inspect
+
+    from sparknoise.audit import ISSUE_TYPES, find_data_issues
+
+    inp, au, out = cfg["input"], cfg["audit"], cfg["output"]
+    types = au["issue_types"]
+    if isinstance(types, str):
+        types = au["issue_types"] = [types]
+    if types is not None:
+        if not isinstance(types, list) or not types or not all(isinstance(t, str) for t in types):
+            raise ConfigError(f"'audit.issue_types' must be a list of issue types (or null: every type the columns "
+                              f"allow), not {types!r}; the issue types are {list(ISSUE_TYPES)}")
+        unknown = [t for t in types if t not in ISSUE_TYPES]
+        if unknown:
+            raise ConfigError(f"'audit.issue_types': unknown issue type(s) {unknown}; the issue types are "
+                              f"{list(ISSUE_TYPES)}")
+    feats = au["features"]
+    if feats is not None and not (isinstance(feats, str) and feats.strip()) and not (
+            isinstance(feats, list) and feats and all(isinstance(c, str) and c for c in feats)):
+        raise ConfigError(f"'audit.features' must be a non-empty list of numeric columns or the name of one vector / "
+                          f"array column, not {feats!r}")
+    if feats is None and inp["features"] and inp["features_col"]:
+        raise ConfigError("set at most one of 'input.features' and 'input.features_col' (or 'audit.features')")
+    if feats is None and inp["features"] is not None and not (isinstance(inp["features"], list) and inp["features"]):
+        raise ConfigError("'input.features' must be a non-empty list of column names")
+    features, features_col = audit_features(cfg)
+    has_features, has_label, has_probs = bool(features or features_col), bool(inp["label_col"]), bool(inp["probs_col"])
+    groups = au["group_cols"]
+    if isinstance(groups, str):
+        groups = au["group_cols"] = [groups]
+    if groups is not None and not (isinstance(groups, list) and groups and all(isinstance(g, str) and g
+                                                                              for g in groups)):
+        raise ConfigError(f"'audit.group_cols' must be a list of column names (the segments), not {groups!r}")
+    ok = {"label": has_label and has_probs, "outlier": has_features or (has_label and has_probs),
+          "near_duplicate": has_features, "null": has_features, "class_imbalance": has_label,
+          "underperforming_group": has_label and has_probs and bool(groups)}
+    for t in types or []:
+        if not ok[t]:
+            raise ConfigError(f"'audit.issue_types': issue type '{t}' needs {_AUDIT_NEEDS[t]}")
+    if types is None and not any(ok.values()):
+        raise ConfigError("no issue type can run: set 'audit.features' (or 'input.features' / 'input.features_col') "
+                          "for outlier, near_duplicate and null, or 'input.label_col' (class_imbalance)")
+    split = au["split_col"]
+    if split is not None and not (isinstance(split, str) and split.strip()):
+        raise ConfigError(f"'audit.split_col' must be a column name (the train/test split), not {split!r}")
+    k = au["k"]
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ConfigError(f"'audit.k' must be a positive integer (neighbours per row; Datalab's default is 10), "
+                          f"not {k!r}")
+    m = au["max_exact_rows"]
+    if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
+        raise ConfigError(f"'audit.max_exact_rows' must be a positive integer or null, not {m!r}")
+    params = au["params"]
+    if not isinstance(params, dict):
+        raise ConfigError("'audit.params' must be a mapping of find_data_issues keyword arguments")
+    accepted = set(inspect.signature(find_data_issues).parameters) - set(AUDIT_ARGUMENTS) - {"df"}
+    for name in params:
+        if name not in accepted:
+            owner = AUDIT_ARGUMENTS.get(name)
+            raise ConfigError(f"'audit.params.{name}' " + (f"is set by '{owner}'; set that key instead" if owner else
+                                                           f"is not an argument of find_data_issues; it takes "
+                                                           f"{sorted(accepted)}"))
+    if out["mode"] != "replace_run":
+        raise ConfigError("'output.mode' supports 'replace_run' (rows of the same run id are replaced)")
+    _check_outputs(cfg, ("data_issues", "duplicate_sets", "leakage", "runs"))
+
+
+# the find_data_issues arguments the audit job sets from its own keys (never through audit.params)
+AUDIT_ARGUMENTS = {"id_col": "input.id_col", "features": "audit.features", "features_col": "audit.features",
+                   "label_col": "input.label_col", "probs_col": "input.probs_col", "split_col": "audit.split_col",
+                   "group_cols": "audit.group_cols", "issue_types": "audit.issue_types", "k": "audit.k",
+                   "max_exact_rows": "audit.max_exact_rows", "scratch": "audit.scratch"}
 
 
 def _validate_evaluate(cfg: dict) -> None:
@@ -565,6 +681,9 @@ JOB_SECTIONS: dict[str, dict[str, tuple[str, ...] | None]] = {
                                "include_aleatoric_uncertainty"), "evaluate": None,
                  "output": ("detection", "impact", "plots", "runs"), "tracking": None, "run": None},
     "report": {"output": _LOOP_TABLES["report"]},
+    "audit": {"input": ("path", "table", "format", "version", "id_col", "label_col", "features", "features_col",
+                        "probs_col", "where", "drop"), "audit": None,
+              "output": ("data_issues", "duplicate_sets", "leakage", "runs", "mode"), "run": None},
     "review": {"output": _LOOP_TABLES["review"], "run": None},
     "apply": {"apply": None, "output": _LOOP_TABLES["apply"], "tracking": None, "run": None},
     "publish": {"output": _LOOP_TABLES["publish"]},

@@ -1,4 +1,9 @@
-"""`sparknoise report --run-id ID`: the HTML label-health report of a detect run, from its Delta tables.
+"""`sparknoise report --run-id ID`: the HTML report of a run, from its Delta tables.
+
+A detect run gets the label-health report; an audit run the data-issues report (the same renderer,
+its sections chosen by the run's job): per issue type its count and dataset score, the worst rows of
+each type, the largest duplicate sets, the closest leakage pairs and the weakest groups, read from
+``data_issues``, ``duplicate_sets`` and ``leakage`` (capped at ``--top`` rows each).
 
 The report of an apply run is its detect run's report with that apply's cleaning section: counts
 per action and source, per split (``apply.split_col``) what changed and why (action x source), and
@@ -155,15 +160,84 @@ def annotator_data(spark: SparkSession, outputs: dict[str, str], record: dict) -
                                consensus_histogram=histogram)
 
 
+def audit_data(spark: SparkSession, outputs: dict[str, str], record: dict, *, top: int = TOP_ROWS) -> ReportData:
+    """Report data of an audit run: its runs row (summary, search, counts) and capped reads of its tables:
+    the ``top`` lowest-scoring flagged rows per issue type, the ``top`` largest duplicate sets, the ``top``
+    closest leakage pairs and the ``top`` weakest groups (an aggregation per group)."""
+    from pyspark.sql import Window
+
+    run_id = record["run_id"]
+    if record["status"] != "succeeded":
+        raise InputError(f"audit run '{run_id}' did not succeed ({record['status']}: {record.get('error')}); "
+                         "there is nothing to report")
+    config = json.loads(record["config"]) if record.get("config") else {}
+    metrics = json.loads(record["metrics"]) if record.get("metrics") else {}
+    id_col = metrics.get("id_col") or (config.get("input") or {}).get("id_col", "id")
+    types = list(metrics.get("issue_types") or [])
+    issues = read_table(spark, outputs["data_issues"]).filter(F.col("run_id") == run_id)
+    rank = F.row_number().over(Window.partitionBy("issue_type").orderBy(F.col("score").asc_nulls_last(),
+                                                                         F.col(id_col)))
+    worst = (issues.filter(F.col("is_issue")).withColumn("__rank", rank).filter(F.col("__rank") <= top)
+             .select("issue_type", id_col, "score", "details", "__rank").collect())  # <= types x top rows
+    worst_rows = pd.DataFrame([r.asDict() for r in worst], columns=["issue_type", id_col, "score", "details", "__rank"])
+    worst_rows = (worst_rows.assign(__order=worst_rows["issue_type"].map({t: i for i, t in enumerate(types)}))
+                  .sort_values(["__order", "__rank"]).drop(columns=["__order", "__rank"]).reset_index(drop=True)
+                  .fillna({"details": ""}))
+    audit: dict = {"summary": metrics.get("summary") or [], "search": metrics.get("search") or {},
+                   "info": metrics.get("info") or {}, "num_duplicate_sets": metrics.get("num_duplicate_sets"),
+                   "num_leakage_pairs": metrics.get("num_leakage_pairs"), "split_col": metrics.get("split_col"),
+                   "group_cols": metrics.get("group_cols"), "top": top, "worst_rows": worst_rows}
+    if "near_duplicate" in types:
+        sets = (read_table(spark, outputs["duplicate_sets"]).filter(F.col("run_id") == run_id)
+                .orderBy(F.col("num_members").desc(), F.col("near_duplicate_set_id")).limit(top)
+                .select("near_duplicate_set_id", "num_members", "exact", "members").collect())  # <= top sets
+        audit["duplicate_sets"] = pd.DataFrame(
+            [{**r.asDict(), "members": ", ".join(map(str, r["members"][:MAX_MEMBERS]))
+              + (f", ... ({len(r['members']) - MAX_MEMBERS} more)" if len(r["members"]) > MAX_MEMBERS else "")}
+             for r in sets], columns=["near_duplicate_set_id", "num_members", "exact", "members"])
+        if metrics.get("split_col"):
+            pairs = (read_table(spark, outputs["leakage"]).filter(F.col("run_id") == run_id)
+                     .orderBy("distance", "id", "other_id").limit(top)
+                     .select("id", "other_id", "split", "other_split", "distance").collect())  # <= top pairs
+            audit["leakage"] = pd.DataFrame([r.asDict() for r in pairs],
+                                            columns=["id", "other_id", "split", "other_split", "distance"])
+    if "underperforming_group" in types:
+        group = F.get_json_object("details", "$.group")
+        rows = (issues.filter(F.col("issue_type") == "underperforming_group")
+                .groupBy(group.alias("group")).agg(F.count(F.lit(1)).alias("rows"), F.min("score").alias("score"),
+                                                   F.max(F.col("is_issue").cast("int")).alias("flagged"))
+                .orderBy("score", "group").limit(top).collect())  # <= top groups
+        audit["groups"] = pd.DataFrame([{**r.asDict(), "flagged": bool(r["flagged"])} for r in rows],
+                                       columns=["group", "rows", "score", "flagged"])
+    run = {k: record.get(k) for k in ("run_id", "status", "started_at", "finished_at", "input_location",
+                                       "input_version", "config_sha256", "sparknoise_version")}
+    run.update(source="audit job", config=config,
+               timings=json.loads(record["timings"]) if record.get("timings") else {})
+    return ReportData(
+        run=run, classes=[], n_rows=record["n_rows"] or 0, num_flagged=record["num_flagged"] or 0,
+        num_label_issues=record.get("num_label_issues") or 0, confident_joint=None, noise_matrix=None, health=None,
+        quality_histogram=pd.DataFrame(), top_rows=worst_rows, job="audit", audit=audit)
+
+
+MAX_MEMBERS = 20  # ids listed per duplicate set in the report
+
+
 def run_report(spark: SparkSession, cfg: dict, run_id: str, path: str, *, top: int = TOP_ROWS) -> str:
     """Read the run's rows of the configured output tables and write the report to ``path``.
 
-    A detect run gets the label-health report; an annotators run the annotator report."""
+    A detect run gets the label-health report (an apply run: its detect run's, with the cleaning section); an
+    audit run the data-issues report; an annotators run the annotator report."""
     started = time.perf_counter()
     record = run_row(spark, cfg["output"]["runs"], run_id)
     if record.get("job") == "annotators":
         write_annotator_report(annotator_data(spark, cfg["output"], record), path)
         log.info("annotator report of run %s written to %s in %.1fs", run_id, path, time.perf_counter() - started)
+        return path
+    if record.get("job") == "audit":
+        data = audit_data(spark, cfg["output"], record, top=top)
+        write_report(data, path)
+        log.info("data-issues report of audit run %s (%d rows, %d with an issue) written to %s in %.1fs", run_id,
+                 data.n_rows, data.num_flagged, path, time.perf_counter() - started)
         return path
     cleaning = None
     if record.get("job") == "apply":  # the detect run's report, with this apply's cleaning section

@@ -44,6 +44,11 @@ class ReportData:
     per_class: pd.DataFrame | None = None
     # regression: what ran and small summaries (a sample of given vs predicted, a residual histogram)
     regression: dict[str, Any] | None = None
+    # the job whose run this is: detect (label health; also an apply run's detect run) | audit (data issues)
+    job: str = "detect"
+    # audit: the per-type summary, the search, and capped tables (worst rows per type, duplicate sets,
+    # leakage pairs, weakest groups); see sparknoise.jobs.report.audit_data
+    audit: dict[str, Any] | None = None
 
     @property
     def estimated_noise_rate(self) -> float | None:
@@ -59,6 +64,12 @@ class ReportData:
 
     def headline(self) -> dict[str, Any]:
         """The report's headline numbers (also embedded as JSON in the HTML)."""
+        if self.job == "audit":
+            audit = self.audit or {}
+            return {"run_id": self.run.get("run_id"), "job": "audit", "n_rows": int(self.n_rows),
+                    "num_flagged": int(self.num_flagged), "summary": audit.get("summary") or [],
+                    "num_duplicate_sets": audit.get("num_duplicate_sets"),
+                    "num_leakage_pairs": audit.get("num_leakage_pairs"), "search": audit.get("search") or {}}
         return {
             "run_id": self.run.get("run_id"),
             "task": self.task,

@@ -249,8 +249,11 @@ def _rank_by(run: dict[str, Any]) -> str:
     return str(config.get("rank_by") or (config.get("detection") or {}).get("rank_by") or "self_confidence")
 
 
-def render_report(data: ReportData, *, title: str = "sparknoise label-health report") -> str:
-    """The whole report as an HTML string."""
+TITLES = {"detect": "sparknoise label-health report", "audit": "sparknoise data-issues report"}
+
+
+def _label_page(data: ReportData) -> tuple[str, str]:
+    """(headline cards, sections) of a detect run: label health."""
     h = data.headline()
     flagged_share = data.num_flagged / data.n_rows if data.n_rows else 0.0
     cards = "".join([
@@ -263,13 +266,7 @@ def render_report(data: ReportData, *, title: str = "sparknoise label-health rep
         _card(f"{data.num_label_issues:,}", "cleanlab num_label_issues") if data.task != "regression" else "",
     ])
     top = data.top_rows
-    sub = f"run <code>{html.escape(str(h['run_id']))}</code>" if h["run_id"] else "from a find_label_issues result"
-    parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1><p class='sub'>{sub}; generated "
-        f"{dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}</p>",
-        f'<div class="cards" id="headline">{cards}</div>',
+    body = "".join([
         "".join(f"<p class='warning'><b>Warning:</b> {html.escape(w)}</p>" for w in data.run.get("warnings") or []),
         _task_sections(data),
         "<h2>Label quality</h2>",
@@ -279,9 +276,95 @@ def render_report(data: ReportData, *, title: str = "sparknoise label-health rep
         "first); hand them to annotators with the suggested label.</p>",
         f'<div class="scroll">{_table(top)}</div>',
         _cleaning_section(data.cleaning),
+    ])
+    return cards, body
+
+
+def search_text(search: dict[str, Any]) -> str:
+    """One line saying which nearest-neighbour search an audit ran, with its settings."""
+    if not search or search.get("kind") in (None, "none"):
+        return "no nearest-neighbour search ran (no feature-based issue type)"
+    settings = ", ".join(f"{k} {v}" for k, v in search.items() if k != "kind")
+    return f"{search['kind']} nearest-neighbour search ({settings})"
+
+
+def _audit_page(data: ReportData) -> tuple[str, str]:
+    """(headline cards, sections) of an audit run: per issue type its count and dataset score, the worst rows
+    of each type, the duplicate sets, the leakage pairs and the weakest groups."""
+    a = data.audit or {}
+    n = max(data.n_rows, 1)
+    flagged_share = data.num_flagged / n
+    cards = "".join([
+        _card(f"{data.n_rows:,}", "rows"),
+        _card(f"{data.num_flagged:,}", f"rows with an issue ({flagged_share:.2%})"),
+        *[_card(f"{r['num_issues']:,}", f"{r['issue_type']} issues") for r in a.get("summary") or []],
+        _card(f"{a.get('num_duplicate_sets') or 0:,}", "duplicate sets"),
+        _card(f"{a.get('num_leakage_pairs') or 0:,}", "leakage pairs") if a.get("split_col") else "",
+    ])
+    summary = pd.DataFrame(a.get("summary") or [], columns=["issue_type", "num_issues", "score"])
+    summary.insert(2, "share of rows", summary["num_issues"] / n)
+    parts = [
+        f"<h2 id='issue-types'>Issue types</h2><p class='note'>cleanlab Datalab's issue types and rules; the "
+        f"score is Datalab's dataset score per type (lower is worse). {html.escape(search_text(a.get('search') or {}))}"
+        ".</p>",
+        f'<div class="scroll">{_table(summary)}</div>',
+        "<details><summary>Thresholds each rule used</summary><pre>"
+        + html.escape(json.dumps(a.get("info") or {}, indent=2, sort_keys=True, default=_jsonable)) + "</pre></details>",
+    ]
+    worst = a.get("worst_rows")
+    if worst is not None:
+        parts.append(f"<h2 id='worst-rows'>The worst rows of each type</h2><p class='note'>Flagged rows, lowest "
+                     f"score first (at most {a.get('top')} per type); details: the duplicate set and distance, the "
+                     "row's group or label.</p>"
+                     + (f'<div class="scroll">{_table(worst)}</div>' if len(worst) else "<p class='note'>None.</p>"))
+    sets = a.get("duplicate_sets")
+    if sets is not None:
+        parts.append(f"<h2 id='duplicate-sets'>Duplicate sets ({a.get('num_duplicate_sets') or 0:,})</h2><p "
+                     "class='note'>Each set of exact or near duplicates (connected through pairs within the near-"
+                     f"duplicate radius), largest first ({len(sets)} shown); exact: every member has identical "
+                     "features. Keep one row of each.</p>"
+                     + (f'<div class="scroll">{_table(sets)}</div>' if len(sets) else "<p class='note'>None.</p>"))
+    leakage = a.get("leakage")
+    if leakage is not None:
+        parts.append(f"<h2 id='leakage'>Train/test leakage ({a.get('num_leakage_pairs') or 0:,} pairs)</h2><p "
+                     f"class='note'>Exact or near duplicates whose {html.escape(str(a.get('split_col')))} differs, "
+                     f"closest first ({len(leakage)} shown): each inflates offline metrics. Remove the training "
+                     "copy.</p>"
+                     + (f'<div class="scroll">{_table(leakage, "{:.6g}")}</div>' if len(leakage)
+                        else "<p class='note'>None.</p>"))
+    groups = a.get("groups")
+    if groups is not None:
+        parts.append(f"<h2 id='weakest-groups'>Weakest groups ({html.escape(', '.join(a.get('group_cols') or []))})"
+                     "</h2><p class='note'>Segments by underperforming_group score (mean self-confidence of the "
+                     "group over the mean of all rows; 1 when not below it), worst first; the flagged group is the "
+                     "lowest when below 0.1.</p>" + f'<div class="scroll">{_table(groups)}</div>')
+    return cards, "".join(parts)
+
+
+def _embedded_audit(data: ReportData) -> dict[str, Any]:
+    worst = (data.audit or {}).get("worst_rows")
+    return {**data.headline(), "worst_ids": {t: g.iloc[:, 1].tolist() for t, g in worst.groupby("issue_type")}
+            if worst is not None and len(worst) else {}}
+
+
+def render_report(data: ReportData, *, title: str | None = None) -> str:
+    """The whole report as an HTML string; its sections follow the run's job (``data.job``): label health for
+    a detect run, data issues for an audit run. The page frame, the run section and the embedded JSON are shared."""
+    title = title or TITLES.get(data.job, TITLES["detect"])
+    h = data.headline()
+    cards, body = (_audit_page if data.job == "audit" else _label_page)(data)
+    embedded = _embedded_audit(data) if data.job == "audit" else _embedded(data)
+    sub = f"run <code>{html.escape(str(h['run_id']))}</code>" if h["run_id"] else "from a find_label_issues result"
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1><p class='sub'>{sub}; generated "
+        f"{dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}</p>",
+        f'<div class="cards" id="headline">{cards}</div>',
+        body,
         _run_section(data.run),
         '<script type="application/json" id="sparknoise-report-data">'
-        + json.dumps(_embedded(data), default=_jsonable).replace("</", "<\\/") + "</script>",
+        + json.dumps(embedded, default=_jsonable).replace("</", "<\\/") + "</script>",
         f"<script>{_SCRIPT}</script></body></html>",
     ]
     return "\n".join(parts)
