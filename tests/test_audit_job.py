@@ -25,7 +25,7 @@ def _rows(spark, location, run_id):
 def test_audit_job_tables_rerun_and_report(spark, tmp_path, capsys):
     data = make_audit_data()  # 400 rows, string ids r0000.., split alternating train/test
     spark.createDataFrame(data["pdf"]).coalesce(2).write.format("delta").save(str(tmp_path / "in"))
-    out = {n: str(tmp_path / n) for n in ("data_issues", "duplicate_sets", "leakage", "runs")}
+    out = {n: str(tmp_path / n) for n in ("data_issues", "duplicate_sets", "leakage", "runs", "cleaned", "audit")}
     conf = tmp_path / "audit.yaml"
     conf.write_text(yaml.safe_dump({
         "input": {"path": str(tmp_path / "in"), "label_col": "label", "probs_col": "pred_probs"},
@@ -101,3 +101,17 @@ def test_audit_job_tables_rerun_and_report(spark, tmp_path, capsys):
     assert issues2.sort_values("id").reset_index(drop=True)[before.columns].equals(before)
     assert len(sets2) == len(sets) and len(leak2) == len(leak) and len(runs2) == 1
     assert json.loads(runs2.iloc[0]["metrics"])["counts"] == {"near_duplicate": metrics["counts"]["near_duplicate"]}
+
+    # apply on the audit run: one row per duplicate set and split kept, the train-side copy of each pair removed
+    assert cli_main(["apply", "--config", str(conf), "--run-id", "a1"]) == 0
+    assert "of audit run a1" in capsys.readouterr().out
+    removed = _rows(spark, out["audit"], "a1").toPandas().set_index("id")
+    split = dict(zip(data["pdf"]["id"], data["pdf"]["split"]))
+    copies = {m for ms in sets["members"] for m in ms if m != min(x for x in ms if split[x] == split[m])}
+    train_side = {i if s == "train" else o for i, o, s in zip(leak["id"], leak["other_id"], leak["split"])}
+    assert set(removed.index) == copies | train_side and "r0011" not in removed.index  # the test copy stays
+    assert removed.loc["r0100", "issue_type"] == "leakage" and (removed["source"] == "policy").all()
+    assert _rows(spark, out["cleaned"], "a1").count() == 400 - len(removed)
+    applied = spark.read.format("delta").load(out["runs"]).filter(F.col("job") == "apply").toPandas()
+    counts = json.loads(applied.iloc[0]["metrics"])["counts"]
+    assert counts["removed"] == len(removed) and counts["kept"] == 400 - len(removed)
