@@ -370,9 +370,6 @@ def test_apply_cleaning_names_bad_verdicts_before_anything_is_computed_from_them
     cases = [
         ([(7, "keep", None, None)], "1 verdict(s) for id 7: the id is not a row of the scored table"),
         ([(2, "maybe", None, None)], "1 verdict(s) for id 2: the id has a decision that is not one of"),
-        ([(2, "relabel", None, None)], "1 verdict(s) for id 2: the id is a relabel without new_label"),
-        ([(2, "keep", None, "2026-11-01"), (2, "remove", None, "2026-11-01")],
-         "1 verdict(s) for id 2: the id has two different decisions at the same reviewed_at"),
         ([(5, "remove", None, None)], "1 verdict(s) for id 5: the id is a protected row"),
     ]
     schema = "id long, decision string, new_label string, reviewed_at string"
