@@ -8,9 +8,14 @@ timed: the setup). Then, timed:
   * apply: ``sparknoise apply`` with those verdicts and the default policy (remove the unreviewed
     flagged rows): the cleaned and audit tables written, the runs row recorded.
 Prints the times and the ratio apply / baseline (target: at most 1.5) and writes JSON
-(bench/results/apply.json by default).
+(bench/results/apply.json by default), with the load average before and after (other work on the
+machine slows every figure; the ratios are taken within one run).
 
-    .venv/bin/python bench/bench_apply.py --rows 10000000 --classes 10 --verdicts 100000
+``--compare REF`` also runs the same apply job with ``sparknoise/cleaning/apply.py`` as of the git
+commit REF (loaded from ``git show``; by default 2f8d402, the three-read version), before the current
+one, on the same tables and verdicts: before and after in one run.
+
+    .venv/bin/python bench/bench_apply.py --rows 10000000 --classes 10 --verdicts 100000 --compare
 """
 
 from __future__ import annotations
@@ -37,7 +42,10 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.2, help="label noise of the generated table")
     parser.add_argument("--data", default=os.path.expanduser("~/.cache/sparknoise/bench-data"))
     parser.add_argument("--out", default=os.path.join(HERE, "results", "apply.json"))
+    parser.add_argument("--compare", nargs="?", const="2f8d402", default=None, metavar="REF",
+                        help="also time apply with sparknoise/cleaning/apply.py as of git commit REF (default 2f8d402)")
     args = parser.parse_args()
+    load_start = list(os.getloadavg())
 
     import logging
 
@@ -85,16 +93,33 @@ def main() -> None:
         t = time.perf_counter()
         imported = import_verdicts(spark, loop_cfg, "bench", verdicts)
         t_import = time.perf_counter() - t
+        before = None
+        if args.compare:
+            import sparknoise.jobs.apply as job
+
+            current = job.apply_cleaning
+            job.apply_cleaning = _apply_cleaning_at(args.compare)
+            try:
+                t = time.perf_counter()
+                old_record = run_apply(spark, loop_cfg, "bench")
+                before = {"ref": args.compare, "apply_s": round(time.perf_counter() - t, 2),
+                          "apply_timings": json.loads(old_record["timings"]),
+                          "counts": json.loads(old_record["metrics"])["counts"]}
+            finally:
+                job.apply_cleaning = current
+            before["apply_over_baseline"] = round(before["apply_s"] / t_baseline, 2)
         t = time.perf_counter()
         record = run_apply(spark, loop_cfg, "bench")
         t_apply = time.perf_counter() - t
     counts = json.loads(record["metrics"])["counts"]
+    if before is not None:
+        assert before["counts"] == counts, (before["counts"], counts)  # the same decisions either way
     result = {
         "rows": n, "classes": k, "noise_rate": args.noise, "verdicts": imported, "num_flagged": detect["num_flagged"],
         "detect_s": round(t_detect, 2), "baseline_scored_write_s": round(t_baseline, 2),
         "review_import_s": round(t_import, 2), "apply_s": round(t_apply, 2),
         "apply_over_baseline": round(t_apply / t_baseline, 2), "apply_timings": json.loads(record["timings"]),
-        "counts": counts,
+        "counts": counts, "before": before, "loadavg_start": load_start, "loadavg_end": list(os.getloadavg()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                  cwd=HERE).stdout.strip(),
@@ -102,11 +127,27 @@ def main() -> None:
     print(f"N={n:,} K={k}: detect {t_detect:.1f}s; scored table written again {t_baseline:.1f}s; "
           f"review import of {imported:,} verdicts {t_import:.1f}s; apply {t_apply:.1f}s "
           f"= {t_apply / t_baseline:.2f}x the scored write (target <= 1.5x)")
+    if before is not None:
+        print(f"before ({before['ref']}): apply {before['apply_s']:.1f}s = {before['apply_over_baseline']:.2f}x the "
+              f"scored write; timings {before['apply_timings']}")
+    print(f"after: timings {result['apply_timings']}; load average {load_start} -> {result['loadavg_end']}")
     print(f"counts: {counts}")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
     print(f"wrote {args.out}")
+
+
+def _apply_cleaning_at(ref: str):
+    """``apply_cleaning`` as of git commit ``ref`` (its module source from ``git show``, executed apart)."""
+    import types
+
+    source = subprocess.run(["git", "show", f"{ref}:sparknoise/cleaning/apply.py"], capture_output=True, text=True,
+                            cwd=HERE, check=True).stdout
+    module = types.ModuleType(f"sparknoise_cleaning_apply_{ref}")
+    sys.modules[module.__name__] = module  # (dataclasses look their module up)
+    exec(compile(source, f"{ref}:sparknoise/cleaning/apply.py", "exec"), module.__dict__)  # noqa: S102
+    return module.apply_cleaning
 
 
 if __name__ == "__main__":

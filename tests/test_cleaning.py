@@ -358,3 +358,26 @@ def test_demo_label_studio_tasks_show_the_features_not_the_answer(tmp_path):
     assert written == 1 and task["predictions"][0]["score"] == 0.9
     assert task["data"]["item"].splitlines() == [*(f"{c}: {v:.6g}" for c, v in values.items()), "split: test"]
     assert TRUTH_COL not in json.dumps(task)
+
+
+def test_apply_cleaning_names_bad_verdicts_before_anything_is_computed_from_them(spark):
+    # the checks run in two small aggregations (verdicts alone; the materialised rows) and fall back to the
+    # join naming the ids: each problem still raises the same message, and valid verdicts still apply
+    scored = spark.createDataFrame(
+        [(i, "a", i % 2 == 0, "b", i + 1, 0.1, "test" if i == 5 else "train") for i in range(6)],
+        "id long, label string, is_label_issue boolean, predicted_label string, issue_rank int, label_quality double, "
+        "split string")
+    cases = [
+        ([(7, "keep", None, None)], "1 verdict(s) for id 7: the id is not a row of the scored table"),
+        ([(2, "maybe", None, None)], "1 verdict(s) for id 2: the id has a decision that is not one of"),
+        ([(5, "remove", None, None)], "1 verdict(s) for id 5: the id is a protected row"),
+    ]
+    schema = "id long, decision string, new_label string, reviewed_at string"
+    for rows, message in cases:
+        with pytest.raises(InputError) as e:
+            sn.apply_cleaning(scored, spark.createDataFrame(rows, schema), protect="split = 'test'")
+        assert str(e.value).startswith(message), str(e.value)
+    res = sn.apply_cleaning(scored, spark.createDataFrame([(2, "relabel", "c", None), (3, "remove", None, None)], schema))
+    got = {r["id"]: (r["action"], r["clean_label"]) for r in res.cleaned.collect()}
+    assert got == {1: ("kept", "a"), 2: ("relabeled", "c"), 5: ("kept", "a")}
+    assert res.summary()["by_source"] == {"review": {"relabeled": 1, "removed": 1}, "policy": {"removed": 2}, "none": {"kept": 2}}

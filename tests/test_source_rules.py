@@ -39,6 +39,8 @@ ALLOWED_COLLECTS = {
     "jobs/demo.py:run_demo": "one aggregate row",
     "cleaning/apply.py:_check_verdicts": "one aggregate row (<= 3 example ids per problem)",
     "cleaning/apply.py:summary": "<= 4 actions x 3 sources counts",
+    "cleaning/apply.py:_verdict_summary": "one aggregate row (counts and an id checksum)",
+    "cleaning/apply.py:_decided_summary": "one aggregate row (<= 24 counts and an id checksum)",
     "jobs/apply.py:_counts": "<= 3 + 12 counts, splits x 4 counts",
     "jobs/tables.py:commit_version": "one aggregate row over the commit history",
     "cleaning/releases.py:release_row": "limit(1): one release's row",

@@ -23,10 +23,28 @@ the given one), ``sample_weight`` (1.0, or ``downweight`` for down-weighted rows
 note, the row's ``issue_rank`` and ``label_quality``, ``applied_at`` and, with ``split_col``, the
 row's split (so changes can be counted per split from ``cleaned`` and ``audit`` alone).
 
-Checks run eagerly, in one aggregation over the verdicts joined with the scored rows: a verdict
-for an id not in ``scored``, for a protected row (``protect_mode="all"`` only), with an unknown decision, a ``relabel`` without
-``new_label``, or two different decisions at the same time for one id is an :class:`InputError`
-naming the id. Spark Connect safe; nothing row-level reaches the driver.
+One read of ``scored``: the rows joined with the verdicts (broadcast: they are few) and every row's
+action are computed once and materialised (``localCheckpoint`` in the executors' block stores, or
+written once to ``scratch``; :func:`sparknoise.storage.materialised`); the checks, ``cleaned``,
+``audit`` and ``summary()`` all read that frame, so writing ``cleaned`` and ``audit`` costs one scan
+of the scored table, not three.
+
+Checks run eagerly, before :func:`apply_cleaning` returns, so nothing is written on bad input: a
+verdict for an id not in ``scored``, for a protected row (``protect_mode="all"`` only), with an
+unknown decision, a ``relabel`` without ``new_label``, or two different decisions at the same time
+for one id is an :class:`InputError` naming the id. They run in two small aggregations: one over the
+verdicts alone (count, a checksum of their ids, and the problems that need no scored row), and one
+over the materialised rows (the rows that matched a verdict, their checksum, the protected ones,
+and the counts per action, source and protected flag that ``summary()`` returns). When the two
+disagree (a verdict's id is missing from ``scored``) or a problem is counted, the original join of
+the verdicts with every scored id runs once more to name up to 3 ids per problem (the error path
+only). The materialisation is an action of its own, not a write: a check that fails leaves every
+output untouched, and the writes that follow read rows that already passed the checks. (The checks
+are aggregations over the materialised frame rather than ``DataFrame.observe`` counters: an
+observation of a checkpoint is not reported the same way by every engine, and a classic session's
+``Observation.get`` waits forever for an action that never reports.) Where the engine refuses
+``localCheckpoint`` and no ``scratch`` is given, the frame stays lazy (logged) and each output
+re-reads ``scored``, as before. Spark Connect safe; nothing row-level reaches the driver.
 """
 
 from __future__ import annotations
@@ -35,12 +53,13 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, Row, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparknoise.core.inputs import unfolded
 from sparknoise.errors import ConfigError, InputError
+from sparknoise.storage import materialised
 
 DECISIONS = ("keep", "relabel", "remove")
 UNREVIEWED_POLICIES = ("remove", "downweight", "relabel", "keep")
@@ -57,22 +76,26 @@ _NEW = "__sn_new_label"
 
 @dataclass(frozen=True)
 class CleaningResult:
-    """What :func:`apply_cleaning` decided. Both frames are lazy (each action re-reads ``scored``)."""
+    """What :func:`apply_cleaning` decided. Both frames read the materialised decided rows (one read of ``scored``)."""
 
     cleaned: DataFrame
     audit: DataFrame
     decided: DataFrame  # every scored row's id, action, source and protected flag (removed rows included)
+    counts: tuple[tuple[str, str, bool, int], ...] | None = None  # (action, source, protected, rows), computed once
 
     def summary(self) -> dict[str, Any]:
-        """Counts per action, per (source, action) and of protected rows per action; one small aggregation."""
+        """Counts per action, per (source, action) and of protected rows per action (counted with the checks)."""
         counts = {a: 0 for a in ACTIONS}
         by_source: dict[str, dict[str, int]] = {"review": {}, "policy": {}, "none": {}}
         protected: dict[str, int] = {}
-        for row in self.decided.groupBy(_ACTION, _SOURCE, _PROTECTED).count().collect():  # <= 4 x 3 x 2 rows
-            counts[row[0]] += row[3]
-            by_source[row[1]][row[0]] = by_source[row[1]].get(row[0], 0) + row[3]
-            if row[2]:
-                protected[row[0]] = protected.get(row[0], 0) + row[3]
+        rows = self.counts
+        if rows is None:  # <= 4 x 3 x 2 rows
+            rows = tuple(tuple(r) for r in self.decided.groupBy(_ACTION, _SOURCE, _PROTECTED).count().collect())
+        for action, source, is_protected, n in rows:
+            counts[action] += n
+            by_source[source][action] = by_source[source].get(action, 0) + n
+            if is_protected:
+                protected[action] = protected.get(action, 0) + n
         return {**counts, "rows": sum(counts.values()),
                 "reviewed": sum(by_source["review"].values()), "by_source": by_source, "protected": protected}
 
@@ -116,6 +139,41 @@ def _check_verdicts(joined: DataFrame, id_col: str, protect_mode: str) -> None:
                              column=id_col)
 
 
+def _id_sum(id_col: str) -> Column:
+    """A per-row checksum term of the id (summed: equal sums over the verdicts and the matched rows mean
+    every verdict found its row once, barring a 1-in-2^31 collision)."""
+    return F.pmod(F.xxhash64(F.col(id_col).cast("string")), F.lit(2**31 - 1))
+
+
+def _verdict_summary(v: DataFrame, id_col: str) -> Row:
+    """One aggregation over the latest verdicts alone: their count and id checksum, and the problems that
+    need no scored row (unknown decision, relabel without new_label, conflicting decisions)."""
+    decision = F.col(_V + "decision")
+    return v.agg(
+        F.count(F.lit(1)).alias("n"),
+        F.coalesce(F.sum(_id_sum(id_col)), F.lit(0)).alias("id_sum"),
+        F.sum(F.when(~decision.isin(*DECISIONS) | ((decision == "relabel") & F.col(_NEW).isNull())
+                     | F.col("__sn_conflict") | F.col(id_col).isNull(), 1).otherwise(0)).alias("bad"),
+    ).first()  # one row
+
+
+def _decided_summary(decided: DataFrame, id_col: str) -> tuple[Row, tuple[tuple[str, str, bool, int], ...]]:
+    """One aggregation over the materialised rows: the rows that matched a verdict, their id checksum,
+    the protected ones among them, and the rows per (action, source, protected): <= 24 counts."""
+    reviewed = F.col(_V + "decision").isNotNull()
+    keys = [(a, src, p) for a in ACTIONS for src in ("review", "policy", "none") for p in (False, True)]
+    cells = [F.sum(F.when((F.col(_ACTION) == a) & (F.col(_SOURCE) == src) & (F.col(_PROTECTED) == F.lit(p)), 1)
+                   .otherwise(0)).alias(f"c{i}") for i, (a, src, p) in enumerate(keys)]
+    row = decided.agg(
+        F.sum(F.when(reviewed, 1).otherwise(0)).alias("matched"),
+        F.coalesce(F.sum(F.when(reviewed, _id_sum(id_col))), F.lit(0)).alias("id_sum"),
+        F.sum(F.when(reviewed & F.col(_PROTECTED), 1).otherwise(0)).alias("protected"),
+        *cells,
+    ).first()  # one row
+    counts = tuple((a, src, p, int(row[f"c{i}"] or 0)) for i, (a, src, p) in enumerate(keys) if row[f"c{i}"])
+    return row, counts
+
+
 def apply_cleaning(
     scored: DataFrame,
     reviews: DataFrame | None = None,
@@ -132,6 +190,7 @@ def apply_cleaning(
     issues: DataFrame | None = None,
     filter_by: str | None = None,
     applied_at: dt.datetime | None = None,
+    scratch: str | None = None,
 ) -> CleaningResult:
     """Apply verdicts (``reviews``) and the ``unreviewed`` policy to scored rows; see the module docstring.
 
@@ -157,6 +216,9 @@ def apply_cleaning(
             ``suggested_labels`` (a tag set; two tag sets are the same label when they hold the same tags).
         filter_by: the detection method, named in the policy's audit reasons.
         applied_at: the time recorded in ``audit`` (default: now, UTC).
+        scratch: where the decided rows are materialised: None (default) a ``localCheckpoint`` in the
+            executors' block stores; a Delta folder or table-name prefix writes them there once
+            (``<scratch>/apply_decided``), for engines without checkpoints.
 
     Returns:
         a :class:`CleaningResult` with ``cleaned``, ``audit`` and ``summary()``.
@@ -213,7 +275,10 @@ def apply_cleaning(
         )
         # verdicts are few next to the rows (a review queue): broadcast them, the rows never shuffle
         scored_ids = df.select(id_col, _PROTECTED, F.lit(True).alias("__sn_in_scored"))
-        _check_verdicts(scored_ids.join(v, id_col, "right"), id_col, protect_mode)  # (no hint: a right join cannot build v)
+        everything = scored_ids.join(v, id_col, "right")  # (no hint: a right join cannot build v); the error path only
+        verdicts = _verdict_summary(v, id_col)
+        if verdicts["bad"]:
+            _check_verdicts(everything, id_col, protect_mode)  # raises, naming the ids
         df = df.join(F.broadcast(v.drop("__sn_conflict")), id_col, "left")
     else:
         df = (df.withColumn(_V + "decision", F.lit(None).cast("string"))
@@ -249,7 +314,16 @@ def apply_cleaning(
     source = (F.when(frozen, F.lit("none")).when(reviewed, F.lit("review"))
               .when(flagged, F.lit("policy")).otherwise(F.lit("none")))
     new_label = F.when(reviewed, F.col(_NEW)).otherwise(suggested)
+    # the one read of scored: every row joined and decided, computed once (the checks and both outputs read it)
     decided = df.withColumn(_ACTION, action).withColumn(_SOURCE, source)
+    decided = materialised(decided.drop(*[c for c in ("sample_weight",) if c in decided.columns]), scratch,
+                           "apply_decided")
+    counts = None
+    if reviews is not None:
+        found, counts = _decided_summary(decided, id_col)
+        if (found["matched"] or 0) != verdicts["n"] or found["id_sum"] != verdicts["id_sum"] or \
+                (protect_mode == "all" and found["protected"]):
+            _check_verdicts(everything, id_col, protect_mode)  # raises, naming the ids (unless scored repeats an id)
     a = F.col(_ACTION)
     clean_label = F.when(a == "relabeled", new_label).otherwise(F.col(label_col)).cast(label_type)
     weight = F.when(a == "downweighted", F.lit(float(downweight))).otherwise(F.lit(1.0))
@@ -274,7 +348,8 @@ def apply_cleaning(
         F.col("label_quality"),
         F.lit(applied_at).cast("timestamp").alias("applied_at"),
     )
-    return CleaningResult(cleaned=cleaned, audit=audit, decided=decided.select(id_col, _ACTION, _SOURCE, _PROTECTED))
+    return CleaningResult(cleaned=cleaned, audit=audit, decided=decided.select(id_col, _ACTION, _SOURCE, _PROTECTED),
+                          counts=counts)
 
 
 def _reason(action: Column, source: Column, label_col: str, new_label: Column, confidence: Column,
