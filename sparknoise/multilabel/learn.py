@@ -86,7 +86,7 @@ def fit_multilabel(est: Any, dataset: DataFrame) -> MultilabelCleanLearningModel
                                         label_index_col=LABEL_INDEX_COL, activate=activate)
     model = MultilabelCleanLearningModel(
         class_models=models, constants=constants, classes=list(classes),
-        label_type=dataset.schema[label].dataType.elementType.json(),
+        label_type=dataset.schema[label].dataType.elementType.simpleString(),
         confident_joint=result.confident_joint, thresholds=result.thresholds,
         num_label_issues=result.num_label_issues, num_label_issues_per_class=result.num_label_issues_per_class,
         num_flagged=result.num_flagged)
@@ -101,7 +101,7 @@ class MultilabelCleanLearningModel(Model, _CleanLearningParams, HasProbabilityCo
     ``numLabelIssues``, ``numLabelIssuesPerClass``, ``numFlagged``."""
 
     def __init__(self, class_models: list | None = None, constants: list | None = None, classes: list | None = None,
-                 label_type: str = '"integer"', confident_joint: np.ndarray | None = None,
+                 label_type: str = "int", confident_joint: np.ndarray | None = None,
                  thresholds: np.ndarray | None = None, num_label_issues: int = 0,
                  num_label_issues_per_class: Any = None, num_flagged: int = 0) -> None:
         super().__init__()
@@ -124,7 +124,7 @@ class MultilabelCleanLearningModel(Model, _CleanLearningParams, HasProbabilityCo
         frame = one_vs_rest_probabilities(features_vector(dataset, self.getFeaturesCol(), None), self.classModels,
                                           self.constants, prob_col=PROBABILITY_COL, out_col=_P)
         probs = F.col(_P)
-        lookup = F.array(*[F.lit(v) for v in self.classes]).cast(T.ArrayType(T._parse_datatype_json_string(self.labelType)))
+        lookup = F.array(*[F.lit(v) for v in self.classes]).cast(f"array<{self.labelType}>")  # typed like the tags
         tags = F.filter(F.transform(lookup, lambda v, i: F.struct(v.alias("v"), F.get(probs, i).alias("p"))),
                         lambda s: s["p"] > F.lit(0.5))
         return frame.select(*columns, probs.alias(self.getProbabilityCol()),
