@@ -19,6 +19,7 @@ from sparknoise.ml.cross_validation import cross_val_predict_proba
 from sparknoise.multiannotator.active_learning import active_learning_scores
 from sparknoise.multiannotator.crowdlab import MultiannotatorResult, majority_vote, multiannotator_quality
 from sparknoise.multilabel import MultilabelIssuesResult, find_multilabel_issues, multilabel_label_quality_scores
+from sparknoise.multilabel.learn import MultilabelCleanLearningModel
 from sparknoise.noise.evaluation import EvaluationResult, evaluate_label_noise
 from sparknoise.noise.injection import inject_label_noise
 from sparknoise.noise.matrices import noise_matrix_from_trace, noise_matrix_is_valid
@@ -61,6 +62,7 @@ __all__ = [
     "find_multilabel_issues",
     "multilabel_label_quality_scores",
     "MultilabelIssuesResult",
+    "MultilabelCleanLearningModel",
     "label_quality_scores",
     "find_regression_issues",
     "RegressionIssuesResult",

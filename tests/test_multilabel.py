@@ -294,3 +294,73 @@ def test_out_of_fold_probabilities_for_tags(spark):
     with pytest.raises(sn.InputError, match="array of tags"):
         sn.cross_val_predict_proba(df.withColumn("labels", F.lit(1)), LogisticRegression(), label_col="labels",
                                    task="multilabel")
+
+
+def test_clean_learning_for_tags(spark, tmp_path):
+    """CleanLearning(task="multilabel"): flags = find_multilabel_issues on the same out-of-fold
+    probabilities; one binary model per class on the kept rows (a class no row carries: constant 0);
+    the model predicts K probabilities and the tag set above 0.5, and survives save/load."""
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.ml.linalg import Vectors
+    from pyspark.sql import functions as F
+
+    rng = np.random.default_rng(5)
+    n = 200
+    x = rng.normal(size=(n, 2))
+    true = [[c for c, on in ((0, x[i, 0] > 0), (1, x[i, 1] > 0.2), (3, x[i, 0] + x[i, 1] > 0.5)) if on]
+            for i in range(n)]
+    given = [sorted(set(t) ^ {0}) if i % 9 == 0 else t for i, t in enumerate(true)]  # class 2 on no row
+    df = spark.createDataFrame([(i, given[i], Vectors.dense(x[i])) for i in range(n)], ["id", "labels", "features"])
+    cl = sn.CleanLearning(estimator=LogisticRegression(), labelCol="labels", numFolds=2, task="multilabel")
+    model = cl.fit(df)
+    # the fit's out-of-fold probabilities (kept on its rows), through find_multilabel_issues directly
+    oof = model._result.rows.select("id", "labels", F.col("__sn_oof_probs").alias("pred_probs"))
+    res = sn.find_multilabel_issues(oof, min_examples_per_class=10, weights="prune")
+    expected = {r["id"] for r in res.issues().select("id").collect()}
+    flagged = [r["id"] for r in model.labelIssues(df).select("id").collect()]
+    assert set(flagged) == expected and len(flagged) == model.numFlagged > 0
+    assert model.classes == [0, 1, 2, 3] and model.classModels[2] is None and model.constants[2] == 0.0
+    # class 0's model: a binary LogisticRegression fitted by hand on the rows that were not flagged
+    kept = df.filter(~F.col("id").isin(list(expected))).withColumn("y", F.array_contains("labels", 0).cast("double"))
+    hand = (LogisticRegression(labelCol="y").fit(kept).transform(df)
+            .select("id", vector_to_array("probability")[1].alias("p")).toPandas().sort_values("id"))
+    out = model.transform(df).select("id", "probability", "prediction").toPandas().sort_values("id")
+    probs = np.array(out["probability"].tolist())
+    assert probs.shape == (n, 4) and np.all(probs[:, 2] == 0.0)
+    assert np.allclose(probs[:, 0], hand["p"].to_numpy(), atol=1e-9)
+    assert [list(p) for p in out["prediction"]] == [[c for c in range(4) if row[c] > 0.5] for row in probs]
+    assert np.mean([set(p) == set(t) for p, t in zip(out["prediction"], true)]) > 0.85
+    model.write().overwrite().save(str(tmp_path / "ml_cl"))
+    loaded = type(model).load(str(tmp_path / "ml_cl"))
+    again = loaded.transform(df).select("id", "probability", "prediction").toPandas().sort_values("id")
+    assert np.allclose(np.array(again["probability"].tolist()), probs, atol=1e-12)
+    assert [list(p) for p in again["prediction"]] == [list(p) for p in out["prediction"]]
+    assert loaded.numFlagged == model.numFlagged and loaded.getTask() == "multilabel"
+    with pytest.raises(ConfigError, match="task"):
+        sn.CleanLearning(estimator=LogisticRegression(), task="tags").fit(df)
+
+
+def test_tag_scores_of_the_multilabel_evaluation(spark):
+    """tag_fit_metrics = scikit-learn's micro/macro F1 and exact-match accuracy on the indicator
+    columns; tag_flag_metrics counts (row, class) pairs."""
+    from pyspark.sql import functions as F
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from sparknoise.noise.multilabel_evaluation import tag_fit_metrics, tag_flag_metrics
+
+    probs = [[0.9, 0.2, 0.1], [0.6, 0.7, 0.0], [0.1, 0.4, 0.2], [0.8, 0.51, 0.3], [0.2, 0.9, 0.4], [0.5, 0.1, 0.2]]
+    true = [[0], [0], [1], [0, 1], [1], [0]]  # class 2: never true, never predicted (F1 0 in the macro mean)
+    flags = [[True, False, False], [False, True, False], [False, False, False], [True, True, True],
+             [False, False, False], [False, False, True]]
+    flipped = [[0], [1], [2], [1], [], [0]]
+    df = spark.createDataFrame(list(zip(probs, true, flags, flipped)),
+                               "p array<double>, t array<int>, f array<boolean>, n array<int>")
+    got = tag_fit_metrics(df, probs_col="p", true_tags=F.col("t"), K=3)
+    y = np.array([[int(c in t) for c in range(3)] for t in true])
+    yhat = (np.array(probs) > 0.5).astype(int)
+    assert got["micro_f1"] == pytest.approx(f1_score(y, yhat, average="micro", zero_division=0), abs=1e-12)
+    assert got["macro_f1"] == pytest.approx(f1_score(y, yhat, average="macro", zero_division=0), abs=1e-12)
+    assert got["test_accuracy"] == pytest.approx(accuracy_score(y, yhat), abs=1e-12)
+    scores = tag_flag_metrics(df, {"d": F.col("f")}, noisy=F.col("n"))["d"]
+    assert (scores["flagged"], scores["true_positives"], scores["noisy"]) == (6, 3, 5)

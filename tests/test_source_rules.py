@@ -31,7 +31,7 @@ ALLOWED_COLLECTS = {
     "core/fit_quality.py:probability_fit": "one row per class: counts, hits, summed log loss",
     "jobs/tables.py:_drop_scratch_tables": "the table names of one schema (SHOW TABLES)",
     "ml/clean_learning.py:_exists": "limit(1): does a path exist",
-    "ml/clean_learning.py:read_final_model": "one metadata line",
+    "ml/clean_learning.py:_read_metadata": "one metadata line",
     "core/confident_joint.py:count_confident_joint": "K x K counts (+ the histogram's <= NATIVE_HISTOGRAM_GROUPS entries)",
     "ml/cross_validation.py:label_classes": "limit(max_classes + 1) distinct labels",
     "ml/cross_validation.py:_validated_folds": "n_folds counts",
@@ -63,6 +63,7 @@ ALLOWED_COLLECTS = {
     "noise/evaluation.py:_accuracy": "one aggregate row",
     "ml/folds.py:assign_folds": "K x n_folds bucket counts",
     "ml/multilabel_folds.py:tag_classes": "one aggregate row, or limit(max_classes + 1) distinct tags",
+    "ml/multilabel_folds.py:fit_one_vs_rest": "one aggregate row: K + 1 tag counts",
     "ml/multilabel_folds.py:multilabel_oof": "limit(1): one unknown tag for the message; n_folds rows of K + 1 counts",
     "jobs/inject.py:run_inject": "one aggregate row",
     "core/invalid_rows.py:screen_invalid": "one aggregate row",
@@ -70,6 +71,8 @@ ALLOWED_COLLECTS = {
     "noise/injection.py:_profile": "<= K + 2 class counts",
     "noise/injection.py:_check_unique_ids": "<= 3 example ids",
     "noise/multilabel_noise.py:tag_profile": "<= K + 2 tag counts",
+    "noise/multilabel_evaluation.py:tag_flag_metrics": "one aggregate row of 1 + 2 x detectors sums",
+    "noise/multilabel_evaluation.py:tag_fit_metrics": "one aggregate row of 3K + 2 sums",
     "noise/regression_noise.py:label_stats": "<= ~2,100 rows: one per binary exponent of the label",
     "noise/regression_evaluation.py:regression_detection_metrics": "one aggregate row",
     "noise/regression_evaluation.py:regression_fit_metrics": "one aggregate row",
@@ -144,6 +147,7 @@ LAYERS = [
 ALLOWED_UPWARD = {
     ("sparknoise.core.result", "sparknoise.report.data"): "LabelIssuesResult.report(), lazily",
     ("sparknoise.core.result", "sparknoise.report.html"): "LabelIssuesResult.report(), lazily",
+    ("sparknoise.ml.clean_learning", "sparknoise.multilabel.learn"): "CleanLearning(task='multilabel').fit, lazily",
 }
 
 

@@ -189,9 +189,19 @@ def test_regression_job_with_a_model(spark, numbers_run, tmp_path):
     assert cli_main(["detect", "--config", str(conf), "--set", "model.estimator=random_forest"]) == 2
 
 
+def _joined_tags(spark, tags_run, path) -> str:
+    """The tags run's input with the tag arrays joined into one string per row ("art | cs", "" for none)."""
+    (spark.read.format("delta").load(str(tags_run["base"] / "in")).withColumn("tags", F.array_join("tags", " | "))
+     .write.format("delta").save(str(path)))
+    return str(path)
+
+
 def test_multilabel_job_fits_a_binary_model_per_class(spark, tags_run, tmp_path):
+    """A delimited tag string (input.label_sep) and a model: one binary model per class per fold, the
+    classes found by the folds (no input.classes)."""
     cfg = yaml.safe_load(open(tags_run["conf"]))
-    cfg["input"].update(probs_col=None, features=["f0", "f1"], passthrough=[], drop=["pred_probs"])
+    cfg["input"].update(path=_joined_tags(spark, tags_run, tmp_path / "joined"), label_sep="|", classes=None,
+                        probs_col=None, features=["f0", "f1"], passthrough=[], drop=["pred_probs"])
     cfg["model"] = {"estimator": "logistic_regression", "n_folds": 2}
     cfg["output"] = {k: str(tmp_path / k) for k in ("scored", "issues", "runs")}
     conf = tmp_path / "model.yaml"
@@ -200,6 +210,64 @@ def test_multilabel_job_fits_a_binary_model_per_class(spark, tags_run, tmp_path)
     scored = spark.read.format("delta").load(cfg["output"]["scored"])
     widths = {r[0] for r in scored.select(F.size("pred_probs")).distinct().collect()}
     assert scored.count() == 400 and widths == {4} and scored.filter("is_label_issue").count() > 0
+    tags = {r["id"]: r["tags"] for r in scored.select("id", "tags").collect()}
+    assert tags == {i: [TAGS[c] for c in lab] for i, lab in enumerate(tags_run["labels"])}  # split back exactly
+    run = spark.read.format("delta").load(cfg["output"]["runs"]).first()
+    assert json.loads(run["classes"]) == TAGS
+
+
+def test_label_sep_splits_a_tag_string(spark):
+    from sparknoise.errors import ConfigError, InputError
+    from sparknoise.jobs.config import load_config
+    from sparknoise.jobs.tables import split_tags
+
+    df = spark.createDataFrame([(1, "a|b"), (2, ""), (3, " c | a.b |"), (4, None), (5, " | ")], "id int, t string")
+    got = {r["id"]: r["t"] for r in split_tags(df, "t", "|").collect()}
+    assert got == {1: ["a", "b"], 2: [], 3: ["c", "a.b"], 4: None, 5: []}  # "|" and "." taken literally
+    assert {r["id"]: r["t"] for r in split_tags(df, "t", ".").collect()}[3] == ["c | a", "b |"]
+    with pytest.raises(InputError, match="'input.label_sep'.*'id' has type int"):
+        split_tags(df, "id", "|")
+    base = ["input.table=tags", "input.features=[f0]"]
+    assert load_config(overrides=[*base, "detection.task=multilabel", "input.label_sep='|'"])["input"][
+        "label_sep"] == "|"
+    with pytest.raises(ConfigError, match="'input.label_sep'.*detection.task multilabel"):
+        load_config(overrides=[*base, "input.label_sep=';'"])
+    with pytest.raises(ConfigError, match="non-empty string"):
+        load_config(overrides=[*base, "detection.task=multilabel", "input.label_sep=''"])
+
+
+def test_evaluate_job_multilabel(spark, tags_run, tmp_path, capsys):
+    """detection.task: multilabel in the evaluate job (tags from a delimited string): every filter
+    scored over the injected (row, class) flips, one-vs-rest fits scored by micro/macro F1."""
+    from sparknoise.core.flags import FILTERS
+
+    out = tmp_path / "out"
+    code = cli_main([
+        "evaluate", f"--input.path={_joined_tags(spark, tags_run, tmp_path / 'joined')}",
+        "--set", "input.label_col=tags", "--set", "input.label_sep='|'", "--set", "input.features=[f0, f1]",
+        "--set", "input.drop=[pred_probs]", "--set", "detection.task=multilabel", "--set", "model.n_folds=2",
+        "--set", "evaluate.noise_rates=[0.1]", "--set", "evaluate.detection_noise_rate=0.1",
+        "--set", "evaluate.test_where=id % 5 = 0", "--set", "run.id=ml1",
+        "--set", f"output.detection={out}/detection", "--set", f"output.impact={out}/impact",
+        "--set", f"output.plots={out}/plots", "--set", f"output.runs={out}/runs",
+    ])
+    printed = capsys.readouterr().out
+    assert code == 0 and "Test micro F1" in printed and "Test macro F1" in printed
+    detection = spark.read.format("delta").load(f"{out}/detection").toPandas().set_index("detector")
+    impact = spark.read.format("delta").load(f"{out}/impact").toPandas().set_index("variant")
+    assert set(detection.index) == set(FILTERS) | {"self_confidence_below_0.1"}
+    # exactly round(0.1 n_c) tags lost and round(0.1 (N - n_c)) gained per class on the 320 train rows
+    train = [lab for i, lab in enumerate(tags_run["labels"]) if i % 5 != 0]
+    counts = [sum(c in lab for lab in train) for c in range(4)]
+    assert set(detection["noisy"]) == {sum(round(0.1 * n) + round(0.1 * (len(train) - n)) for n in counts)}
+    main = detection.loc["prune_by_noise_rate"]
+    assert 0 < main["true_positives"] <= main["flagged"] and 0 < main["precision"] <= 1
+    assert set(impact.index) == {"noisy", "pruned", "downweighted", "clean"} and set(impact["test_rows"]) == {80}
+    assert impact.loc["pruned", "train_rows"] == len(train) - impact.loc["pruned", "flagged"]
+    for v in impact.index:
+        assert 0 < impact.loc[v, "micro_f1"] <= 1 and 0 < impact.loc[v, "macro_f1"] <= 1
+        assert 0 <= impact.loc[v, "test_accuracy"] <= 1
+    assert impact.loc["clean", "micro_f1"] > 0.4  # f0, f1 carry classes 0 and 1 (0.52 measured)
 
 
 def test_regression_inject_job(spark, numbers_run, tmp_path):

@@ -6,7 +6,9 @@ flags are a pure map over Arrow batches with no shuffle; they run on the executo
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -15,6 +17,9 @@ from pyspark.sql.functions import arrow_udf
 from sparknoise.core import kernels
 from sparknoise.core.constants import CONFIDENT_SLACK
 from sparknoise.core.selection import Cutoffs, SelectionProblem, candidates_of
+from sparknoise.errors import ConfigError
+
+log = logging.getLogger("sparknoise")
 
 FILTERS = (
     "prune_by_noise_rate",
@@ -27,6 +32,27 @@ FILTERS = (
 )
 PRUNE_FILTERS = ("prune_by_noise_rate", "prune_by_class", "both")
 LOW_SCORE_FILTERS = ("low_normalized_margin", "low_self_confidence")
+
+
+def check_filter_options(filter_by: str, frac_noise: float, num_to_remove_per_class: Any,
+                         min_examples_per_class: int) -> None:
+    """cleanlab's rules for the filter options, shared by the multiclass and the multi-label filters
+    (driver): ConfigError on an unknown ``filter_by``, ``frac_noise`` outside [0, 1], a negative
+    ``min_examples_per_class`` or ``num_to_remove_per_class`` with a filter that does not prune; a
+    ``frac_noise`` other than 1 with such a filter is logged as ignored."""
+    if filter_by not in FILTERS:
+        raise ConfigError(f"filter_by={filter_by!r} is unknown; use one of {list(FILTERS)}.")
+    if not 0.0 <= float(frac_noise) <= 1.0:
+        raise ConfigError(f"frac_noise={frac_noise!r} must be within [0, 1].")
+    if int(min_examples_per_class) < 0:
+        raise ConfigError(f"min_examples_per_class={min_examples_per_class!r} must be >= 0.")
+    if num_to_remove_per_class is not None and filter_by not in PRUNE_FILTERS:
+        raise ConfigError(
+            f"num_to_remove_per_class is not supported with filter_by={filter_by!r} (as in cleanlab); use "
+            f"filter_by in {list(PRUNE_FILTERS)}, or leave num_to_remove_per_class unset."
+        )
+    if frac_noise != 1.0 and filter_by not in PRUNE_FILTERS:
+        log.warning("frac_noise is ignored by filter_by=%r (only the prune methods use it)", filter_by)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from sparknoise.core.confident_joint import (
     count_confident_joint,
 )
 from sparknoise.core.estimates import confident_thresholds, estimate_joint, estimate_latent, prune_count_matrix
-from sparknoise.core.flags import FILTERS, LOW_SCORE_FILTERS, PRUNE_FILTERS, FlagRule, quality_udf
+from sparknoise.core.flags import LOW_SCORE_FILTERS, PRUNE_FILTERS, FlagRule, check_filter_options, quality_udf
 from sparknoise.core.inputs import (
     LABEL_INDEX,
     PROBS,
@@ -60,23 +60,11 @@ def _check_options(
     min_examples_per_class: int,
     weights: str,
 ) -> None:
-    if filter_by not in FILTERS:
-        raise ConfigError(f"filter_by={filter_by!r} is unknown; use one of {list(FILTERS)}.")
+    check_filter_options(filter_by, frac_noise, num_to_remove_per_class, min_examples_per_class)
     if rank_by not in QUALITY_METHODS:
         raise ConfigError(f"rank_by={rank_by!r} is unknown; use one of {list(QUALITY_METHODS)}.")
     if weights not in POLICIES:
         raise ConfigError(f"weights={weights!r} is unknown; use one of {list(POLICIES)}.")
-    if not 0.0 <= float(frac_noise) <= 1.0:
-        raise ConfigError(f"frac_noise={frac_noise!r} must be within [0, 1].")
-    if int(min_examples_per_class) < 0:
-        raise ConfigError(f"min_examples_per_class={min_examples_per_class!r} must be >= 0.")
-    if num_to_remove_per_class is not None and filter_by not in PRUNE_FILTERS:
-        raise ConfigError(
-            f"num_to_remove_per_class is not supported with filter_by={filter_by!r} (as in cleanlab); use "
-            f"filter_by in {list(PRUNE_FILTERS)}, or leave num_to_remove_per_class unset."
-        )
-    if frac_noise != 1.0 and filter_by not in PRUNE_FILTERS:
-        log.warning("frac_noise is ignored by filter_by=%r (only the prune methods use it)", filter_by)
 
 
 def _given_joint(confident_joint: Any, K: int, filter_by: str) -> np.ndarray | None:

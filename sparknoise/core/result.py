@@ -26,6 +26,21 @@ class Summary(dict):
         return head + self["per_class"].to_html(index=False)
 
 
+def summary_counts(result: Any) -> dict[str, Any]:
+    """The first entries of a result's ``summary()`` (driver, no Spark job): rows, classes, options,
+    counts and the flagged fraction; shared by the multiclass and the multi-label results."""
+    return {
+        "n_rows": result.n_rows,
+        "n_classes": result.num_classes,
+        "classes": list(result.classes),
+        "filter_by": result.filter_by,
+        "rank_by": result.rank_by,
+        "num_flagged": result.num_flagged,
+        "num_label_issues": result.num_label_issues,
+        "flagged_fraction": result.num_flagged / result.n_rows if result.n_rows else 0.0,
+    }
+
+
 @dataclass(frozen=True)
 class LabelIssuesResult:
     """What :func:`sparknoise.find_label_issues` found.
@@ -91,14 +106,7 @@ class LabelIssuesResult:
     def summary(self) -> Summary:
         """A small dict for notebooks and logs (no Spark job runs); renders as a table in notebooks."""
         return Summary({
-            "n_rows": self.n_rows,
-            "n_classes": self.num_classes,
-            "classes": list(self.classes),
-            "filter_by": self.filter_by,
-            "rank_by": self.rank_by,
-            "num_flagged": self.num_flagged,
-            "num_label_issues": self.num_label_issues,
-            "flagged_fraction": self.num_flagged / self.n_rows if self.n_rows else 0.0,
+            **summary_counts(self),
             "estimated_noise_rate": float(1.0 - np.trace(self.joint)),
             "per_class": self.class_table(),
         })

@@ -44,6 +44,9 @@ DEFAULTS: dict[str, Any] = {
         "prediction_col": None,  # detection.task regression: your own out-of-fold predictions (no model is fitted)
         "uncertainty_col": None,  # regression with input.prediction_col: optional per-row uncertainty (a std. dev.)
         "classes": None,  # label value of each probability index (default: sorted labels)
+        # detection.task multilabel: the label column is a string of tags joined by this separator (e.g. "|"),
+        # split (literally) into an array; pieces are trimmed of spaces, empty ones dropped ("" = no tags)
+        "label_sep": None,
         "where": None,  # optional SQL filter, e.g. "split = 'train'"
         "passthrough": [],  # input columns copied into the issues table for annotators
         "drop": [],  # input columns left out right after reading (e.g. a previous run's result columns)
@@ -268,6 +271,7 @@ def validate(cfg: dict, job: str = "detect") -> None:
         raise ConfigError(f"'input.probs_repair' must be one of {list(PROBS_REPAIRS)}, not {inp['probs_repair']!r}")
     if not isinstance(inp["drop"], list) or not all(isinstance(c, str) and c for c in inp["drop"]):
         raise ConfigError(f"'input.drop' must be a list of column names, not {inp['drop']!r}")
+    _validate_label_sep(inp, cfg["detection"]["task"])
     if job == "inject":
         _validate_inject(cfg)
     elif job == "audit":
@@ -379,6 +383,19 @@ def _validate_apply(ap: dict) -> None:
                           "(train: remove the train-side copy of each leakage pair)")
     if not (isinstance(ap["train_split"], str) and ap["train_split"]):
         raise ConfigError(f"'apply.train_split' must be the split value of the training rows, not {ap['train_split']!r}")
+
+
+def _validate_label_sep(inp: dict, task: str) -> None:
+    """``input.label_sep``: a non-empty separator, for detection.task multilabel only."""
+    sep = inp["label_sep"]
+    if sep is None:
+        return
+    if not isinstance(sep, str) or not sep or "\\E" in sep:
+        raise ConfigError(f"'input.label_sep' must be a non-empty string such as '|' (the text between tags), not "
+                          f"{sep!r}")
+    if task != "multilabel":
+        raise ConfigError(f"'input.label_sep' splits a string label into tags: it is for detection.task multilabel, "
+                          f"not {task!r}; drop it or set detection.task: multilabel")
 
 
 def _validate_inject(cfg: dict) -> None:
@@ -526,11 +543,15 @@ def _validate_evaluate(cfg: dict) -> None:
     if inp["probs_col"] or not (inp["features"] or inp["features_col"]):
         raise ConfigError("evaluate trains models: set 'input.features' (numeric columns) or 'input.features_col' "
                           "(a vector column), not 'input.probs_col'")
-    if det["task"] not in ("multiclass", "regression"):
-        raise ConfigError(f"the evaluate job evaluates detection.task multiclass or regression, not {det['task']!r}")
+    if det["task"] not in ("multiclass", "regression", "multilabel"):
+        raise ConfigError(f"the evaluate job evaluates detection.task multiclass, multilabel or regression, not "
+                          f"{det['task']!r}")
     regression = det["task"] == "regression"
     if regression:
         _validate_evaluate_regression(cfg)
+    elif det["task"] == "multilabel" and (ev["noise_mode"] != "uniform" or ev["frac_zero_noise_rates"]):
+        raise ConfigError("'evaluate.noise_mode' / 'evaluate.frac_zero_noise_rates' are not used by detection.task "
+                          "multilabel: tags flip per class at each rate (leave noise_mode uniform)")
     elif cfg["model"]["estimator"] not in ESTIMATORS:
         raise ConfigError(f"'model.estimator' {cfg['model']['estimator']!r} is unknown; use one of {sorted(ESTIMATORS)}")
     rates = ev["noise_rates"]

@@ -7,6 +7,11 @@ regression noise modes (``evaluate.noise_mode``: a mode or a mapping mode -> sha
 each injected mode) and ``r2``, ``rmse``, ``mae`` (impact, with ``test_accuracy`` null); those
 columns are added to an existing table (Delta schema merge). The impact chart plots test R².
 
+``detection.task: multilabel`` evaluates an array-of-tags label (or a delimited string with
+``input.label_sep``): tags flip per class, the detectors are scored over (row, class) flips, and the
+impact table gains ``micro_f1`` and ``macro_f1`` (``test_accuracy``: exact tag-set matches; schema
+merge as for regression). The impact chart plots test micro F1.
+
 ``run_evaluate(spark, cfg)`` reads ``input.*`` (pinned Delta version, ``input.where``), runs
 :func:`sparknoise.evaluate_label_noise` with the trusted label ``evaluate.trusted_label_col``
 (default ``input.label_col``), then writes ``output.detection`` and ``output.impact`` (rows of this
@@ -34,6 +39,7 @@ from sparknoise.jobs.tables import check_output_location, job_input, read_table,
 from sparknoise.jobs.tracking import track
 from sparknoise.ml.estimators import make_estimator
 from sparknoise.noise.evaluation import DETECTION_COLUMNS, IMPACT_COLUMNS, EvaluationResult, evaluate_label_noise
+from sparknoise.noise.multilabel_evaluation import MULTILABEL_IMPACT_COLUMNS
 from sparknoise.noise.regression_evaluation import REGRESSION_DETECTION_COLUMNS, REGRESSION_IMPACT_COLUMNS
 from sparknoise.report.plots import detection_bars_png, impact_curve_png
 
@@ -49,6 +55,8 @@ REGRESSION_DETECTION_SCHEMA = ("run_id string, noise_mode string, noise_rate dou
                                "f1 double")
 REGRESSION_IMPACT_SCHEMA = ("run_id string, noise_mode string, noise_rate double, variant string, train_rows long, "
                             "flagged long, test_rows long, r2 double, rmse double, mae double")
+# detection.task: multilabel: detection over (row, class) flips (same columns); the impact in F1 too.
+MULTILABEL_IMPACT_SCHEMA = IMPACT_SCHEMA + ", micro_f1 double, macro_f1 double"
 
 
 def _rows(frame: pd.DataFrame, columns: list[str], run_id: str, mode: str) -> list[tuple]:
@@ -72,6 +80,13 @@ def write_plots(result: EvaluationResult, folder: str, detection_noise_rate: flo
             detection_bars_png(result.detection, os.path.join(folder, "detection_precision_recall.png"),
                                noise_rate=detection_noise_rate, labels="mode"),
         ]
+    if result.task == "multilabel":
+        return [
+            impact_curve_png(result.impact, os.path.join(folder, "impact_curve.png"), metric="micro_f1",
+                             ylabel="test micro F1 (trusted tags)", title="Test micro F1 vs injected tag noise"),
+            detection_bars_png(result.detection, os.path.join(folder, "detection_precision_recall.png"),
+                               noise_rate=detection_noise_rate),
+        ]
     return [
         impact_curve_png(result.impact, os.path.join(folder, "impact_curve.png")),
         detection_bars_png(result.detection, os.path.join(folder, "detection_precision_recall.png"),
@@ -90,6 +105,14 @@ def format_tables(result: EvaluationResult) -> str:
                     + result.detection.to_string(index=False)
                     + "\n\nTest R² (trusted test values) by training values:\n" + r2[order].to_string()
                     + "\n\nTest RMSE:\n" + rmse[order].to_string())
+        if result.task == "multilabel":
+            order = [c for c in ("noisy", "pruned", "downweighted", "clean") if c in set(result.impact["variant"])]
+            micro = result.impact.pivot(index="noise_rate", columns="variant", values="micro_f1")[order]
+            macro = result.impact.pivot(index="noise_rate", columns="variant", values="macro_f1")[order]
+            return ("Detection quality against the known tag flips ((row, class) pairs):\n"
+                    + result.detection.to_string(index=False)
+                    + "\n\nTest micro F1 (trusted test tags) by training tags:\n" + micro.to_string()
+                    + "\n\nTest macro F1:\n" + macro.to_string())
         impact = result.impact.pivot(index="noise_rate", columns="variant", values="test_accuracy")
         impact = impact[[c for c in ("noisy", "pruned", "downweighted", "clean") if c in impact.columns]]
         return ("Detection quality against the known flips:\n" + result.detection.to_string(index=False)
@@ -101,13 +124,13 @@ def run_evaluate(spark: SparkSession, cfg: dict) -> tuple[dict, EvaluationResult
     clock = time.perf_counter()
     cfg, record, meta = start_record(cfg, "evaluate")
     inp, ev, model, out, run_id = cfg["input"], cfg["evaluate"], cfg["model"], cfg["output"], cfg["run"]["id"]
-    pinned, df = job_input(spark, inp)
+    trusted = ev["trusted_label_col"] or inp["label_col"]
+    pinned, df = job_input(spark, inp, label_cols=[trusted])
     record.update(input_location=pinned.location, input_version=pinned.version)
     for name in ("detection", "impact", "runs"):
         check_output_location(spark, f"output.{name}", out[name])
-    trusted = ev["trusted_label_col"] or inp["label_col"]
     det = cfg["detection"]
-    regression = det["task"] == "regression"
+    regression, multilabel = det["task"] == "regression", det["task"] == "multilabel"
     for key, column in (("input.id_col", inp["id_col"]), ("evaluate.trusted_label_col", trusted),
                         *[("input.features", c) for c in inp["features"] or []],
                         *[("input.features_col", c) for c in [inp["features_col"]] if c]):
@@ -119,7 +142,8 @@ def run_evaluate(spark: SparkSession, cfg: dict) -> tuple[dict, EvaluationResult
     tables.check_persistent_name(spark, "evaluate.scratch", scratch)
     try:
         task_args = (dict(task="regression", n_boot=det["n_boot"], frac_issues=det["frac_issues"],
-                          include_aleatoric_uncertainty=det["include_aleatoric_uncertainty"]) if regression else {})
+                          include_aleatoric_uncertainty=det["include_aleatoric_uncertainty"]) if regression
+                     else dict(task="multilabel") if multilabel else {})
         result = evaluate_label_noise(
             df, label_col=trusted, estimator=make_estimator(model["estimator"], model["params"], task=det["task"]),
             id_col=inp["id_col"], features=inp["features"], features_col=inp["features_col"],
@@ -138,14 +162,18 @@ def run_evaluate(spark: SparkSession, cfg: dict) -> tuple[dict, EvaluationResult
         if regression:
             detection_columns, detection_schema = REGRESSION_DETECTION_COLUMNS, REGRESSION_DETECTION_SCHEMA
             impact_columns, impact_schema = REGRESSION_IMPACT_COLUMNS, REGRESSION_IMPACT_SCHEMA
+        elif multilabel:
+            detection_columns, detection_schema = DETECTION_COLUMNS, DETECTION_SCHEMA
+            impact_columns, impact_schema = MULTILABEL_IMPACT_COLUMNS, MULTILABEL_IMPACT_SCHEMA
         else:
             detection_columns, detection_schema = DETECTION_COLUMNS, DETECTION_SCHEMA
             impact_columns, impact_schema = IMPACT_COLUMNS, IMPACT_SCHEMA
         detection = spark.createDataFrame(_rows(result.detection, detection_columns, run_id, mode), detection_schema)
         impact = spark.createDataFrame(_rows(result.impact, impact_columns, run_id, mode), impact_schema)
-        # a regression run adds its columns (mode; r2, rmse, mae) to a table a multiclass run created
+        # a regression (multilabel) run adds its columns (mode; r2, rmse, mae | micro_f1, macro_f1) to a table
+        # a multiclass run created
         write_run_rows(detection, out["detection"], run_id=run_id, metadata=meta, merge_schema=regression)
-        write_run_rows(impact, out["impact"], run_id=run_id, metadata=meta, merge_schema=regression)
+        write_run_rows(impact, out["impact"], run_id=run_id, metadata=meta, merge_schema=regression or multilabel)
         plots = write_plots(result, out["plots"], float(ev["detection_noise_rate"]))
         timings["write_outputs"] = round(time.perf_counter() - t, 3)
         at = result.detection[result.detection["noise_rate"] == float(ev["detection_noise_rate"])]
@@ -183,7 +211,10 @@ def _track(spark: SparkSession, cfg: dict, record: dict, timings: dict, result: 
         for key in ("precision", "recall", "f1"):
             numbers[f"detection.{name}.{key}"] = row[key]
     for row in result.impact.to_dict(orient="records"):
-        for key, column in ((("r2", "r2"), ("rmse", "rmse")) if regression else (("accuracy", "test_accuracy"),)):
+        pairs = ((("r2", "r2"), ("rmse", "rmse")) if regression else
+                 (("micro_f1", "micro_f1"), ("macro_f1", "macro_f1")) if result.task == "multilabel"
+                 else (("accuracy", "test_accuracy"),))
+        for key, column in pairs:
             numbers[f"{key}.{row['variant']}.rate_{row['noise_rate']:g}"] = row[column]
     with tempfile.TemporaryDirectory() as folder:
         files = {f"plots/{os.path.basename(p)}": p for p in plots}

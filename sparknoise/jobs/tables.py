@@ -15,9 +15,11 @@ import random
 import re
 import time
 from dataclasses import dataclass
+from typing import Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from sparknoise.errors import InputError
 from sparknoise.storage import is_path, materialised, read_table
@@ -153,8 +155,9 @@ def _has_parquet(folder: str) -> bool:
     return os.path.isdir(folder) and any(name.endswith(".parquet") for name in os.listdir(folder))
 
 
-def job_input(spark: SparkSession, inp: dict) -> tuple[PinnedInput, DataFrame]:
-    """The job's input section applied: the pinned read, ``input.where``, then ``input.drop``."""
+def job_input(spark: SparkSession, inp: dict, label_cols: Sequence[str] | None = None) -> tuple[PinnedInput, DataFrame]:
+    """The job's input section applied: the pinned read, ``input.where``, ``input.drop``, then
+    ``input.label_sep`` (the label columns, default ``input.label_col``, split into tag arrays)."""
     pinned = read_input(spark, path=inp["path"], table=inp["table"], fmt=inp["format"], version=inp["version"])
     df = filtered(pinned.df, inp["where"])
     drop = list(inp.get("drop") or [])
@@ -162,7 +165,30 @@ def job_input(spark: SparkSession, inp: dict) -> tuple[PinnedInput, DataFrame]:
     if missing:
         raise InputError(f"'input.drop': column(s) {missing} are not in the input; available: {df.columns}",
                          column=missing[0])
-    return pinned, df.drop(*drop) if drop else df
+    df = df.drop(*drop) if drop else df
+    if inp.get("label_sep") is not None:
+        for column in label_cols or [inp["label_col"]]:
+            df = split_tags(df, column, inp["label_sep"])
+    return pinned, df
+
+
+def split_tags(df: DataFrame, column: str, sep: str) -> DataFrame:
+    """``column`` (a delimited string per row) replaced by its tags, ``array<string>`` (executors, per row).
+
+    The string is split at every ``sep`` (literally, not a pattern); each piece is trimmed of
+    surrounding spaces and empty pieces are dropped, so ``""`` (and ``" | "``) is a row with no
+    tags and ``"a|b|"`` is ``[a, b]``; a null string stays null (the invalid-row policy sees it).
+    Raises :class:`InputError` when ``column`` is missing or is not a string column.
+    """
+    if column not in df.columns:
+        raise InputError(f"'input.label_sep': label column '{column}' is not in the input; available: {df.columns}",
+                         column=column)
+    dtype = df.schema[column].dataType
+    if not isinstance(dtype, T.StringType):
+        raise InputError(f"'input.label_sep' splits a string label column, but '{column}' has type "
+                         f"{dtype.simpleString()}; drop input.label_sep for an array column.", column=column)
+    pieces = F.transform(F.split(F.col(column), "\\Q" + sep + "\\E"), lambda t: F.trim(t))
+    return df.withColumn(column, F.filter(pieces, lambda t: F.length(t) > F.lit(0)))
 
 
 # Delta's optimistic concurrency: another run committed to the same table first (its rows never

@@ -23,6 +23,7 @@ from typing import Any
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 TASKS = ("multiclass", "multilabel", "regression")
 
@@ -61,6 +62,7 @@ def detect_multilabel(cfg: dict, scratch: str) -> Any:
 
     def run(df: DataFrame) -> TaskDetection:
         probs_col = inp["probs_col"]
+        classes = inp["classes"]
         if not probs_col:
             probs_col = "pred_probs"
             oof = cross_val_predict_proba(
@@ -69,9 +71,12 @@ def detect_multilabel(cfg: dict, scratch: str) -> Any:
                 seed=model["seed"], probs_col=probs_col, parallelism=model["parallelism"], features=inp["features"],
                 classes=inp["classes"], check_invalid=False, max_classes=det["max_classes"], task="multilabel")
             df = materialised(oof, scratch, "probabilities_round_1")
+            if classes is None and not isinstance(df.schema[inp["label_col"]].dataType.elementType, T.IntegralType):
+                # string tags (e.g. split by input.label_sep): the classes the folds found, in probability order
+                classes = df.schema[probs_col].metadata["sparknoise"]["classes"]
         res = find_multilabel_issues(
             df, label_col=inp["label_col"], probs_col=probs_col, id_col=inp["id_col"],
-            classes=inp["classes"], filter_by=det["filter_by"], frac_noise=det["frac_noise"],
+            classes=classes, filter_by=det["filter_by"], frac_noise=det["frac_noise"],
             num_to_remove_per_class=det["num_to_remove_per_class"],
             min_examples_per_class=det["min_examples_per_class"], rank_by=det["rank_by"],
             # cleanlab's class weights come from a K x K noise matrix: a multi-label run prunes instead

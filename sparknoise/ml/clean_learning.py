@@ -42,12 +42,14 @@ class _CleanLearningParams(HasLabelCol, HasFeaturesCol, HasWeightCol, HasSeed, H
                     TypeConverters.toString)
     probsCol = Param(Params._dummy(), "probsCol", "user's out-of-fold probabilities (skips cross-validation)",
                      TypeConverters.toString)
+    task = Param(Params._dummy(), "task", "multiclass (one class per row) | multilabel (an array of tags per row)",
+                 TypeConverters.toString)
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self._setDefault(labelCol="label", featuresCol="features", numFolds=5, idCol="id", seed=0,
                          filterBy="prune_by_noise_rate", minExamplesPerClass=10, weights="cleanlab",
-                         predictionCol="prediction")
+                         predictionCol="prediction", task="multiclass")
 
     def getEstimator(self) -> Estimator:
         return self.getOrDefault(self.estimator)
@@ -67,6 +69,9 @@ class _CleanLearningParams(HasLabelCol, HasFeaturesCol, HasWeightCol, HasSeed, H
     def getWeights(self) -> str:
         return self.getOrDefault(self.weights)
 
+    def getTask(self) -> str:
+        return self.getOrDefault(self.task)
+
 
 class CleanLearning(Estimator, _CleanLearningParams):
     """Find label issues by cross-validation, drop or down-weight them, refit on what remains.
@@ -75,13 +80,19 @@ class CleanLearning(Estimator, _CleanLearningParams):
     ...                    idCol="id", numFolds=5, seed=0)
     >>> model = cl.fit(train_df)
     >>> model.transform(test_df).select("prediction", "probability")
+
+    ``task="multilabel"``: ``labelCol`` is an array of tags per row; detection is
+    ``find_multilabel_issues`` on one-vs-rest out-of-fold probabilities and the model is one binary
+    classifier per class (:mod:`sparknoise.multilabel.learn`, reached by a lazy import: ``ml`` sits
+    below ``multilabel`` in the import layers).
     """
 
     @keyword_only
     def __init__(self, *, estimator: Estimator | None = None, finalEstimator: Estimator | None = None,
                  labelCol: str = "label", featuresCol: str = "features", idCol: str = "id", numFolds: int = 5,
                  seed: int = 0, filterBy: str = "prune_by_noise_rate", minExamplesPerClass: int = 10,
-                 weights: str = "cleanlab", probsCol: str | None = None, weightCol: str | None = None) -> None:
+                 weights: str = "cleanlab", probsCol: str | None = None, weightCol: str | None = None,
+                 task: str = "multiclass") -> None:
         super().__init__()
         self.setParams(**self._input_kwargs)
 
@@ -93,6 +104,13 @@ class CleanLearning(Estimator, _CleanLearningParams):
     def _fit(self, dataset: DataFrame) -> CleanLearningModel:
         if not self.isDefined(self.estimator):
             raise ConfigError("CleanLearning needs estimator=<a Spark ML probabilistic classifier>.")
+        if self.getTask() not in ("multiclass", "multilabel"):
+            raise ConfigError(f"CleanLearning task={self.getTask()!r} is unknown; use 'multiclass' or 'multilabel' "
+                              "(regression: sn.RegressionCleanLearning).")
+        if self.getTask() == "multilabel":
+            from sparknoise.multilabel.learn import fit_multilabel  # upward, lazily: see ALLOWED_UPWARD
+
+            return fit_multilabel(self, dataset)
         label = self.getLabelCol()
         classes, result = _detect(self, dataset)
         train = result.rows.filter(F.col("sample_weight") > 0).withColumn(
@@ -156,13 +174,7 @@ class CleanLearningModel(Model, _CleanLearningParams, MLWritable, MLReadable):
         model was fitted on the user's probabilities (``probsCol``).
         """
         if self._result is None:
-            est = CleanLearning()
-            self._copyValues(est)
-            if estimator is not None:
-                est._set(estimator=estimator)
-            if not est.isDefined(est.estimator) and not est.isDefined(est.probsCol):
-                raise ConfigError("labelIssues after load needs estimator=<the classifier used in fit>.")
-            self._result = _detect(est, train_df)[1]
+            self._result = _detect(detection_params(self, estimator), train_df)[1]
         return self._result.issues()
 
     def write(self) -> MLWriter:
@@ -171,6 +183,19 @@ class CleanLearningModel(Model, _CleanLearningParams, MLWritable, MLReadable):
     @classmethod
     def read(cls) -> MLReader:
         return _CleanLearningModelReader()
+
+
+def detection_params(model: Params, estimator: Estimator | None) -> CleanLearning:
+    """A CleanLearning with a fitted (or loaded) model's params and ``estimator``: what recomputing the
+    model's detection needs (``labelIssues`` after ``load``). ConfigError without a classifier unless
+    the model was fitted on the user's probabilities (``probsCol``)."""
+    est = CleanLearning()
+    model._copyValues(est)
+    if estimator is not None:
+        est._set(estimator=estimator)
+    if not est.isDefined(est.estimator) and not est.isDefined(est.probsCol):
+        raise ConfigError("labelIssues after load needs estimator=<the classifier used in fit>.")
+    return est
 
 
 def _detect(est: _CleanLearningParams, df: DataFrame) -> tuple[tuple, LabelIssuesResult]:
@@ -193,17 +218,23 @@ def _detect(est: _CleanLearningParams, df: DataFrame) -> tuple[tuple, LabelIssue
 
 
 _SIMPLE_PARAMS = ("labelCol", "featuresCol", "predictionCol", "numFolds", "idCol", "seed", "filterBy",
-                  "minExamplesPerClass", "weights", "probsCol", "weightCol")
+                  "minExamplesPerClass", "weights", "probsCol", "weightCol", "task")
 
 
 class FinalModelWriter(MLWriter):
     """Saves a model as one JSON metadata line (``metadata(instance)`` plus the final model's class) and
-    its final Spark ML model beside it; works on classic and Spark Connect sessions."""
+    its final Spark ML model beside it; works on classic and Spark Connect sessions.
 
-    def __init__(self, instance: Any, metadata: Any) -> None:
+    ``models(instance)`` (optional) names several Spark ML models to save instead of the one
+    ``instance.finalModel``: each goes to ``path/<name>`` and its class to the metadata's
+    ``final_model_classes``; :func:`read_final_models` loads them back.
+    """
+
+    def __init__(self, instance: Any, metadata: Any, models: Any = None) -> None:
         super().__init__()
         self.instance = instance
         self._metadata = metadata
+        self._models = models
 
     def save(self, path: str) -> None:
         """Save to ``path`` (any Hadoop path)."""
@@ -212,24 +243,47 @@ class FinalModelWriter(MLWriter):
         self.saveImpl(path)
 
     def saveImpl(self, path: str) -> None:
-        final = self.instance.finalModel
-        meta = {**self._metadata(self.instance), "sparknoise_version": __version__,
-                "final_model_class": f"{type(final).__module__}.{type(final).__name__}"}
+        meta = {**self._metadata(self.instance), "sparknoise_version": __version__}
+        if self._models is None:
+            models = {"finalModel": self.instance.finalModel}
+            meta["final_model_class"] = _class_name(self.instance.finalModel)
+        else:
+            models = dict(self._models(self.instance))
+            meta["final_model_classes"] = {name: _class_name(m) for name, m in models.items()}
         spark = SparkSession.active()
         spark.createDataFrame([(json.dumps(meta),)], "value string").coalesce(1).write.mode("overwrite").text(
             f"{path}/metadata"
         )
-        final.write().overwrite().save(f"{path}/finalModel")
+        for name, model in models.items():
+            model.write().overwrite().save(f"{path}/{name}")
+
+
+def _class_name(model: Model) -> str:
+    return f"{type(model).__module__}.{type(model).__name__}"
+
+
+def _load_model(class_name: str, path: str) -> Model:
+    import importlib
+
+    module, _, name = class_name.rpartition(".")
+    return getattr(importlib.import_module(module), name).load(path)
+
+
+def _read_metadata(path: str) -> dict:
+    """The JSON metadata line a :class:`FinalModelWriter` wrote under ``path``."""
+    return json.loads(SparkSession.active().read.text(f"{path}/metadata").first()["value"])  # one metadata line
 
 
 def read_final_model(path: str) -> tuple[dict, Model]:
     """(the metadata, the final model) of a model saved by :class:`FinalModelWriter`."""
-    import importlib
+    meta = _read_metadata(path)
+    return meta, _load_model(meta["final_model_class"], f"{path}/finalModel")
 
-    spark = SparkSession.active()
-    meta = json.loads(spark.read.text(f"{path}/metadata").first()["value"])  # one metadata line
-    module, _, name = meta["final_model_class"].rpartition(".")
-    return meta, getattr(importlib.import_module(module), name).load(f"{path}/finalModel")
+
+def read_final_models(path: str) -> tuple[dict, dict[str, Model]]:
+    """(the metadata, {name: model}) of a model saved by :class:`FinalModelWriter` with ``models``."""
+    meta = _read_metadata(path)
+    return meta, {name: _load_model(cls, f"{path}/{name}") for name, cls in meta["final_model_classes"].items()}
 
 
 def _clean_learning_metadata(m: CleanLearningModel) -> dict:

@@ -29,7 +29,8 @@ log = logging.getLogger("sparknoise")
 
 LABEL_INDEX_COL = "__sn_label_index"
 FEATURES_COL = "__sn_features"
-_PROB = "__sn_probability"
+PROBABILITY_COL = "__sn_probability"  # the configured classifier's probabilityCol
+_PROB = PROBABILITY_COL
 _RAW = "__sn_raw_prediction"
 PREDICTION_COL = "__sn_prediction"
 

@@ -140,3 +140,54 @@ def multilabel_oof(data: DataFrame, est: Estimator, *, keep: Sequence[str], labe
     out = out.select(*keep, "fold", F.col(probs_col).alias(probs_col, metadata=meta))
     out.fold_models = models  # keeps server-side (Connect) models alive while the frame is in use
     return out
+
+
+def tag_indicator(label_col: str, classes: Sequence[Any], c: int) -> Any:
+    """Per row: does the tag array ``label_col`` carry ``classes[c]`` (boolean)."""
+    return F.array_contains(F.col(label_col), F.element_at(F.array(*[F.lit(v) for v in classes]), c + 1))
+
+
+def fit_one_vs_rest(train: DataFrame, est: Estimator, *, label_col: str, classes: Sequence[Any],
+                    label_index_col: str, activate: Callable[[Any], None] = lambda session: None,
+                    ) -> tuple[list, list]:
+    """(models, constants): one binary copy of ``est`` per class fitted on all of ``train`` (label
+    1.0 where the row carries the class), as the folds above. A class on no row (every row) gets no
+    model and the constant 0.0 (1.0). ``est`` is configured like :func:`multilabel_oof`'s. One
+    aggregation (K + 1 counts) reaches the driver; the K fits run on Spark, one after another."""
+    K = len(classes)
+    has = [tag_indicator(label_col, classes, c) for c in range(K)]
+    row = train.agg(F.count(F.lit(1)).alias("n"),
+                    *[F.sum(h.cast("long")).alias(f"c{c}") for c, h in enumerate(has)]).first()  # K + 1 counts
+    n = int(row["n"])
+    activate(train.sparkSession)
+    models: list = []
+    constants: list = []
+    for c in range(K):
+        pos = int(row[f"c{c}"] or 0)
+        if pos == 0 or pos == n:
+            models.append(None)
+            constants.append(0.0 if pos == 0 else 1.0)
+            continue
+        target = has[c].cast("double").alias(
+            label_index_col, metadata={"ml_attr": {"type": "nominal", "num_vals": 2, "name": label_index_col}})
+        models.append(est.fit(train.withColumn(label_index_col, target)))
+        constants.append(None)
+    return models, constants
+
+
+def one_vs_rest_probabilities(frame: DataFrame, models: Sequence[Any], constants: Sequence[float | None], *,
+                              prob_col: str, out_col: str) -> DataFrame:
+    """``frame`` plus ``out_col``: array<double> of the K models' P(class present) per row (executors);
+    a class without a model gets its constant. The models read the features column they were fitted
+    on and write ``prob_col`` (dropped again)."""
+    names = []
+    for c, (model, constant) in enumerate(zip(models, constants)):
+        name = f"__sn_ovr_p{c}"
+        if model is None:
+            frame = frame.withColumn(name, F.lit(float(constant)))
+        else:
+            inner = frame.columns
+            frame = model.transform(frame).withColumn(name, F.get(vector_to_array(F.col(prob_col), "float64"), 1))
+            frame = frame.select(*inner, name)
+        names.append(name)
+    return frame.withColumn(out_col, F.array(*[F.col(n) for n in names])).drop(*names)

@@ -43,7 +43,7 @@ from sparknoise.core import kernels, selection
 from sparknoise.core.confident_joint import calibrate_confident_joint, clip_diagonal
 from sparknoise.core.constants import CONFIDENT_SLACK
 from sparknoise.core.estimates import confident_thresholds, prune_count_matrix
-from sparknoise.core.flags import FILTERS, LOW_SCORE_FILTERS, PRUNE_FILTERS, FlagRule
+from sparknoise.core.flags import LOW_SCORE_FILTERS, PRUNE_FILTERS, FlagRule, check_filter_options
 from sparknoise.core.ranking import RANK_BUCKETS, bucket_offsets, rank_bucket, with_issue_rank
 from sparknoise.errors import ConfigError, InputError
 from sparknoise.multilabel import inputs
@@ -76,18 +76,10 @@ def check_score_options(method: str, aggregator_kwargs: dict | None) -> None:
 
 def _check_options(filter_by, rank_by, frac_noise, num_to_remove_per_class, min_examples_per_class, weights,
                    aggregator_kwargs, K=None) -> None:
-    if filter_by not in FILTERS:
-        raise ConfigError(f"filter_by={filter_by!r} is unknown; use one of {list(FILTERS)}.")
+    check_filter_options(filter_by, frac_noise, num_to_remove_per_class, min_examples_per_class)
     check_score_options(rank_by, aggregator_kwargs)
     if weights not in WEIGHTS:
         raise ConfigError(f"weights={weights!r} is unknown; use one of {list(WEIGHTS)}.")
-    if not 0.0 <= float(frac_noise) <= 1.0:
-        raise ConfigError(f"frac_noise={frac_noise!r} must be within [0, 1].")
-    if int(min_examples_per_class) < 0:
-        raise ConfigError(f"min_examples_per_class={min_examples_per_class!r} must be >= 0.")
-    if num_to_remove_per_class is not None and filter_by not in PRUNE_FILTERS:
-        raise ConfigError(f"num_to_remove_per_class is only supported with filter_by in {list(PRUNE_FILTERS)}, "
-                          f"not {filter_by!r} (as in cleanlab).")
 
 
 # --- pass 2 -----------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
 
+from sparknoise.core.result import summary_counts
+
 
 @dataclass(frozen=True)
 class MultilabelIssuesResult:
@@ -116,14 +118,7 @@ class MultilabelIssuesResult:
             "num_label_issues": self.num_label_issues_per_class,
         })
         return {
-            "n_rows": self.n_rows,
-            "n_classes": self.num_classes,
-            "classes": list(self.classes),
-            "filter_by": self.filter_by,
-            "rank_by": self.rank_by,
-            "num_flagged": self.num_flagged,
-            "num_label_issues": self.num_label_issues,
-            "flagged_fraction": self.num_flagged / self.n_rows if self.n_rows else 0.0,
+            **summary_counts(self),
             "health_score": self.health_score(),
             "per_class": per_class,
         }

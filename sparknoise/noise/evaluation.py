@@ -18,6 +18,12 @@ and changes each step (``regression_evaluation.py``): step 1 injects ``shift`` /
 one detector overall and per injected mode, step 4 fits the regressor on the noisy, the cleaned
 (flagged rows pruned) and the clean train rows and measures R², RMSE and MAE on the test split.
 
+``task="multilabel"`` (an array of tags per row) keeps the split and the loop over rates too
+(``multilabel_evaluation.py``): step 1 flips tag presence per class, step 2 is
+``find_multilabel_issues`` on one-vs-rest out-of-fold probabilities, step 3 scores the detectors
+over (row, class) flips, step 4 fits one binary model per class and reports micro and macro F1
+(and the exact-match accuracy) on the test split's trusted tags.
+
 Results are small pandas frames (one row per rate x detector / variant). Everything row-level
 stays in Spark; the model fits are Spark ML.
 """
@@ -45,6 +51,7 @@ from sparknoise.errors import ConfigError, InputError
 from sparknoise.ml.cross_validation import (
     FEATURES_COL,
     LABEL_INDEX_COL,
+    MAX_CLASSES,
     PREDICTION_COL,
     activate,
     configured,
@@ -53,7 +60,13 @@ from sparknoise.ml.cross_validation import (
     indexed_label,
     label_classes,
 )
+from sparknoise.ml.multilabel_folds import tag_classes
 from sparknoise.noise.injection import IS_NOISY, TRUE_LABEL, inject_label_noise
+from sparknoise.noise.multilabel_evaluation import (
+    MULTILABEL_IMPACT_COLUMNS,
+    evaluate_multilabel_rate,
+    fit_and_score_tags,
+)
 from sparknoise.noise.regression_evaluation import (
     REGRESSION_DETECTION_COLUMNS,
     REGRESSION_IMPACT_COLUMNS,
@@ -61,6 +74,7 @@ from sparknoise.noise.regression_evaluation import (
     fit_and_score,
     mode_rates,
 )
+from sparknoise.noise.scores import VARIANTS, fit_variants, variant_impact_rows  # noqa: F401 (VARIANTS: re-exported)
 from sparknoise.noise.scores import detection_scores as _metrics
 from sparknoise.noise.segments import SEGMENT, assign_segments, linear_bucket, uniform_hash
 from sparknoise.storage import materialised
@@ -70,7 +84,6 @@ log = logging.getLogger("sparknoise")
 LABEL = "ev_label"
 FEATURES = "ev_features"
 _VECTOR = "ev_features_vector"
-VARIANTS = ("noisy", "pruned", "downweighted", "clean")
 DETECTION_COLUMNS = ["noise_rate", "detector", "flagged", "true_positives", "noisy", "precision", "recall", "f1"]
 IMPACT_COLUMNS = ["noise_rate", "variant", "train_rows", "flagged", "test_rows", "test_accuracy"]
 
@@ -88,7 +101,7 @@ class EvaluationResult:
     task: str = "multiclass"
 
     def _repr_html_(self) -> str:
-        title = "Test R² and RMSE" if self.task == "regression" else "Test accuracy"
+        title = {"regression": "Test R² and RMSE", "multilabel": "Test micro / macro F1"}.get(self.task, "Test accuracy")
         return ("<h4>Detection quality</h4>" + self.detection.to_html(index=False)
                 + f"<h4>{title}</h4>" + self.impact.to_html(index=False))
 
@@ -174,21 +187,14 @@ def _evaluate_rate(rate: float, *, train: DataFrame, test: DataFrame, estimator:
     if estimator.hasParam("weightCol"):
         fits["downweighted"] = lambda: _accuracy(estimator, main_rows, test, classes, label_type,
                                                  weight_col="sample_weight")
-
-    def fit(name: str) -> float:
-        activate(session)
-        return fits[name]()
-
-    accs = dict(zip(fits, _parallel_map(fit, list(fits), parallelism)))
-    accs["clean"] = clean_acc
-    train_rows = {"noisy": n_train, "pruned": n_train - flagged, "downweighted": n_train, "clean": n_train}
-    impact_rows = [{"noise_rate": rate, "variant": v, "train_rows": train_rows[v],
-                    "flagged": flagged if v in ("pruned", "downweighted") else 0, "test_rows": n_test,
-                    "test_accuracy": accs.get(v)} for v in VARIANTS]
+    accs = {**fit_variants(fits, session=session, parallelism=parallelism, parallel_map=_parallel_map),
+            "clean": clean_acc}
+    rows = variant_impact_rows(rate, accs, n_train=n_train, n_test=n_test, flagged=flagged,
+                       columns=lambda acc: {"test_accuracy": acc})
     timings[f"fits_{rate:g}"] = round(time.perf_counter() - t, 3)
     log.info("evaluate: rate %.2f: flagged %d, accuracy noisy %.4f pruned %.4f clean %.4f", rate, flagged,
              accs["noisy"], accs["pruned"], clean_acc)
-    return detection_rows, impact_rows, timings
+    return detection_rows, rows, timings
 
 
 def _accuracy(estimator: Estimator, train: DataFrame, test: DataFrame, classes: tuple, label_type,
@@ -266,13 +272,27 @@ def evaluate_label_noise(
             ``test_accuracy``; no down-weighted variant). ``filter_by``, ``downweight``,
             ``loss_top_fraction``, ``self_confidence_threshold``, ``classes`` and
             ``frac_zero_noise_rates`` are for class labels.
+            ``"multilabel"``: ``label_col`` is an array of tags per row (integers 0..K-1, or values of
+            ``classes``); noise flips tag presence per class (``noise_mode`` None or ``uniform``),
+            detection is ``find_multilabel_issues`` (every ``filter_by`` at the detection rate) and a
+            per-(row, class) self-confidence threshold, scored over (row, class) flips; the
+            estimator is fitted one-vs-rest and ``impact`` gains ``micro_f1`` and ``macro_f1``
+            (``test_accuracy``: exact tag-set matches). See ``multilabel_evaluation.py``.
         n_boot / frac_issues / include_aleatoric_uncertainty: regression only, passed to
             ``RegressionCleanLearning``; ``frac_issues`` fixes k (``coarse_search_range=[k]``,
             ``fine_search_size=0``) instead of cleanlab's search, which refits many models.
     """
-    if task not in ("multiclass", "regression"):
-        raise ConfigError(f"task {task!r} is unknown; use 'multiclass' (class labels) or 'regression' (a number)")
-    regression = task == "regression"
+    if task not in ("multiclass", "regression", "multilabel"):
+        raise ConfigError(f"task {task!r} is unknown; use 'multiclass' (class labels), 'multilabel' (an array of "
+                          "tags) or 'regression' (a number)")
+    regression, multilabel = task == "regression", task == "multilabel"
+    if multilabel:
+        if frac_zero_noise_rates:
+            raise ConfigError("frac_zero_noise_rates is for multiclass class_conditional noise; drop it for "
+                              "task='multilabel'")
+        if noise_mode not in (None, "uniform"):
+            raise ConfigError(f"noise_mode {noise_mode!r}: task='multilabel' flips tags at one rate per class "
+                              "('uniform', the default)")
     if regression:
         if classes is not None or frac_zero_noise_rates:
             raise ConfigError("classes and frac_zero_noise_rates are for class labels; drop them for task='regression'")
@@ -296,6 +316,8 @@ def evaluate_label_noise(
                    features=features, features_col=None if features else features_col)
     if regression:
         classes = ()
+    elif multilabel:
+        classes = tag_classes(df, label_col, classes, MAX_CLASSES)
     else:
         classes = tuple(classes) if classes is not None else label_classes(df, label_col)
     # Features are kept as array<double>: Delta (the scratch tables) cannot store ML vectors.
@@ -314,6 +336,9 @@ def evaluate_label_noise(
     t = time.perf_counter()
     if regression:
         clean = fit_and_score(estimator, train, test, label_col=LABEL, features=FEATURES, true_label_col=TRUE_LABEL)
+    elif multilabel:
+        clean = fit_and_score_tags(estimator, train, test, label=LABEL, features=FEATURES, true_label=TRUE_LABEL,
+                                   classes=classes)
     else:
         clean_acc = _accuracy(estimator, train, test, classes, label_type)
     timings["clean_fit"] = round(time.perf_counter() - t, 3)
@@ -327,6 +352,14 @@ def evaluate_label_noise(
                 true_label=TRUE_LABEL, n_train=n_train, n_test=n_test, noise_mode=noise_mode, seed=seed,
                 n_folds=n_folds, n_boot=n_boot, frac_issues=frac_issues,
                 include_aleatoric_uncertainty=include_aleatoric_uncertainty, scratch=scratch, clean=clean,
+                parallelism=parallelism, parallel_map=_parallel_map)
+        if multilabel:
+            return evaluate_multilabel_rate(
+                rate, train=train, test=test, estimator=estimator, id_col=id_col, label=LABEL, features=FEATURES,
+                classes=classes, integral=isinstance(label_type.elementType, T.IntegralType), n_train=n_train,
+                n_test=n_test, noise_mode=noise_mode, seed=seed, n_folds=n_folds, scratch=scratch,
+                methods=list(FILTERS) if rate == float(detection_noise_rate) else [filter_by], filter_by=filter_by,
+                downweight=downweight, self_confidence_threshold=self_confidence_threshold, clean=clean,
                 parallelism=parallelism, parallel_map=_parallel_map)
         return _evaluate_rate(
             rate, train=train, test=test, estimator=estimator, id_col=id_col, classes=classes,
@@ -346,6 +379,7 @@ def evaluate_label_noise(
     timings["total"] = round(time.perf_counter() - t0, 3)
     return EvaluationResult(
         detection=pd.DataFrame(detection_rows, columns=REGRESSION_DETECTION_COLUMNS if regression else DETECTION_COLUMNS),
-        impact=pd.DataFrame(impact_rows, columns=REGRESSION_IMPACT_COLUMNS if regression else IMPACT_COLUMNS),
+        impact=pd.DataFrame(impact_rows, columns=REGRESSION_IMPACT_COLUMNS if regression
+                            else MULTILABEL_IMPACT_COLUMNS if multilabel else IMPACT_COLUMNS),
         classes=classes, n_train=n_train, n_test=n_test, timings=timings, task=task,
     )
