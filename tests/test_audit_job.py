@@ -115,3 +115,11 @@ def test_audit_job_tables_rerun_and_report(spark, tmp_path, capsys):
     applied = spark.read.format("delta").load(out["runs"]).filter(F.col("job") == "apply").toPandas()
     counts = json.loads(applied.iloc[0]["metrics"])["counts"]
     assert counts["removed"] == len(removed) and counts["kept"] == 400 - len(removed)
+
+    # detect on the audited table, leaving out the rows the audit flagged (here: the duplicate copies apply drops)
+    assert cli_main(["detect", "--config", str(conf), "--set", "input.exclude_run=a1", "--set", "run.id=d1",
+                     "--set", f"output.scored={tmp_path / 'scored'}", "--set", f"output.issues={tmp_path / 'issues'}"]) == 0
+    scored_ids = set(_rows(spark, str(tmp_path / "scored"), "d1").toPandas()["id"])
+    assert scored_ids == set(data["pdf"]["id"]) - set(removed.index)
+    detect_run = spark.read.format("delta").load(out["runs"]).filter(F.col("run_id") == "d1").first()
+    assert json.loads(detect_run["metrics"])["excluded"]["excluded_rows"] == len(removed)

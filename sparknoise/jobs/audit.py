@@ -42,15 +42,17 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparknoise.audit import DataIssuesResult, find_data_issues
+from sparknoise.cleaning.data_issues import apply_data_issues
 from sparknoise.errors import ConfigError, InputError
 from sparknoise.jobs.config import audit_features
-from sparknoise.jobs.run_log import start_record, write_run_record
+from sparknoise.jobs.run_log import run_row, start_record, write_run_record
 from sparknoise.jobs.tables import (
     check_output_location,
     check_persistent_name,
     job_input,
     read_table,
     remove_scratch,
+    run_rows,
     scratch_location,
     write_run_rows,
 )
@@ -252,3 +254,50 @@ def summary_lines(record: dict) -> list[str]:
     lines.append(f"duplicate sets {m['num_duplicate_sets']:,}, leakage pairs {m['num_leakage_pairs']:,}")
     lines.append("tables: " + " ".join(m["outputs"][n] for n in OUTPUTS))
     return lines
+
+
+def audit_exclusions(spark: SparkSession, cfg: dict, df: DataFrame) -> tuple[DataFrame, dict] | None:
+    """The ids the detect job leaves out of ``df`` with ``input.exclude_run`` (an audit run), and what was read.
+
+    ``input.exclude_types``: ``near_duplicate`` excludes the copies ``apply`` would drop (every member of a
+    duplicate set but its first per split, and the train-side copy of each leakage pair: the rules of
+    :func:`sparknoise.apply_data_issues` with their defaults, the split read from ``df``); any other type
+    excludes every row it flagged in the run's ``data_issues``. Lazy: one column, ``input.id_col``."""
+    inp = cfg["input"]
+    run_id = inp["exclude_run"]
+    if run_id is None:
+        return None
+    runs = inp["exclude_runs"] or cfg["output"]["runs"]
+    audited = run_row(spark, runs, run_id)
+    if audited.get("job") != "audit" or audited["status"] != "succeeded":
+        raise InputError(f"'input.exclude_run': run '{run_id}' in {runs} is a {audited.get('status')} "
+                         f"{audited.get('job')} run; give the id of a succeeded audit run (and 'input.exclude_runs', "
+                         "the runs table that holds it, if it is not output.runs)")
+    metrics = json.loads(audited["metrics"])
+    outputs, ran = metrics["outputs"], metrics.get("issue_types") or []
+    id_col, audit_id = inp["id_col"], metrics.get("id_col") or "id"
+    parts = []
+    flagged_types = [t for t in inp["exclude_types"] if t != "near_duplicate" and t in ran]
+    if flagged_types:
+        issues = run_rows(spark, outputs["data_issues"], "the audit run's data_issues", run_id)
+        parts.append(issues.filter(F.col("is_issue") & F.col("issue_type").isin(flagged_types))
+                     .select(F.col(audit_id).alias(id_col)))
+    if "near_duplicate" in inp["exclude_types"] and "near_duplicate" in ran:
+        split_col = metrics.get("split_col")
+        split_col = split_col if split_col in df.columns else None
+        copies = apply_data_issues(
+            df.select(id_col, *([split_col] if split_col else [])), id_col=id_col,
+            duplicate_sets=run_rows(spark, outputs["duplicate_sets"], "the audit run's duplicate_sets", run_id),
+            leakage=run_rows(spark, outputs["leakage"], "the audit run's leakage", run_id) if split_col else None,
+            split_col=split_col)
+        parts.append(copies.audit.select(id_col))
+    missing = [t for t in inp["exclude_types"] if t not in ran]
+    if missing:
+        log.warning("'input.exclude_types' %s did not run in audit run %s (it ran %s): nothing excluded for them",
+                    missing, run_id, ran)
+    if not parts:
+        return None
+    ids = parts[0]
+    for p in parts[1:]:
+        ids = ids.unionByName(p)
+    return ids.distinct(), {"exclude_run": run_id, "exclude_runs": runs, "exclude_types": inp["exclude_types"]}

@@ -48,6 +48,12 @@ DEFAULTS: dict[str, Any] = {
         # split (literally) into an array; pieces are trimmed of spaces, empty ones dropped ("" = no tags)
         "label_sep": None,
         "where": None,  # optional SQL filter, e.g. "split = 'train'"
+        # detect: the run id of an audit run whose flagged rows are left out (input.exclude_types says which)
+        "exclude_run": None,
+        "exclude_runs": None,  # the runs table holding input.exclude_run; default: output.runs
+        # near_duplicate: the copies apply would drop (all but the first of each set and split, and the
+        # train-side copy of each leakage pair); any other type: every row that type flagged
+        "exclude_types": ["near_duplicate", "outlier", "null"],
         "passthrough": [],  # input columns copied into the issues table for annotators
         "drop": [],  # input columns left out right after reading (e.g. a previous run's result columns)
         "on_invalid": "error",  # rows with null/NaN labels, ids, features or probs: error | skip (counted in runs)
@@ -272,6 +278,7 @@ def validate(cfg: dict, job: str = "detect") -> None:
     if not isinstance(inp["drop"], list) or not all(isinstance(c, str) and c for c in inp["drop"]):
         raise ConfigError(f"'input.drop' must be a list of column names, not {inp['drop']!r}")
     _validate_label_sep(inp, cfg["detection"]["task"])
+    _validate_exclude(inp, job)
     if job == "inject":
         _validate_inject(cfg)
     elif job == "audit":
@@ -383,6 +390,26 @@ def _validate_apply(ap: dict) -> None:
                           "(train: remove the train-side copy of each leakage pair)")
     if not (isinstance(ap["train_split"], str) and ap["train_split"]):
         raise ConfigError(f"'apply.train_split' must be the split value of the training rows, not {ap['train_split']!r}")
+
+
+def _validate_exclude(inp: dict, job: str) -> None:
+    """``input.exclude_run`` / ``exclude_runs`` / ``exclude_types``: an audit run's flagged rows left out of detect."""
+    from sparknoise.audit import ISSUE_TYPES
+
+    run, types = inp["exclude_run"], inp["exclude_types"]
+    if run is None:
+        return
+    if job != "detect":
+        raise ConfigError(f"'input.exclude_run' leaves an audit run's flagged rows out of the detect job; the {job} "
+                          "job does not take it: remove the key")
+    if not (isinstance(run, str) and run.strip()):
+        raise ConfigError(f"'input.exclude_run' must be the run id of an audit run, not {run!r}")
+    if inp["exclude_runs"] is not None and not (isinstance(inp["exclude_runs"], str) and inp["exclude_runs"]):
+        raise ConfigError("'input.exclude_runs' must be the runs table (path or name) holding input.exclude_run")
+    allowed = [t for t in ISSUE_TYPES if t != "label"]
+    if not (isinstance(types, list) and types and all(t in allowed for t in types)):
+        raise ConfigError(f"'input.exclude_types' must be a non-empty list of audit issue types from {allowed}, "
+                          f"not {types!r}")
 
 
 def _validate_label_sep(inp: dict, task: str) -> None:

@@ -34,6 +34,7 @@ from sparknoise.core.invalid_rows import ClassLabelRules, screen_invalid
 from sparknoise.core.label_issues import find_label_issues
 from sparknoise.core.result import LabelIssuesResult
 from sparknoise.errors import InputError
+from sparknoise.jobs.audit import audit_exclusions
 from sparknoise.jobs.run_log import start_record, write_run_record
 from sparknoise.jobs.tables import (
     check_output_location,
@@ -121,6 +122,13 @@ def run_detect(spark: SparkSession, cfg: dict) -> dict:
     record.update(input_location=pinned.location, input_version=pinned.version)
     log.info("run %s: input %s (version %s)", run_id, pinned.location, pinned.version)
     _check_columns(cfg, df)
+    excluded = audit_exclusions(spark, cfg, df)
+    if excluded is not None:  # rows an audit flagged (duplicate copies, outliers, null rows) left out
+        n_before = df.count()
+        df = df.join(excluded[0], inp["id_col"], "left_anti")
+        excluded[1]["excluded_rows"] = n_before - df.count()
+        log.info("run %s: %d rows left out by audit run %s (%s)", run_id, excluded[1]["excluded_rows"],
+                 inp["exclude_run"], ", ".join(inp["exclude_types"]))
     for name in ("scored", "issues", "runs"):
         check_output_location(spark, f"output.{name}", cfg["output"][name])
     scratch = scratch_location(cfg["detection"]["scratch"], cfg["output"]["scored"], run_id)
@@ -142,6 +150,8 @@ def run_detect(spark: SparkSession, cfg: dict) -> dict:
                     {k: v for k, v in screened.skipped.items() if k != "__rows__"})
     df = screened.df
     metrics: dict[str, Any] = {"skipped": {k: v for k, v in screened.skipped.items() if k != "__rows__"}}
+    if excluded is not None:
+        metrics["excluded"] = excluded[1]
     record.update(n_skipped=screened.n_skipped, metrics=json.dumps(metrics))
     # From here on, a failure is recorded in the runs table; scored and issues stay as they were. Bad input
     # found by validation (InputError) is reported like the checks above: nothing is written at all.
