@@ -103,6 +103,25 @@ NativeFn = Callable[[Column, Column], "list[NativePair]"]
 
 
 @dataclass(frozen=True)
+class NativeSlots:
+    """A problem's K candidates per row as array functions over slots j = 0..n_slots-1 (native_selection.py).
+
+    The same candidates as the problem's ``native`` pairs (pair j is slot j), written once as lambdas
+    of the slot number for ``transform``/``exists``, so that the expression does not grow with K:
+    ``key(probs, label, j)`` the key of slot j (the pair's float64 operations), ``valid(label, j)``
+    whether the row is a candidate there, ``cell(label, j)`` its cell, and ``cells[i, j]`` the cell of
+    slot j for a row of state index ``index(label) = i`` (numpy, for the per-cell state).
+    """
+
+    n_slots: int
+    index: Callable[[Column], Column]
+    key: Callable[[Column, Column, Column], Column]
+    valid: Callable[[Column, Column], Column]
+    cell: Callable[[Column, Column], Column]
+    cells: np.ndarray  # (n_index, n_slots) int64
+
+
+@dataclass(frozen=True)
 class SelectionProblem:
     """Cells, their quotas and candidate counts, and how to enumerate candidates in a batch."""
 
@@ -113,6 +132,8 @@ class SelectionProblem:
     native: NativeFn | None = None  # the same candidates as Spark expressions, when expressible
     # an upper bound of the row's keys as one constant-size expression (prefilters the per-cell test)
     native_max_key: Callable[[Column, Column], Column] | None = None
+    # the pairs as array functions over K slots, for problems with one pair per class (large K)
+    native_slots: NativeSlots | None = None
 
 
 def candidates_of(problem: SelectionProblem, labels: np.ndarray, P: np.ndarray):
@@ -412,8 +433,16 @@ def noise_rate_problem(pcm: np.ndarray, label_counts: np.ndarray, eligible: np.n
         before, after = row_expressions.around_label(probs, label, K)
         return F.greatest(F.array_max(before), F.array_max(after)) - F.get(probs, label)
 
+    slots = NativeSlots(
+        n_slots=K,
+        index=lambda label: label,
+        key=lambda probs, label, j: (F.get(probs, j) - F.get(probs, label)) + F.lit(0.0),
+        valid=lambda label, j: label != j,
+        cell=lambda label, j: label * F.lit(K) + j,
+        cells=np.arange(K * K, dtype=np.int64).reshape(K, K),
+    )
     return SelectionProblem(n_cells=K * K, quotas=quotas, candidates_per_cell=available, candidates=candidates,
-                            native=native, native_max_key=max_key)
+                            native=native, native_max_key=max_key, native_slots=slots)
 
 
 def class_problem(quotas_per_class: np.ndarray, label_counts: np.ndarray) -> SelectionProblem:
