@@ -48,8 +48,9 @@ def native_route(prepared: PreparedInput, K: int) -> bool:
     No K limit of its own: above ``row_expressions.NATIVE_MAX_CLASSES`` the per-class rules are array
     functions over K-entry arrays (constant expression size), and the K x K per-cell state (quotas,
     cutoffs; K² float64s on the driver, as on the Arrow route) is sent to the executors as a K-row
-    table, not as plan literals. What bounds K is that driver state, for both routes (1 GB of arrays
-    at K = 10,000; detection.max_classes stops the jobs at 1,000 by default).
+    table, not as plan literals. What bounds K is that driver state, for both routes (at K = 10,000
+    several 0.8 GB K x K arrays; detection.max_classes stops the jobs at 1,000 by default).
+
     Decided on the driver before pass 1, without reading a column. Only an input that reads files
     (a table: ``inputFiles()`` is not empty, an analysis call) can take it; a frame built from local
     data or an RDD (pandas, a list: what notebooks and tests hold in the driver) is small by
