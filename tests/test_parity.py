@@ -54,7 +54,7 @@ def test_every_filter_matches_cleanlab_at_k1000(k1000, filter_by):
 
 # every filter runs pass 1's row sum and pass 2's guess; these two also cover the K-slot cutoff test (the
 # array-form test below adds "both" at K = 10) and the guess in the row map. The seven filters at K = 1000
-# are above, on the Arrow route: each call here costs 40-170 s on 2 busy cores (load ~20), mostly codegen.
+# are above, on the Arrow route (calls here measured 40-170 s each with the load average at ~20).
 @pytest.mark.parametrize("filter_by", ["prune_by_noise_rate", "confident_learning"])
 def test_filters_match_cleanlab_at_k1000_on_the_native_route(k1000, monkeypatch, filter_by):
     """The native route above 64 classes: pass 1's row sum, pass 2's guess and the per-cell cutoff test as
