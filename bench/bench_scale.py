@@ -12,6 +12,13 @@ sparknoise and cleanlab compute in float64 on the widened values):
 Prints a table and writes JSON (bench/results/scale.json by default).
 
     .venv/bin/python bench/bench_scale.py --cases 10000000x10,30000000x10,100000000x10,1000000x1000
+
+``--compare-flags`` also compares the flagged ids with cleanlab's (not only the counts), and
+``--routes arrow,native`` runs find_label_issues once per route (native below 500,000 rows by
+lowering ``validation.NATIVE_MIN_ROWS``; arrow at any size by raising it), each compared:
+
+    .venv/bin/python bench/bench_scale.py --cases 200000x1000 --routes arrow,native --compare-flags \
+        --memory-cap-gb 8 --out bench/results/scale_200k_k1000_flags.json
 """
 
 from __future__ import annotations
@@ -50,7 +57,7 @@ class HeapPeak:
         return sum(p.getPeakUsage().getUsed() for p in self._pools) / 2**20
 
 
-def run_cleanlab(path: str, cap_bytes: int, timeout_s: float) -> dict:
+def run_cleanlab(path: str, cap_bytes: int, timeout_s: float, keep_flags: bool = False) -> dict:
     """cleanlab in a child process under a memory budget: its figures, or how it failed."""
     import psutil
 
@@ -84,9 +91,14 @@ def run_cleanlab(path: str, cap_bytes: int, timeout_s: float) -> dict:
         if outcome is not None:
             return {"cleanlab_outcome": outcome, "cleanlab_wall_s": round(wall, 1), "cleanlab_peak_rss_mb": round(peak / 2**20)}
         res = json.load(open(out))
-        return {"cleanlab_outcome": "ok", "cleanlab_load_s": round(res["load_s"], 2),
-                "cleanlab_s": round(res["find_label_issues_s"], 2), "cleanlab_num_flagged": res["num_flagged"],
-                "cleanlab_peak_rss_mb": round(max(peak / 2**20, res["peak_rss_mb"]))}
+        got = {"cleanlab_outcome": "ok", "cleanlab_load_s": round(res["load_s"], 2),
+               "cleanlab_s": round(res["find_label_issues_s"], 2), "cleanlab_num_flagged": res["num_flagged"],
+               "cleanlab_peak_rss_mb": round(max(peak / 2**20, res["peak_rss_mb"]))}
+        if keep_flags:  # positions in id order (the child sorts by id); the tables' ids are 0..N-1
+            import numpy as np
+
+            got["flagged_positions"] = np.load(out + ".npy")
+        return got
 
 
 def main() -> None:
@@ -98,21 +110,36 @@ def main() -> None:
     parser.add_argument("--memory-cap-gb", type=float, default=16.0)
     parser.add_argument("--cleanlab-timeout", type=float, default=900.0)
     parser.add_argument("--skip-cleanlab", action="store_true")
+    parser.add_argument("--skip-write", action="store_true", help="find_label_issues only, no scored Delta table")
+    parser.add_argument("--compare-flags", action="store_true", help="compare the flagged ids with cleanlab's")
+    parser.add_argument("--routes", default="", help="e.g. arrow,native: one find_label_issues per route, "
+                        "forced through validation.NATIVE_MIN_ROWS (default: as the library decides)")
     args = parser.parse_args()
 
     import logging
 
     import psutil
+    from pyspark.sql import functions as F
 
     import sparknoise as sn
+    from sparknoise.core import validation
     from sparknoise.jobs.session import local_spark
     from sparknoise.noise.synthetic import probabilities_table
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    cap = int(args.memory_cap_gb * 2**30)
+    early = {}  # cleanlab on tables that exist already runs before Spark starts: their memory never adds up
+    if not args.skip_cleanlab:
+        for case in args.cases.split(","):
+            n, k = (int(x) for x in case.lower().split("x"))
+            path = os.path.join(args.data, f"probs_n{n}_k{k}_float_sep{2.0 if k <= 100 else 8.0:g}")
+            if os.path.exists(os.path.join(path, "_delta_log")):
+                early[case] = {"cleanlab_memory_cap_gb": args.memory_cap_gb,
+                               **run_cleanlab(path, cap, args.cleanlab_timeout, keep_flags=args.compare_flags)}
+                print(f"cleanlab {case}: {early[case].get('cleanlab_outcome')}", flush=True)
     spark = local_spark("sparknoise-bench-scale", driver_memory=args.driver_memory, shuffle_partitions=8)
     heap = HeapPeak(spark)
-    cap = int(args.memory_cap_gb * 2**30)
     results = []
     for case in args.cases.split(","):
         n, k = (int(x) for x in case.lower().split("x"))
@@ -126,30 +153,55 @@ def main() -> None:
             print(f"generated {n:,} x {k} (float) into {path} in {time.perf_counter() - t:.1f}s", flush=True)
         print(f"== N={n:,} K={k}", flush=True)
         df = spark.read.format("delta").load(path)
-        heap.reset()
-        with PeakRss() as rss, tempfile.TemporaryDirectory(dir=args.data) as tmp:
-            t0 = time.perf_counter()
-            res = sn.find_label_issues(df)
-            t_estimates = time.perf_counter() - t0
-            res.rows.write.format("delta").save(os.path.join(tmp, "scored"))
-            total = time.perf_counter() - t0
-        row = {
-            "n": n, "k": k, "probs_type": "array<float>", "separation": separation,
-            "sparknoise_estimates_s": round(t_estimates, 2), "sparknoise_with_delta_write_s": round(total, 2),
-            "sparknoise_stage_s": res.timings, "sparknoise_num_flagged": res.num_flagged,
-            "driver_heap_max_mb": round(heap.max_mb), "driver_heap_peak_mb": round(heap.peak_mb()),
-            "sparknoise_peak_rss_mb": round(rss.peak / 2**20),
-        }
-        if not args.skip_cleanlab:
+        row = {"n": n, "k": k, "probs_type": "array<float>", "separation": separation,
+               "load_average_before": os.getloadavg()}
+        if case in early:
+            row.update(early[case])
+        elif not args.skip_cleanlab:  # first, so that its memory is free again while Spark runs
             row["cleanlab_memory_cap_gb"] = args.memory_cap_gb
-            row.update(run_cleanlab(path, cap, args.cleanlab_timeout))
+            row.update(run_cleanlab(path, cap, args.cleanlab_timeout, keep_flags=args.compare_flags))
+        theirs = row.pop("flagged_positions", None)
+        if theirs is not None:
+            bounds = df.agg(F.min("id").alias("lo"), F.max("id").alias("hi"), F.count("id").alias("n")).first()
+            assert (bounds["lo"], bounds["hi"], bounds["n"]) == (0, n - 1, n), "ids are not 0..N-1"
+        default_min_rows = validation.NATIVE_MIN_ROWS
+        for route in (args.routes.split(",") if args.routes else [""]):
+            validation.NATIVE_MIN_ROWS = {"": default_min_rows, "native": 0, "arrow": 2**31 - 1}[route]
+            suffix = f"_{route}" if route else ""
+            heap.reset()
+            with PeakRss() as rss, tempfile.TemporaryDirectory(dir=args.data) as tmp:
+                t0 = time.perf_counter()
+                res = sn.find_label_issues(df)
+                t_estimates = time.perf_counter() - t0
+                if not args.skip_write:
+                    res.rows.write.format("delta").save(os.path.join(tmp, "scored"))
+                total = time.perf_counter() - t0
+            row.update({
+                f"sparknoise_estimates_s{suffix}": round(t_estimates, 2),
+                f"sparknoise_with_delta_write_s{suffix}": round(total, 2),
+                f"sparknoise_stage_s{suffix}": res.timings, f"sparknoise_num_flagged{suffix}": res.num_flagged,
+                "driver_heap_max_mb": round(heap.max_mb), f"driver_heap_peak_mb{suffix}": round(heap.peak_mb()),
+                f"sparknoise_peak_rss_mb{suffix}": round(rss.peak / 2**20),
+            })
+            if theirs is not None:
+                import numpy as np
+
+                ours = np.sort(np.array([r["id"] for r in res.issues().select("id").collect()], dtype=np.int64))
+                row[f"flags_only_sparknoise{suffix}"] = int(np.setdiff1d(ours, theirs).size)
+                row[f"flags_only_cleanlab{suffix}"] = int(np.setdiff1d(theirs, ours).size)
+                print(f"route {route or 'default'}: {ours.size:,} flagged, cleanlab {theirs.size:,}; only ours "
+                      f"{row[f'flags_only_sparknoise{suffix}']}, only cleanlab {row[f'flags_only_cleanlab{suffix}']}",
+                      flush=True)
+        validation.NATIVE_MIN_ROWS = default_min_rows
+        row["load_average_after"] = os.getloadavg()
         print(json.dumps(row), flush=True)
         results.append(row)
         tens = [r for r in results if r["k"] == 10]
         base = next((r for r in tens if r["n"] == 10_000_000), None)
         if base is not None:
             for r in tens:
-                r["growth_vs_10m"] = round(r["sparknoise_with_delta_write_s"] / base["sparknoise_with_delta_write_s"], 2)
+                if "sparknoise_with_delta_write_s" in r and "sparknoise_with_delta_write_s" in base:
+                    r["growth_vs_10m"] = round(r["sparknoise_with_delta_write_s"] / base["sparknoise_with_delta_write_s"], 2)
         doc = {
             "benchmark": "scale",
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -161,11 +213,13 @@ def main() -> None:
         with open(args.out, "w") as f:  # after every case: a long run keeps what it measured
             json.dump(doc, f, indent=2)
     print()
-    print(f"{'N':>12} {'K':>5} {'sparknoise s':>13} {'heap peak MB':>13} {'RSS MB':>8} {'cleanlab':>30}")
+    print(f"{'N':>12} {'K':>5} {'route':>7} {'sparknoise s':>13} {'heap peak MB':>13} {'RSS MB':>8} {'cleanlab':>30}")
     for r in results:
         cl = f"{r['cleanlab_s']} s" if r.get("cleanlab_outcome") == "ok" else r.get("cleanlab_outcome", "-")
-        print(f"{r['n']:>12,} {r['k']:>5} {r['sparknoise_with_delta_write_s']:>13} {r['driver_heap_peak_mb']:>13} "
-              f"{r['sparknoise_peak_rss_mb']:>8} {cl[:30]:>30}")
+        for route in (args.routes.split(",") if args.routes else [""]):
+            sfx = f"_{route}" if route else ""
+            print(f"{r['n']:>12,} {r['k']:>5} {route or '-':>7} {r['sparknoise_with_delta_write_s' + sfx]:>13} "
+                  f"{r['driver_heap_peak_mb' + sfx]:>13} {r['sparknoise_peak_rss_mb' + sfx]:>8} {cl[:30]:>30}")
     print(f"wrote {args.out}")
     spark.stop()
 

@@ -52,6 +52,32 @@ def test_every_filter_matches_cleanlab_at_k1000(k1000, filter_by):
     assert_parity(sn.find_label_issues(df, filter_by=filter_by), d, filter_by, thresholds_rtol=1e-14)
 
 
+# every filter runs pass 1's row sum and pass 2's guess; these two also cover the K-slot cutoff test (the
+# array-form test below adds "both" at K = 10) and the guess in the row map. The seven filters at K = 1000
+# are above, on the Arrow route (calls here measured 40-170 s each with the load average at ~20).
+@pytest.mark.parametrize("filter_by", ["prune_by_noise_rate", "confident_learning"])
+def test_filters_match_cleanlab_at_k1000_on_the_native_route(k1000, monkeypatch, filter_by):
+    """The native route above 64 classes: pass 1's row sum, pass 2's guess and the per-cell cutoff test as
+    array functions over K-entry arrays, the cutoffs a K-row table joined by broadcast (no K² literal)."""
+    from sparknoise.core import validation
+
+    monkeypatch.setattr(validation, "NATIVE_MIN_ROWS", 0)
+    d, df = k1000
+    assert_parity(sn.find_label_issues(df, filter_by=filter_by), d, filter_by, thresholds_rtol=1e-14)
+
+
+@pytest.mark.parametrize("filter_by", ["prune_by_noise_rate", "both"])
+def test_array_form_of_the_native_route_matches_cleanlab_with_a_histogram(frames, monkeypatch, filter_by):
+    """The array forms forced at K = 10, where the cells are few enough for pass 2's selection histogram
+    (its entries as one ``transform`` over the slots) and the boundary prefilter (K = 1000 uses top-q)."""
+    from sparknoise.core import row_expressions, validation
+
+    monkeypatch.setattr(validation, "NATIVE_MIN_ROWS", 0)
+    monkeypatch.setattr(row_expressions, "NATIVE_MAX_CLASSES", 2)
+    d, df = frames["k10"]
+    assert_parity(sn.find_label_issues(df, filter_by=filter_by), d, filter_by)
+
+
 @pytest.mark.parametrize("rank_by", RANKS)
 @pytest.mark.parametrize("name", ["k10"])
 def test_every_rank_by_matches_cleanlab_order(frames, name, rank_by):

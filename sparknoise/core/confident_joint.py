@@ -1,7 +1,9 @@
 """The confident joint: pass 2 (a KxK count of rows by given label and confident guess) and its calibration.
 
-Pass 2 is a native hash aggregation over JVM expressions when the classes are few (it then also
-counts the selection histogram), else a batch map (``mapInArrow``) with per-task KxK partial counts.
+Pass 2 is a native hash aggregation over JVM expressions on the native route and whenever the
+classes are few (K <= 64, where the guess is unrolled; above, it is array functions; on the native
+route it also counts the selection histogram), else a batch map (``mapInArrow``) with per-task KxK
+partial counts.
 
 ``cj[a][b]`` counts the rows with given label ``a`` that are confidently guessed to belong to
 class ``b``: its probability of ``b`` is at least ``t_b - 1e-6``, and ``b`` is the argmax among the
@@ -68,7 +70,8 @@ def confident_joint_fn(thresholds: np.ndarray, num_classes: int):
 
 
 def count_confident_joint(
-    prepared: PreparedInput, thresholds: np.ndarray, num_classes: int, histogram: HistogramPlan | None = None
+    prepared: PreparedInput, thresholds: np.ndarray, num_classes: int, histogram: HistogramPlan | None = None,
+    *, native: bool = False,
 ) -> ConfidentJointCounts:
     """Pass 2 over the table: at most K² merged counts reach the driver.
 
@@ -76,11 +79,12 @@ def count_confident_joint(
     becomes an array of integer codes, its pass-2 cell (negative: ``-1 - ((given·K + guess)·2 +
     off)``, none when no class is confident) and its candidates' histogram indices (>= 0), which
     one ``explode`` and a hash count over the codes merge (at most K² + the histogram's size rows).
+    ``native``: the native aggregation at any K (the native route); else only up to NATIVE_MAX_CLASSES.
     """
     started = time.perf_counter()
     entries: list = []
     K = num_classes
-    if num_classes <= row_expressions.NATIVE_MAX_CLASSES:  # native expressions + hash aggregation
+    if native or num_classes <= row_expressions.NATIVE_MAX_CLASSES:  # native expressions + hash aggregation
         probs, label = F.col(PROBS), F.col(LABEL_INDEX)
         guess = row_expressions.guessed_true_label(probs, np.asarray(thresholds, dtype=np.float64) - CONFIDENT_SLACK)
         off = (guess != label) & ~row_expressions.keep_out(probs, label, num_classes)

@@ -3,10 +3,13 @@
 validate + pass 1 (class counts, thresholds) -> pass 2 (confident joint) -> driver KxK maths
 -> selection (per-cell cutoffs) -> lazy row map (flags, quality, predicted label, weight, rank).
 
-With K <= ``row_expressions.NATIVE_MAX_CLASSES`` (64) and at least ``validation.NATIVE_MIN_ROWS``
-(500,000) rows every pass is JVM-native (whole-stage code generation): pass 1 one aggregation,
-pass 2 one aggregation that also counts the selection histogram, the flags one expression per
-class; Python (Arrow) runs only for the boundary scan, over the rows a native bound lets through.
+With at least ``validation.NATIVE_MIN_ROWS`` (500,000) rows read from files every pass is JVM-native:
+pass 1 one aggregation, pass 2 one aggregation that also counts the selection histogram (when its
+cells fit), the flags one expression per class; Python (Arrow) runs only for the selection's scans
+(the boundary scan over the rows a native bound lets through, or the per-task top-q above ~32,768
+cells). Up to ``row_expressions.NATIVE_MAX_CLASSES`` (64) the per-class expressions are unrolled for
+whole-stage code generation; above, they are array functions over K-entry arrays and the cutoffs a
+K-row table joined by broadcast (native_selection.py), so no expression grows with K.
 Otherwise passes 1 and 2 and the flags are Arrow batch functions (pass 1 also counts the
 histogram), which cost less on small inputs than generating and compiling the per-class code.
 At 10M x 10 on 2 cores the native route measured 27-36 s to the flag counts (three runs) against 41 s.
@@ -259,7 +262,7 @@ def find_label_issues(
     thresholds = confident_thresholds(profile.label_counts, profile.self_confidence_sums)
 
     if given_joint is None:
-        counts = count_confident_joint(prepared, thresholds, K, histogram=histogram if native else None)
+        counts = count_confident_joint(prepared, thresholds, K, histogram=histogram if native else None, native=native)
         lap("confident_joint")
         calibrated = calibrate_confident_joint(clip_diagonal(counts.confident_joint), profile.label_counts)
     else:  # cleanlab uses a given joint as it is; pass 2 is not needed

@@ -1,8 +1,10 @@
 """The selection's three row-level steps as native Spark expressions (no Python on the hot path).
 
-Used when every selection problem has native candidates (selection.NativePair) and the classes
-are few enough for expressions with one term per class (``row_expressions.NATIVE_MAX_CLASSES``).
-Each runs on the executors, per row, with whole-stage code generation:
+Used when every selection problem has native candidates (selection.NativePair). A problem with
+one candidate per class (prune_by_noise_rate's K pairs) is written as one term per class up to
+``row_expressions.NATIVE_MAX_CLASSES`` (whole-stage code generation), and above it as array
+functions over its K slots (selection.NativeSlots: ``transform``, ``exists``), whose expressions
+have a constant size whatever K. Each runs on the executors, per row:
 
 * ``histogram_entries``: the flat histogram index (cell x buckets + bucket) of every candidate of
   a row, as an array that pass 2 explodes and counts together with the confident joint, so the
@@ -12,7 +14,10 @@ Each runs on the executors, per row, with whole-stage code generation:
 * ``selected``: whether a row is selected in any of its cells, ``key > key*`` or
   ``key == key* and id <= id*``. Per-cell state is read from small literal arrays indexed by the
   row's label (K entries per candidate), never from one K x K array per term: a plan with K copies
-  of a K²-element literal exhausted a 2 GB driver at K = 100.
+  of a K²-element literal exhausted a 2 GB driver at K = 100. Above NATIVE_MAX_CLASSES the state of
+  a K-slot problem is not in the plan at all: ``slot_state`` builds a K-row table (per label, the
+  live cells' slot, key* and id*: at most one entry per cell with a quota, K² at worst, sent as data)
+  that the row map joins by broadcast, and ``exists`` tests the row's slots against its label's entry.
 
 Bucketing is the batch functions' formula in the same float64 operations, so the native and the
 Arrow paths put every key in the same bucket.
@@ -21,7 +26,7 @@ Arrow paths put every key in the same bucket.
 from __future__ import annotations
 
 import numpy as np
-from pyspark.sql import Column
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -34,6 +39,19 @@ def supported(problems) -> bool:
     return all(p.native is not None for p in problems)
 
 
+def uses_slots(problem: SelectionProblem) -> bool:
+    """Whether the problem's per-class candidates are written as array functions (K above the unrolled limit)."""
+    return problem.native_slots is not None and problem.native_slots.n_slots > row_expressions.NATIVE_MAX_CLASSES
+
+
+def _cells_by_index(problem: SelectionProblem, probs: Column, label: Column) -> tuple[Column, np.ndarray]:
+    """The row's state index and the (n_index, n_candidates) matrix of the cells its candidates fall in."""
+    if uses_slots(problem):
+        return problem.native_slots.index(label), problem.native_slots.cells
+    pairs = problem.native(probs, label)  # the pairs share their index (the label)
+    return pairs[0].index, np.stack([p.cells for p in pairs], axis=1)
+
+
 def bucket(key: Column, n_buckets: int) -> Column:
     """selection._buckets as an expression: equal-width buckets over [KEY_LOW, KEY_HIGH], clamped."""
     scaled = (key - F.lit(KEY_LOW)) * F.lit(n_buckets / (KEY_HIGH - KEY_LOW))
@@ -42,12 +60,29 @@ def bucket(key: Column, n_buckets: int) -> Column:
 
 def histogram_entries(plan: HistogramPlan, probs: Column, label: Column) -> Column:
     """array<long>: each candidate's flat index (cell + problem offset) x buckets + bucket; null if none."""
-    entries = []
+    entries, arrays = [], []
+    B = plan.n_buckets
     for offset, problem in zip(plan.offsets, plan.problems):
+        if uses_slots(problem):  # one array function over the K slots (the row's entries as the index)
+            arrays.append(F.transform(probs, _slot_entry(problem, int(offset), B, probs, label)))
+            continue
         for pair in problem.native(probs, label):
-            flat = (pair.cell + F.lit(int(offset))) * F.lit(plan.n_buckets) + bucket(pair.key, plan.n_buckets)
-            entries.append(_when_valid(pair, flat))
-    return F.array(*entries)
+            flat = (pair.cell + F.lit(int(offset))) * F.lit(B) + bucket(pair.key, B)
+            entries.append(_when_valid(pair, flat.cast("long")))
+    if entries:
+        arrays.insert(0, F.array(*entries))
+    return arrays[0] if len(arrays) == 1 else F.concat(*arrays)
+
+
+def _slot_entry(problem: SelectionProblem, offset: int, n_buckets: int, probs: Column, label: Column):
+    """``transform``'s lambda (entry, slot j) -> slot j's flat histogram index, null if not a candidate."""
+    sl = problem.native_slots
+
+    def entry(_: Column, j: Column) -> Column:
+        flat = (sl.cell(label, j) + F.lit(offset)) * F.lit(n_buckets) + bucket(sl.key(probs, label, j), n_buckets)
+        return F.when(sl.valid(label, j), flat.cast("long"))
+
+    return entry
 
 
 def _when_valid(pair: NativePair, value: Column) -> Column:
@@ -75,17 +110,50 @@ def boundary_prefilter(problem: SelectionProblem, *, probs: Column, label: Colum
     if problem.native_max_key is None:
         return F.lit(True)
     cells = np.flatnonzero(boundary >= 0)
-    pairs = problem.native(probs, label)  # the pairs share their index (the label)
+    index, by_index = _cells_by_index(problem, probs, label)
     edges = np.full(problem.n_cells, np.inf)
     edges[cells] = KEY_LOW + (boundary[cells] - 1) * ((KEY_HIGH - KEY_LOW) / n_buckets)
-    lowest = np.min([edges[p.cells] for p in pairs], axis=0)
-    floor = F.get(F.array(*[F.lit(float(v)) for v in lowest]), pairs[0].index)
+    floor = F.get(row_expressions.literal_array(edges[by_index].min(axis=1)), index)
     return F.coalesce(problem.native_max_key(probs, label) >= floor, F.lit(False))
 
 
+def slot_state(problem: SelectionProblem, cutoffs: Cutoffs, spark: SparkSession, id_type: T.DataType,
+               index_col: str, state_col: str) -> DataFrame:
+    """The cutoffs of a K-slot problem as a table: per state index, the live cells' (slot, key*, id*).
+
+    At most one row per index (K) and one entry per cell that selects something (a quota > 0), so
+    the driver holds and ships data of the size of the quotas it already holds, not a plan literal.
+    A cell selecting every candidate has key* = -inf and no id*.
+    """
+    key_star = np.asarray(cutoffs.key_star, dtype=np.float64)
+    by_index = problem.native_slots.cells
+    live = np.isfinite(key_star) | (key_star == -np.inf)
+    rows = []
+    for i in range(by_index.shape[0]):
+        js = np.flatnonzero(live[by_index[i]])
+        if js.size:
+            cells = by_index[i, js]
+            rows.append((i, [(int(j), float(key_star[c]), cutoffs.id_star[c]) for j, c in zip(js, cells)]))
+    entry = T.StructType([T.StructField("j", T.IntegerType()), T.StructField("star", T.DoubleType()),
+                          T.StructField("tie", id_type)])
+    schema = T.StructType([T.StructField(index_col, T.IntegerType()), T.StructField(state_col, T.ArrayType(entry))])
+    return spark.createDataFrame(rows, schema)  # <= K rows, <= one entry per cell with a quota
+
+
 def selected(problem: SelectionProblem, cutoffs: Cutoffs, probs: Column, label: Column, ident: Column,
-             id_type: T.DataType) -> Column:
-    """Whether the row is selected in one of its cells (never null)."""
+             id_type: T.DataType, state: Column | None = None) -> Column:
+    """Whether the row is selected in one of its cells (never null).
+
+    ``state``: for a K-slot problem (``uses_slots``), the row's entry of :func:`slot_state` (joined).
+    """
+    if uses_slots(problem):
+        sl = problem.native_slots
+
+        def hit(e: Column) -> Column:
+            key = sl.key(probs, label, e["j"])
+            return sl.valid(label, e["j"]) & ((key > e["star"]) | ((key == e["star"]) & (ident <= e["tie"])))
+
+        return F.coalesce(F.exists(state, hit), F.lit(False))
     key_star = np.asarray(cutoffs.key_star, dtype=np.float64)
     id_star = np.array(cutoffs.id_star, dtype=object)
     terms = []
@@ -111,7 +179,6 @@ def could_select(problem: SelectionProblem, cutoffs: Cutoffs, probs: Column, lab
     if problem.native_max_key is None:
         return F.lit(True)
     key_star = np.asarray(cutoffs.key_star, dtype=np.float64)
-    pairs = problem.native(probs, label)  # the pairs share their index (the label)
-    lowest = np.min([key_star[p.cells] for p in pairs], axis=0)
-    floor = F.get(F.array(*[F.lit(float(v)) for v in lowest]), pairs[0].index)
+    index, by_index = _cells_by_index(problem, probs, label)
+    floor = F.get(row_expressions.literal_array(key_star[by_index].min(axis=1)), index)
     return F.coalesce(problem.native_max_key(probs, label) >= floor, F.lit(False))

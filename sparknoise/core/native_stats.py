@@ -1,7 +1,8 @@
 """Pass 1 as one native aggregation: row checks, per-class counts and exact self-confidence sums.
 
-The JVM twin of class_stats.py's Arrow kernel, used when the classes are few enough for
-expressions with one term per class (``row_expressions.NATIVE_MAX_CLASSES``). It runs on the
+The JVM twin of class_stats.py's Arrow kernel, used on the native route (at any K: the only
+K-term expression, the row sum, is an unrolled chain up to ``row_expressions.NATIVE_MAX_CLASSES``
+and a left-to-right ``aggregate`` above, the same additions in the same order). It runs on the
 executors with whole-stage code generation and returns K + a few rows to the driver: per label
 index (clamped: null, each negative label code, K for every label >= K, else 0..K-1), the row
 count, the two halves of the fixed-point self-confidence sum and the count of each
@@ -28,7 +29,7 @@ import numpy as np
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from sparknoise.core import class_stats
+from sparknoise.core import class_stats, row_expressions
 from sparknoise.core.constants import PROBABILITY_RANGE_SLACK
 from sparknoise.core.inputs import LABEL_INDEX, PROBS, PreparedInput
 
@@ -56,7 +57,16 @@ class ClassStats:
 
 
 def row_sum(probs: Column, num_classes: int) -> Column:
-    """The K entries added left to right (null if any entry is null or the row is short)."""
+    """The K entries added left to right (null if any entry is null; a short row is refused by the
+    length test beside it).
+
+    Up to NATIVE_MAX_CLASSES an unrolled chain (generated code); above, ``aggregate`` from the first
+    entry over the others: the same float64 additions in the same order, in an expression of constant
+    depth (a K-deep chain overflows the JVM stack at K in the hundreds).
+    """
+    if num_classes > row_expressions.NATIVE_MAX_CLASSES:
+        rest = F.slice(probs, F.lit(2), F.lit(num_classes - 1))
+        return F.aggregate(rest, F.get(probs, F.lit(0)), lambda acc, x: acc + x)
     total = F.get(probs, F.lit(0))
     for j in range(1, num_classes):
         total = total + F.get(probs, F.lit(j))

@@ -6,9 +6,13 @@ by Spark's code generation. Two shapes:
 * constant size, any K (``argmax_first``, ``self_confidence``, ``normalized_margin``,
   ``keep_out``): ``array_max``/``array_position`` over the row or over the slices before and after
   the label. The row map (row_map.py) uses these at every K.
-* one term per class (``guessed_true_label``): pass 2 (the confident joint) uses it when
-  ``num_classes <= NATIVE_MAX_CLASSES``, and ``label_quality_scores`` likewise; above it (and for
-  the entropy score, whose ``log`` must be numpy's to the last bit) Arrow UDFs run instead.
+* one term per class (``guessed_true_label``): up to ``NATIVE_MAX_CLASSES`` one unrolled term per
+  class (whole-stage code generation compiles it); above, the same rule as array functions over the
+  K-entry row and one K-entry literal (``zip_with``/``filter``/``array_position``), whose expression
+  tree has a constant depth and size whatever K (Spark interprets higher-order functions instead of
+  generating code for them). Pass 2 (the confident joint) uses it on the native route and whenever
+  ``num_classes <= NATIVE_MAX_CLASSES``; the entropy score (whose ``log`` must be numpy's to the last
+  bit) is always an Arrow UDF.
 
 One-term-per-class expressions are kept out of Filters and large plans: the per-cell cutoff test
 of the prune methods written that way grew into one generated method too large for the JIT and
@@ -32,7 +36,9 @@ from pyspark.sql import functions as F
 
 from sparknoise.core.constants import FLOATING_POINT_COMPARISON
 
-NATIVE_MAX_CLASSES = 64  # expressions with one term per class (pass 2's guess)
+# up to this K, per-class rules are unrolled into one term per class (generated code); above it they are
+# array functions over K-entry arrays (constant expression depth and size; see guessed_true_label)
+NATIVE_MAX_CLASSES = 64
 # the row map's expressions are of constant size (array_max over slices), so any K; a limit only
 # so that tests can force the Arrow row map
 ROW_MAP_NATIVE_MAX_CLASSES = 1 << 20
@@ -108,9 +114,30 @@ def balanced(op: Callable[[Column, Column], Column], terms: list[Column]) -> Col
     return terms[0]
 
 
+def literal_array(values) -> Column:
+    """A K-entry array literal of doubles (one copy of K values; index it per row with ``get``)."""
+    return F.array(*[F.lit(float(v)) for v in values])
+
+
 def guessed_true_label(probs: Column, thresholds_minus_slack: np.ndarray) -> Column:
-    """cleanlab's confident-joint guess (int), or -1 for a row confident in no class."""
+    """cleanlab's confident-joint guess (int), or -1 for a row confident in no class.
+
+    Up to NATIVE_MAX_CLASSES one term per class; above, array functions: ``zip_with`` compares the
+    row with the thresholds entry by entry (the same ``>=`` on the same doubles), ``filter`` counts
+    the confident classes and ``array_position`` finds the first, so the tree is ~10 levels deep and
+    holds the K thresholds once, at any K.
+    """
     K = len(thresholds_minus_slack)
+    if K > NATIVE_MAX_CLASSES:
+        confident_arr = F.zip_with(probs, literal_array(thresholds_minus_slack), lambda p, t: p >= t)
+        n_confident = F.size(F.filter(confident_arr, lambda c: c))
+        first = F.array_position(confident_arr, F.lit(True)) - F.lit(1)  # 0 (not found) -> -1
+        return (
+            F.when(n_confident > F.lit(1), argmax_first(probs))
+            .when(n_confident == F.lit(1), first)
+            .otherwise(F.lit(-1))
+            .cast("int")
+        )
     confident = [F.get(probs, F.lit(j)) >= F.lit(float(thresholds_minus_slack[j])) for j in range(K)]
     n_confident = balanced(lambda a, b: a + b, [c.cast("int") for c in confident])
     first = F.when(confident[0], F.lit(0))

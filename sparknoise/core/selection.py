@@ -103,6 +103,25 @@ NativeFn = Callable[[Column, Column], "list[NativePair]"]
 
 
 @dataclass(frozen=True)
+class NativeSlots:
+    """A problem's K candidates per row as array functions over slots j = 0..n_slots-1 (native_selection.py).
+
+    The same candidates as the problem's ``native`` pairs (pair j is slot j), written once as lambdas
+    of the slot number for ``transform``/``exists``, so that the expression does not grow with K:
+    ``key(probs, label, j)`` the key of slot j (the pair's float64 operations), ``valid(label, j)``
+    whether the row is a candidate there, ``cell(label, j)`` its cell, and ``cells[i, j]`` the cell of
+    slot j for a row of state index ``index(label) = i`` (numpy, for the per-cell state).
+    """
+
+    n_slots: int
+    index: Callable[[Column], Column]
+    key: Callable[[Column, Column, Column], Column]
+    valid: Callable[[Column, Column], Column]
+    cell: Callable[[Column, Column], Column]
+    cells: np.ndarray  # (n_index, n_slots) int64
+
+
+@dataclass(frozen=True)
 class SelectionProblem:
     """Cells, their quotas and candidate counts, and how to enumerate candidates in a batch."""
 
@@ -113,6 +132,8 @@ class SelectionProblem:
     native: NativeFn | None = None  # the same candidates as Spark expressions, when expressible
     # an upper bound of the row's keys as one constant-size expression (prefilters the per-cell test)
     native_max_key: Callable[[Column, Column], Column] | None = None
+    # the pairs as array functions over K slots, for problems with one pair per class (large K)
+    native_slots: NativeSlots | None = None
 
 
 def candidates_of(problem: SelectionProblem, labels: np.ndarray, P: np.ndarray):
@@ -132,14 +153,21 @@ def _batches_as_arrays(batch: pa.RecordBatch, num_classes: int):
     return labels, P
 
 
-def _histogram_fn(problem: SelectionProblem, num_classes: int, n_buckets: int, active: np.ndarray):
+def _histogram_fn(problem: SelectionProblem, num_classes: int, n_buckets: int, cells: np.ndarray):
+    """mapInArrow function: per task, the histogram of the active ``cells`` only (row i of the result is
+    cells[i]), so that its size is len(cells) x n_buckets (within HISTOGRAM_BUDGET), not n_cells x n_buckets:
+    at K = 1000 the latter is 10 GB per task for the few hundred active cells of a small input."""
+    position = np.full(problem.n_cells, -1, dtype=np.int32)
+    position[cells] = np.arange(cells.size, dtype=np.int32)
+
     def histogram(batches):
-        counts = np.zeros(problem.n_cells * n_buckets, dtype=np.int64)
+        counts = np.zeros(cells.size * n_buckets, dtype=np.int64)
         for batch in batches:
             labels, P = _batches_as_arrays(batch, num_classes)
-            _, cells, keys = candidates_of(problem, labels, P)
-            keep = active[cells]
-            flat = cells[keep] * n_buckets + _buckets(keys[keep], n_buckets)
+            _, cand_cells, keys = candidates_of(problem, labels, P)
+            at = position[cand_cells]
+            keep = at >= 0
+            flat = at[keep].astype(np.int64) * n_buckets + _buckets(keys[keep], n_buckets)
             counts += np.bincount(flat, minlength=counts.size)
         nz = np.flatnonzero(counts)
         if nz.size:
@@ -265,31 +293,35 @@ def fusable(problems: list[SelectionProblem]) -> bool:
 
 
 def _histogram_scan(source: DataFrame, problem: SelectionProblem, num_classes: int, n_buckets: int,
-                    active: np.ndarray) -> np.ndarray:
+                    cells: np.ndarray) -> np.ndarray:
+    """(len(cells), n_buckets): row i is the histogram of cells[i]."""
     rows = (
-        source.mapInArrow(_histogram_fn(problem, num_classes, n_buckets, active), "cell int, bucket int, n long")
+        source.mapInArrow(_histogram_fn(problem, num_classes, n_buckets, cells), "cell int, bucket int, n long")
         .groupBy("cell", "bucket")
         .agg(F.sum("n").alias("n"))
         .collect()
     )  # <= TOP_Q_FACTOR x HISTOGRAM_BUDGET rows, whatever N
-    dense = np.zeros((problem.n_cells, n_buckets), dtype=np.int64)
+    dense = np.zeros((cells.size, n_buckets), dtype=np.int64)
     for r in rows:
         dense[r["cell"], r["bucket"]] = r["n"]
     return dense
 
 
-def _locate(histogram: np.ndarray, quotas: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, dict[int, int]]:
-    """Per cell, the bucket holding the q-th largest key and its rank within that bucket."""
-    boundary = np.full(histogram.shape[0], -1, dtype=np.int64)
+def _locate(histogram: np.ndarray, quotas: np.ndarray, cells: np.ndarray,
+            n_cells: int) -> tuple[np.ndarray, dict[int, int]]:
+    """Per cell, the bucket holding the q-th largest key and its rank within that bucket.
+
+    ``histogram`` row i is the histogram of cells[i]."""
+    boundary = np.full(n_cells, -1, dtype=np.int64)
     need: dict[int, int] = {}
     n_buckets = histogram.shape[1]
-    for c in cells:
-        from_top = np.cumsum(histogram[c][::-1])
-        i = int(np.searchsorted(from_top, quotas[c]))  # first position with cumulative >= q
-        if i >= n_buckets:
+    for i, c in enumerate(cells):
+        from_top = np.cumsum(histogram[i][::-1])
+        at = int(np.searchsorted(from_top, quotas[c]))  # first position with cumulative >= q
+        if at >= n_buckets:
             raise RuntimeError(f"selection cell {c} has {from_top[-1]} candidates for a quota of {quotas[c]}")
-        bucket = n_buckets - 1 - i
-        above = int(from_top[i] - histogram[c][bucket])
+        bucket = n_buckets - 1 - at
+        above = int(from_top[at] - histogram[i][bucket])
         boundary[c] = bucket
         need[int(c)] = int(quotas[c] - above)
     return boundary, need
@@ -334,11 +366,13 @@ def find_cutoffs(
         rows = source.mapInArrow(_top_q_fn(problem, num_classes, np.where(active, quotas, 0)), schema)
         method = "per-task top-q"
     else:
-        if histogram is None:
-            histogram = _histogram_scan(source, problem, num_classes, buckets_for(cells.size), active)
+        if histogram is None:  # the active cells' rows only
+            histogram = _histogram_scan(source, problem, num_classes, buckets_for(cells.size), cells)
+        else:
+            histogram = histogram[cells]
         n_buckets = histogram.shape[1]
-        boundary, need = _locate(histogram, quotas, cells)
-        method_rows = int(histogram[cells, boundary[cells]].sum())
+        boundary, need = _locate(histogram, quotas, cells, problem.n_cells)
+        method_rows = int(histogram[np.arange(cells.size), boundary[cells]].sum())
         scanned = source if boundary_prefilter is None else source.filter(boundary_prefilter(boundary, n_buckets))
         rows = scanned.mapInArrow(_boundary_fn(problem, num_classes, n_buckets, boundary), schema)
         method = f"{n_buckets} buckets each, {method_rows:,} boundary keys"
@@ -412,8 +446,16 @@ def noise_rate_problem(pcm: np.ndarray, label_counts: np.ndarray, eligible: np.n
         before, after = row_expressions.around_label(probs, label, K)
         return F.greatest(F.array_max(before), F.array_max(after)) - F.get(probs, label)
 
+    slots = NativeSlots(
+        n_slots=K,
+        index=lambda label: label,
+        key=lambda probs, label, j: (F.get(probs, j) - F.get(probs, label)) + F.lit(0.0),
+        valid=lambda label, j: label != j,
+        cell=lambda label, j: label * F.lit(K) + j,
+        cells=np.arange(K * K, dtype=np.int64).reshape(K, K),
+    )
     return SelectionProblem(n_cells=K * K, quotas=quotas, candidates_per_cell=available, candidates=candidates,
-                            native=native, native_max_key=max_key)
+                            native=native, native_max_key=max_key, native_slots=slots)
 
 
 def class_problem(quotas_per_class: np.ndarray, label_counts: np.ndarray) -> SelectionProblem:

@@ -2,7 +2,7 @@
 
 One scan checks every row-level input rule (nulls, NaNs, probability vector length and range, row
 sums within 1e-3, labels within the classes) and returns the per-class counts and exact sums of
-self-confidence that the thresholds need. On the native route (K <= 64 and a table of at least
+self-confidence that the thresholds need. On the native route (a table of at least
 NATIVE_MIN_ROWS rows, decided by ``native_route`` without reading a column) it is one native
 aggregation (native_stats.py) and the integer ids are proven unique by a second, cheap one over the
 id column (runs of consecutive ids over disjoint ranges, as in a table written in id order).
@@ -22,7 +22,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparknoise.core import class_stats, native_stats, row_expressions
+from sparknoise.core import class_stats, native_stats
 from sparknoise.core.constants import ROW_SUM_TOLERANCE
 from sparknoise.core.inputs import LABEL_INDEX, NAN_LABEL, NOT_A_CLASS, NOT_INTEGRAL, PROBS, PreparedInput
 from sparknoise.core.selection import HistogramPlan
@@ -35,7 +35,7 @@ log = logging.getLogger("sparknoise")
 _INTEGRAL_IDS = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 
 
-# From this many rows on (with K <= NATIVE_MAX_CLASSES) every pass is a native expression and
+# From this many rows on every pass is a native expression and
 # aggregation. Below, generating and compiling the per-class code (new literals every run) costs
 # more than the native scans save: measured 4.2-5.2 s against 2.8-3.0 s per call at 3,000 rows x 5,
 # while at 1M x 10 the native route is 1.6 s faster (10.6 s against 12.2 s) and at 10M x 10 14 s.
@@ -43,7 +43,13 @@ NATIVE_MIN_ROWS = 500_000
 
 
 def native_route(prepared: PreparedInput, K: int) -> bool:
-    """Whether the passes over this input are native: K <= 64 and at least NATIVE_MIN_ROWS rows.
+    """Whether the passes over this input are native: at least NATIVE_MIN_ROWS rows, any K.
+
+    No K limit of its own: above ``row_expressions.NATIVE_MAX_CLASSES`` the per-class rules are array
+    functions over K-entry arrays (constant expression size), and the K x K per-cell state (quotas,
+    cutoffs; K² float64s on the driver, as on the Arrow route) is sent to the executors as a K-row
+    table, not as plan literals. What bounds K is that driver state, for both routes (at K = 10,000
+    several 0.8 GB K x K arrays; detection.max_classes stops the jobs at 1,000 by default).
 
     Decided on the driver before pass 1, without reading a column. Only an input that reads files
     (a table: ``inputFiles()`` is not empty, an analysis call) can take it; a frame built from local
@@ -51,8 +57,6 @@ def native_route(prepared: PreparedInput, K: int) -> bool:
     construction. For a table, a count of at most NATIVE_MIN_ROWS rows (one short job that reads no
     column; 0.4-0.7 s at 10M rows on Delta) tells.
     """
-    if K > row_expressions.NATIVE_MAX_CLASSES:
-        return False
     if NATIVE_MIN_ROWS <= 0:
         return True
     if prepared.local or not _reads_files(prepared.df):
