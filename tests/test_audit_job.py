@@ -103,7 +103,9 @@ def test_audit_job_tables_rerun_and_report(spark, tmp_path, capsys):
     assert json.loads(runs2.iloc[0]["metrics"])["counts"] == {"near_duplicate": metrics["counts"]["near_duplicate"]}
 
     # apply on the audit run: one row per duplicate set and split kept, the train-side copy of each pair removed
-    assert cli_main(["apply", "--config", str(conf), "--run-id", "a1"]) == 0
+    assert cli_main(["apply", "--config", str(conf), "--run-id", "a1"]) == 2  # its own run id is needed
+    assert "is the id of the run being applied" in capsys.readouterr().err
+    assert cli_main(["apply", "--config", str(conf), "--run-id", "a1", "--set", "run.id=ap1"]) == 0
     assert "of audit run a1" in capsys.readouterr().out
     removed = _rows(spark, out["audit"], "a1").toPandas().set_index("id")
     split = dict(zip(data["pdf"]["id"], data["pdf"]["split"]))

@@ -3,7 +3,9 @@
 validate + pass 1 (class counts, thresholds) -> pass 2 (confident joint) -> driver KxK maths
 -> selection (per-cell cutoffs) -> lazy row map (flags, quality, predicted label, weight, rank).
 
-With at least ``validation.NATIVE_MIN_ROWS`` (500,000) rows read from files every pass is JVM-native:
+With at least ``validation.NATIVE_MIN_ROWS`` (500,000) rows read from files and K at most
+``validation.NATIVE_ROUTE_MAX_CLASSES`` (64; the array forms below serve any K but measured slower
+than the Arrow passes at K = 1000) every pass is JVM-native:
 pass 1 one aggregation, pass 2 one aggregation that also counts the selection histogram (when its
 cells fit), the flags one expression per class; Python (Arrow) runs only for the selection's scans
 (the boundary scan over the rows a native bound lets through, or the per-task top-q above ~32,768

@@ -40,16 +40,22 @@ _INTEGRAL_IDS = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 # more than the native scans save: measured 4.2-5.2 s against 2.8-3.0 s per call at 3,000 rows x 5,
 # while at 1M x 10 the native route is 1.6 s faster (10.6 s against 12.2 s) and at 10M x 10 14 s.
 NATIVE_MIN_ROWS = 500_000
+NATIVE_ROUTE_MAX_CLASSES = 64  # the native passes by default up to this K (see native_route)
 
 
 def native_route(prepared: PreparedInput, K: int) -> bool:
-    """Whether the passes over this input are native: at least NATIVE_MIN_ROWS rows, any K.
+    """Whether the passes over this input are native: at least NATIVE_MIN_ROWS rows and K at most
+    NATIVE_ROUTE_MAX_CLASSES.
 
-    No K limit of its own: above ``row_expressions.NATIVE_MAX_CLASSES`` the per-class rules are array
-    functions over K-entry arrays (constant expression size), and the K x K per-cell state (quotas,
-    cutoffs; K² float64s on the driver, as on the Arrow route) is sent to the executors as a K-row
-    table, not as plan literals. What bounds K is that driver state, for both routes (at K = 10,000
-    several 0.8 GB K x K arrays; detection.max_classes stops the jobs at 1,000 by default).
+    The native passes can serve any K: above ``row_expressions.NATIVE_MAX_CLASSES`` the per-class
+    rules are array functions over K-entry arrays (constant expression size), and the K x K per-cell
+    state (quotas, cutoffs; K² float64s on the driver, as on the Arrow route) is sent to the executors
+    as a K-row table, not as plan literals (at K = 10,000 several 0.8 GB K x K arrays bound both
+    routes; detection.max_classes stops the jobs at 1,000 by default). They are not the default above
+    NATIVE_ROUTE_MAX_CLASSES because Spark interprets those array functions instead of generating code
+    for them: at 200,000 x 1000 (same flags as cleanlab on both routes) the native route took 296.5 s,
+    pass 2 alone 162.8 s, against the Arrow passes' 203.8 s and 34.9 s (bench/RESULTS.md). Between 65
+    and 1000 classes the crossing point is not measured, so the Arrow passes stay the default there.
 
     Decided on the driver before pass 1, without reading a column. Only an input that reads files
     (a table: ``inputFiles()`` is not empty, an analysis call) can take it; a frame built from local
@@ -57,6 +63,8 @@ def native_route(prepared: PreparedInput, K: int) -> bool:
     construction. For a table, a count of at most NATIVE_MIN_ROWS rows (one short job that reads no
     column; 0.4-0.7 s at 10M rows on Delta) tells.
     """
+    if K > NATIVE_ROUTE_MAX_CLASSES:
+        return False
     if NATIVE_MIN_ROWS <= 0:
         return True
     if prepared.local or not _reads_files(prepared.df):

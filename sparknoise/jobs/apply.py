@@ -94,6 +94,10 @@ def run_apply(spark: SparkSession, cfg: dict, run_id: str) -> dict:
     ``run_id``); returns the apply run's runs record."""
     clock = time.perf_counter()
     out, ap = cfg["output"], cfg["apply"]
+    if cfg["run"]["id"] == run_id:
+        raise ConfigError(f"run.id '{run_id}' is the id of the run being applied (--run-id): the apply run needs its "
+                          "own id (its runs row would replace that run's); remove run.id from the config or "
+                          "set another one with --set run.id=...")
     if run_row(spark, out["runs"], run_id).get("job") == "audit":
         return _run_apply_audit(spark, cfg, run_id, clock)
     detect = detect_run(spark, out["runs"], run_id)
