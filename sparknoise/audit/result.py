@@ -36,8 +36,8 @@ class DataIssuesResult:
     _sets: DataFrame | None = None  # (id, near_duplicate_set_id) of the rows in a duplicate set
 
     def summary(self) -> pd.DataFrame:
-        """One row per issue type: ``issue_type``, ``num_issues``, ``score`` (Datalab's ``issue_summary``).
-        No Spark job runs."""
+        """One row per issue type: ``issue_type``, ``num_issues``, ``score`` (Datalab's ``issue_summary``);
+        ``.attrs["search"]`` holds ``search`` (which nearest-neighbour search ran). No Spark job runs."""
         return self.summary_table.copy()
 
     def duplicate_sets(self) -> DataFrame:
