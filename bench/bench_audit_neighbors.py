@@ -84,7 +84,8 @@ def main() -> None:
 
     import sparknoise as sn
     from sparknoise.audit import approximate
-    from sparknoise.audit.inputs import ID, X as XCOL
+    from sparknoise.audit.inputs import ID
+    from sparknoise.audit.inputs import X as XCOL
 
     spark = (SparkSession.builder.master("local[2]").config("spark.sql.shuffle.partitions", "8")
              .config("spark.driver.memory", "4g").config("spark.ui.showConsoleProgress", "false").getOrCreate())

@@ -6,12 +6,16 @@ distance threshold, not top-k lists, and its bucket collisions need many hash ta
 recall in 32 dimensions; a self-join of 200,000 rows there shuffles pairs, not candidates. An IVF
 search keeps the same exact distance kernel as the exact path and bounds the work by the cell sizes:
 
-1. **Cells** (:func:`fit_centroids`): Spark ML ``KMeans`` (``seed=SEED``, ``k-means||`` start, at
-   most ``KMEANS_ITER`` Lloyd rounds) on a deterministic sample: the rows whose ``xxhash64(id)``
-   falls below ``SAMPLE_PER_CELL x n_cells / N`` of the hash range, sorted by id in one partition, so
-   the centroids depend neither on the row order nor on the partitioning. The vectors are the ones the
-   metric compares: unit-normalised for cosine (``x / |x|``, a zero vector stays zero, as the exact
-   path), raw for euclidean. Only the ``n_cells x d`` centroids reach the driver.
+1. **Cells** (:func:`fit_centroids`): k-means on a deterministic sample: the rows whose
+   ``xxhash64(id)`` falls below ``SAMPLE_PER_CELL x n_cells / N`` of the hash range (at most
+   ``MAX_SAMPLE``), fitted in one executor task (a single-group ``applyInArrow``) with numpy over the
+   sample sorted by id: a k-means++ start drawn from ``numpy.random.default_rng(SEED)`` and at most
+   ``KMEANS_ITER`` Lloyd rounds (an emptied cell keeps its centre). So the centroids depend neither
+   on the row order nor on the partitioning. (Spark ML's ``KMeans`` does the same maths but runs one
+   Spark job per round: 25 s for a 640-row sample on the shared development machine against 5 s for
+   the whole fit here.) The vectors are the ones the metric compares: unit-normalised for cosine
+   (``x / |x|``, a zero vector stays zero, as the exact path), raw for euclidean. Only the
+   ``n_cells x d`` centroids reach the driver.
 2. **Assignment** (``mapInArrow``, per row): each row's *home* cell is its nearest centroid (squared
    euclidean distance in the compared space; ties to the lower cell number). One aggregation counts
    the rows per home cell (``n_cells`` counts to the driver). Each row, as a query, *probes* its
@@ -30,7 +34,7 @@ search keeps the same exact distance kernel as the exact path and bounds the wor
 Output: the exact path's columns, ``(id, nn_ids, nn_dists)`` with k entries nearest first, so the
 outlier and near-duplicate rules downstream are unchanged. Where the true neighbour lies in a cell that
 was not probed the list holds a farther row instead: distances are exact, lists may miss neighbours.
-Deterministic: same input, same answer, at any partitioning (the sums inside Spark's KMeans aside).
+Deterministic: same input, same answer, at any partitioning.
 
 Defaults (``neighbors="auto"`` beyond ``max_exact_rows``): ``n_cells = clamp(round(sqrt(N)), 16,
 MAX_CELLS)`` and ``n_probe = DEFAULT_N_PROBE``; work ~ ``N x n_probe x N / n_cells x d``
@@ -38,8 +42,9 @@ multiply-adds (``sqrt(N) x n_probe`` distances per query instead of N), plus ``N
 query copies. Recall@10 against exact search is measured by ``bench/bench_audit_neighbors.py``
 (bench/RESULTS.md, "Audit: approximate nearest neighbours").
 
-Clusters for ``underperforming_group`` without ``group_cols`` (:func:`feature_clusters`): the same
-Spark ML ``KMeans`` (deterministic sample, fixed seed) with ``n_clusters = clamp(round(sqrt(N / 50)), 2,
+Clusters for ``underperforming_group`` without ``group_cols`` (:func:`feature_clusters`): Spark ML
+``KMeans`` (``seed=SEED``, ``k-means||`` start, ``KMEANS_ITER`` rounds) fitted on the deterministic
+sample (at most 1,000 rows per cluster) sorted by id in one partition, with ``n_clusters = clamp(round(sqrt(N / 50)), 2,
 MAX_FEATURE_CLUSTERS)`` unless given, on the compared vectors (unit-normalised above 3 features, as
 Datalab's metric rule), every row assigned to its nearest centre natively (``model.transform``).
 Datalab clusters with DBSCAN on its kNN graph instead, so these groups, and the flags, differ from
@@ -62,14 +67,15 @@ from sparknoise.errors import ConfigError
 log = logging.getLogger("sparknoise")
 
 SEED = 20261203
-KMEANS_ITER = 20
+KMEANS_ITER = 10
 SAMPLE_PER_CELL = 40  # sample rows per centroid for the KMeans fit
-MAX_SAMPLE = 200_000
+MAX_SAMPLE = 100_000
 MIN_CELLS = 16
 MAX_CELLS = 8_192
 DEFAULT_N_PROBE = 12
 MAX_FEATURE_CLUSTERS = 20
 CHUNK = 512
+ROWS = 2048  # rows per numpy block when comparing with the centroids
 EXTRA = 6  # candidates kept beyond k before the (distance, id) sort, for ties at the k-th distance
 V = "__au_v"  # the compared vector (unit-normalised for cosine)
 CELL = "__au_cell"
@@ -135,7 +141,8 @@ def _lloyd_function(n_cells: int, seed: int, iterations: int):
             centres[j] = M[pick]
             best = np.minimum(best, np.maximum(m2 - 2 * M @ centres[j] + centres[j] @ centres[j], 0))
         for _ in range(iterations):
-            cell = np.argmin((centres * centres).sum(1)[None, :] - 2 * (M @ centres.T), axis=1)
+            cell = np.concatenate([np.argmin((centres * centres).sum(1)[None, :] - 2 * (M[a:a + ROWS] @ centres.T),
+                                             axis=1) for a in range(0, n, ROWS)])
             sums = np.zeros_like(centres)
             np.add.at(sums, cell, M)
             sizes = np.bincount(cell, minlength=c)
@@ -174,20 +181,34 @@ def _assign_function(centroids, counts, n_probe: int, k: int):
 
         C = np.asarray(centroids, dtype=np.float64)
         c2 = np.einsum("ij,ij->i", C, C)
+        cnt = np.asarray(counts if counts is not None else [0] * len(C), dtype=np.int64)
         for batch in batches:
             n = batch.num_rows
             v = batch.column(V)
             M = (v.flatten().to_numpy(zero_copy_only=False).astype(np.float64, copy=False).reshape(n, -1)
                  if n else np.zeros((0, C.shape[1])))
-            D = c2[None, :] - 2.0 * (M @ C.T)  # |c|^2 - 2<x, c>: the order of |x - c|^2
-            order = np.argsort(D, axis=1, kind="stable")
-            arrays = [batch.column(ID), v, batch.column(HASH), pa.array(order[:, 0].astype(np.int32))]
+            homes, probes = np.zeros(n, dtype=np.int32), []
+            for a in range(0, n, ROWS):
+                D = c2[None, :] - 2.0 * (M[a:a + ROWS] @ C.T)  # |c|^2 - 2<x, c>: the order of |x - c|^2
+                homes[a:a + len(D)] = np.argmin(D, axis=1)  # ties: the lower cell
+                if counts is None:
+                    continue
+                w = min(len(C), max(2 * n_probe, 32))
+                near = np.argpartition(D, w - 1, axis=1)[:, :w] if w < len(C) else np.tile(np.arange(len(C)),
+                                                                                          (len(D), 1))
+                rows = np.arange(len(D))[:, None]
+                near = np.take_along_axis(near, np.lexsort((near, D[rows, near]), axis=1), axis=1)
+                cum = np.cumsum(cnt[near], axis=1)
+                for t in range(len(D)):
+                    order, reach = near[t], cum[t]
+                    if reach[-1] < k + 1:  # the nearest w cells hold too few rows: all cells in order
+                        order = np.lexsort((np.arange(len(C)), D[t]))
+                        reach = np.cumsum(cnt[order])
+                    need = int(np.argmax(reach >= k + 1)) + 1
+                    probes.append(order[:max(need, min(n_probe, len(C)))].astype(np.int32))
+            arrays = [batch.column(ID), v, batch.column(HASH), pa.array(homes)]
             names = [ID, V, HASH, CELL]
             if counts is not None:
-                cum = np.cumsum(np.asarray(counts)[order], axis=1)
-                need = np.argmax(cum >= k + 1, axis=1) + 1  # cells until k + 1 rows are in reach
-                m = np.maximum(need, min(n_probe, C.shape[0]))
-                probes = [order[i, :m[i]].astype(np.int32) for i in range(n)]
                 arrays.append(pa.array(probes, type=pa.list_(pa.int32())))
                 names.append("__au_probes")
             yield pa.RecordBatch.from_arrays(arrays, names=names)
