@@ -87,13 +87,36 @@ def default_cells(n_rows: int) -> int:
     return max(1, min(max(MIN_CELLS, round(math.sqrt(n_rows))), MAX_CELLS, n_rows // 2))
 
 
-def compared_vector(metric: str):
-    """The vector the metric compares, natively: ``x / |x|`` for cosine (zero stays zero), else ``x``."""
-    if metric != "cosine":
-        return F.col(X)
-    norm = F.sqrt(F.aggregate(F.col(X), F.lit(0.0), lambda acc, v: acc + v * v))
-    safe = F.when(norm == 0, F.lit(1.0)).otherwise(norm)
-    return F.transform(F.col(X), lambda v: v / safe)
+def _normalise_function(metric: str, keep: tuple):
+    """mapInArrow: the columns ``keep`` plus ``V``, the vector the metric compares (numpy, per row):
+    ``x / |x|`` for cosine (a zero vector stays zero, as the exact path), else ``x``."""
+
+    def run(batches: Iterator) -> Iterator:
+        import numpy as np
+        import pyarrow as pa
+
+        for batch in batches:
+            n = batch.num_rows
+            x = batch.column(X)
+            M = x.flatten().to_numpy(zero_copy_only=False).astype(np.float64, copy=False).reshape(n, -1) \
+                if n else np.zeros((0, 0))
+            if metric == "cosine" and n:
+                norms = np.sqrt(np.einsum("ij,ij->i", M, M))
+                norms[norms == 0.0] = 1.0
+                M = M / norms[:, None]
+            width = M.shape[1] if n else 0
+            v = pa.FixedSizeListArray.from_arrays(pa.array(M.ravel(), type=pa.float64()), width) if n else \
+                pa.array([], type=pa.list_(pa.float64()))
+            yield pa.RecordBatch.from_arrays([*(batch.column(c) for c in keep), v.cast(pa.list_(pa.float64()))],
+                                             names=[*keep, V])
+
+    return run
+
+
+def compared(df: DataFrame, metric: str, keep: tuple) -> DataFrame:
+    """``df``'s columns ``keep`` and ``V`` (see :func:`_normalise_function`); lazy."""
+    fields = ", ".join(f"{c} {df.schema[c].dataType.simpleString()}" for c in keep)
+    return df.select(*keep, X).mapInArrow(_normalise_function(metric, keep), f"{fields}, {V} array<double>")
 
 
 def _sample(df: DataFrame, n_rows: int, rows: int) -> DataFrame:
@@ -306,7 +329,7 @@ def knn(df: DataFrame, *, k: int, metric: str, n_rows: int, n_cells: int | None 
         raise ConfigError(f"n_cells={cells} is more than the {n_rows} rows; lower n_cells (None: about sqrt(N)).")
     id_field = df.schema[ID].dataType
     id_type = pa.int64() if id_field.simpleString() == "bigint" else pa.string()
-    work = df.select(F.col(ID), compared_vector(metric).alias(V), feature_hash().alias(HASH))
+    work = compared(df.select(F.col(ID), F.col(X), feature_hash().alias(HASH)), metric, (ID, HASH))
     centroids = fit_centroids(work, n_rows, cells)
     homes = work.mapInArrow(_assign_function(centroids, None, probe, k),
                             f"{ID} {id_field.simpleString()}, {V} array<double>, {HASH} bigint, {CELL} int")
@@ -347,9 +370,9 @@ def feature_clusters(df: DataFrame, *, metric: str, n_rows: int, n_clusters: int
         raise ConfigError(f"n_clusters={k!r} must be an integer from 2 to the number of rows ({n_rows}).")
     from pyspark.ml.functions import array_to_vector
 
-    work = df.withColumn(V, compared_vector(metric))
-    sample = _sample(work, n_rows, min(MAX_SAMPLE, 1000 * k)).select(F.col(ID), F.col(V))
+    work = compared(df, metric, (ID,))
+    sample = _sample(work, n_rows, min(MAX_SAMPLE, 1000 * k))
     model = _kmeans(sample.orderBy(F.col(ID)).coalesce(1).select(F.col(V)), k, V)
     model.setFeaturesCol("__au_features").setPredictionCol(column)
-    out = model.transform(work.withColumn("__au_features", array_to_vector(F.col(V)))).drop("__au_features", V)
-    return out, k
+    clusters = model.transform(work.select(F.col(ID), array_to_vector(F.col(V)).alias("__au_features")))
+    return df.join(clusters.select(F.col(ID), F.col(column)), ID), k
