@@ -9,11 +9,9 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-from pyspark.sql import functions as F
 
 import sparknoise as sn
-from sparknoise.audit import approximate
-from sparknoise.audit.inputs import ID, X
+from sparknoise.audit.inputs import ID
 
 
 def _clustered(n: int, d: int, seed: int = 0):
@@ -55,10 +53,8 @@ def test_approximate_search_recall_and_planted_duplicates(spark, planted, caplog
     assert (got.loc[copies, "near_duplicate_set_id"].to_numpy()
             == np.minimum(copies, sources)).all()
 
-    # recall@10 of the same search's lists against exact cosine kNN (numpy brute force)
-    work = frame.select(F.col("id").cast("long").alias(ID), F.array(*[F.col(c) for c in cols]).alias(X))
-    lists, settings = approximate.knn(work, k=k, metric="cosine", n_rows=n, n_cells=16, n_probe=3)
-    approx = lists.toPandas().set_index(ID).sort_index()
+    # recall@10 of the search's lists against exact cosine kNN (numpy brute force)
+    approx = res._knn.toPandas().set_index(ID).sort_index()
     exact = _exact_cosine(feats, k)
     recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(approx["nn_ids"], exact)])
     assert recall >= 0.9, recall

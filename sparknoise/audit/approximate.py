@@ -39,8 +39,11 @@ Deterministic: same input, same answer, at any partitioning.
 Defaults (``neighbors="auto"`` beyond ``max_exact_rows``): ``n_cells = clamp(round(sqrt(N)), 16,
 MAX_CELLS)`` and ``n_probe = DEFAULT_N_PROBE``; work ~ ``N x n_probe x N / n_cells x d``
 multiply-adds (``sqrt(N) x n_probe`` distances per query instead of N), plus ``N x n_probe`` shuffled
-query copies. Recall@10 against exact search is measured by ``bench/bench_audit_neighbors.py``
-(bench/RESULTS.md, "Audit: approximate nearest neighbours").
+query copies. Measured by ``bench/bench_audit_neighbors.py`` (bench/RESULTS.md, "Audit: approximate
+nearest neighbours") at 200,000 x 32 on clustered data (cosine, k = 10, 447 cells, 12 probed): recall@10
+1.0000 over 2,000 query rows against exact brute force, 423 s on 2 cores at load average 20 (the exact
+search estimated at ~5,900 s there); every planted near duplicate (1% of rows) flagged. Structureless data
+(no clusters) would need more probes: not measured.
 
 Clusters for ``underperforming_group`` without ``group_cols`` (:func:`feature_clusters`): Spark ML
 ``KMeans`` (``seed=SEED``, ``k-means||`` start, ``KMEANS_ITER`` rounds) fitted on the deterministic

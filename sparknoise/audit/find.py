@@ -186,7 +186,7 @@ def find_data_issues(
     parts: list[issues.IssueColumns] = []
     info: dict[str, dict] = {}
     search: dict = {"kind": "none"}
-    edges = exact = comp = None
+    edges = exact = comp = knn = None
     label_result = None
     if "label" in types:
         label_result = find_label_issues(df, label_col=label_col, probs_col=probs_col, id_col=id_col,
@@ -296,5 +296,5 @@ def find_data_issues(
     out_rows = rows.withColumnRenamed(ID, id_col)
     return DataIssuesResult(rows=out_rows, issue_types=tuple(p.issue_type for p in parts), summary_table=summary,
                             id_col=id_col, search=search, info=info, split_col=split_col, _edges=edges,
-                            _splits=splits, _exact=exact_ids, _sets=sets,
+                            _splits=splits, _exact=exact_ids, _sets=sets, _knn=knn,
                             timings=timings)
