@@ -43,7 +43,7 @@ query copies. Measured by ``bench/bench_audit_neighbors.py`` (bench/RESULTS.md, 
 nearest neighbours") at 200,000 x 32 on clustered data (cosine, k = 10, 447 cells, 12 probed): recall@10
 1.0000 over 2,000 query rows against exact brute force, 423 s on 2 cores at load average 20 (the exact
 search estimated at ~5,900 s there); every planted near duplicate (1% of rows) flagged. On weakly
-clustered data (2,000 overlapping clusters, spread 1.0) the same settings gave recall@10 0.676 only:
+clustered data (2,000 overlapping clusters, spread 1.0) the same settings gave recall@10 0.676 only (0.880 with 40 probes):
 there raise ``n_probe`` (work grows linearly with it) or run the exact search.
 
 Clusters for ``underperforming_group`` without ``group_cols`` (:func:`feature_clusters`): Spark ML
