@@ -202,10 +202,14 @@ def small(spark):
     ({"features": ["x", "s"]}, InputError, "feature column 's' has type string"),
     ({"features": ["x", "nope"]}, InputError, "feature column 'nope' is not in the input"),
     ({"features": ["x"], "issue_types": ["duplicates"]}, ConfigError, r"unknown issue type\(s\) \['duplicates'\]"),
-    ({"features": ["x"], "issue_types": ["underperforming_group"], "label_col": "label", "probs_col": "p"},
-     ConfigError, "needs label_col=, probs_col= and group_cols="),
+    ({"issue_types": ["underperforming_group"], "label_col": "label", "probs_col": "p"},
+     ConfigError, "needs label_col=, probs_col= and group_cols=.*or features="),
     ({"features": ["x", "y"], "k": 6}, ConfigError, r"k=6 must be below the number of rows \(6\)"),
-    ({"features": ["x", "y"], "k": 2, "max_exact_rows": 5}, ConfigError, "above max_exact_rows=5.*raise max_exact_rows"),
+    ({"features": ["x", "y"], "k": 2, "max_exact_rows": 5, "neighbors": "exact"}, ConfigError,
+     "above max_exact_rows=5.*raise max_exact_rows.*neighbors='approximate'"),
+    ({"features": ["x", "y"], "k": 2, "neighbors": "fast"}, ConfigError, "neighbors='fast' is not a nearest-neighbour"),
+    ({"features": ["x", "y"], "k": 2, "neighbors": "approximate", "n_cells": 0}, ConfigError,
+     "n_cells=0 must be a positive integer"),
 ])
 def test_bad_input_is_refused_with_a_message(small, kwargs, error, pattern):
     with pytest.raises(error, match=pattern):

@@ -114,6 +114,8 @@ ALLOWED_COLLECTS = {
     "audit/issues.py:underperforming_group": "<= MAX_GROUPS + 1 group statistics",
     "audit/duplicates.py:components": "one aggregate row per round (<= MAX_ROUNDS)",
     "audit/find.py:find_data_issues": "one aggregate row (counts and mean scores per issue type)",
+    "audit/approximate.py:fit_centroids": "n_cells rows: the KMeans centroids (<= MAX_CELLS x d)",
+    "audit/approximate.py:knn": "<= n_cells rows: the rows per cell",
     "regression/scores.py:_exact_sums": "<= 8 terms x ~2,100 binary exponents: exact sums per exponent",
     "regression/scores.py:_exact_route": "one row: the median of the neighbour distances",
     "regression/scores.py:_approximate_route": "<= GRID_CELLS^2 = 65,536 occupied grid cells' counts",

@@ -8,6 +8,7 @@ label counts (K rows) and the group statistics (one row per group).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from functools import reduce
@@ -19,7 +20,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparknoise.audit import duplicates, issues, neighbors
+from sparknoise.audit import approximate, duplicates, issues
+from sparknoise.audit import neighbors as exact_nn
 from sparknoise.audit.inputs import ID, prepare, profile, require_clean_features
 from sparknoise.audit.result import DataIssuesResult
 from sparknoise.core.health import health_summary
@@ -29,8 +31,10 @@ from sparknoise.storage import materialised
 
 log = logging.getLogger("sparknoise")
 
+NEIGHBORS = ("auto", "exact", "approximate")
 ISSUE_TYPES = ("label", "outlier", "near_duplicate", "class_imbalance", "null", "underperforming_group")
 _KNN_TYPES = ("outlier", "near_duplicate")
+CLUSTER = "__au_cluster"  # the KMeans cluster standing in for group_cols
 
 
 def _probs_array(df: DataFrame, probs_col: str) -> Column:
@@ -47,6 +51,8 @@ def _probs_array(df: DataFrame, probs_col: str) -> Column:
 
 
 def _resolve_types(issue_types, *, has_features, has_label, has_probs, has_groups) -> tuple:
+    # underperforming_group runs by default only with group_cols; asked for by name, features will do
+    # (clusters of the features stand in for the segments)
     if issue_types is None:
         chosen = [t for t in ISSUE_TYPES if (
             (t == "label" and has_label and has_probs)
@@ -71,8 +77,9 @@ def _resolve_types(issue_types, *, has_features, has_label, has_probs, has_group
         "near_duplicate": (has_features, "features= or features_col="),
         "null": (has_features, "features= or features_col="),
         "class_imbalance": (has_label, "label_col="),
-        "underperforming_group": (has_label and has_probs and has_groups, "label_col=, probs_col= and group_cols= "
-                                  "(the segments to compare; clustering the features is not offered yet)"),
+        "underperforming_group": (has_label and has_probs and (has_groups or has_features),
+                                  "label_col=, probs_col= and group_cols= (the segments to compare) or features= / "
+                                  "features_col= (clustered into groups)"),
     }
     for t in issue_types:
         ok, what = needs[t]
@@ -93,10 +100,15 @@ def find_data_issues(
     group_cols: Sequence[str] | None = None,
     issue_types: Sequence[str] | None = None,
     k: int = 10,
-    max_exact_rows: int = neighbors.MAX_EXACT_ROWS,
+    max_exact_rows: int = exact_nn.MAX_EXACT_ROWS,
     scratch: str | None = None,
+    neighbors: str = "auto",
+    n_cells: int | None = None,
+    n_probe: int | None = None,
+    n_clusters: int | None = None,
 ) -> DataIssuesResult:
-    """Find Datalab's data issues (cleanlab 2.9.0) in ``df``, with exact nearest neighbours.
+    """Find Datalab's data issues (cleanlab 2.9.0) in ``df``: exact nearest neighbours up to
+    ``max_exact_rows``, an approximate partitioned search beyond.
 
     Args:
         df: one row per example with a unique integer or string id.
@@ -107,19 +119,34 @@ def find_data_issues(
         probs_col: out-of-fold predicted probabilities (array or ML vector).
         split_col: the train/test split column; ``leakage()`` lists duplicates that straddle it.
         group_cols: the segments compared by ``underperforming_group`` (Datalab's ``cluster_ids``).
+            Without them, ``issue_types=["underperforming_group"]`` with features compares KMeans clusters
+            of the features instead (``sparknoise.audit.approximate.feature_clusters``; Datalab uses
+            DBSCAN there, so that path has no parity).
         issue_types: any of ``label``, ``outlier``, ``near_duplicate``, ``class_imbalance``, ``null``,
-            ``underperforming_group``; None: every type the given columns allow.
+            ``underperforming_group``; None: every type the given columns allow (underperforming_group
+            only with group_cols).
         k: neighbours per row (Datalab's default 10); must be below the number of rows.
-        max_exact_rows: the largest input the exact kNN runs on (N^2 d work); above it a ConfigError.
+        max_exact_rows: the largest input the exact kNN runs on (N^2 d work) under ``neighbors="auto"``.
         scratch: a Delta location for the materialised neighbour lists (else ``localCheckpoint``).
+        neighbors: ``"auto"`` (exact up to ``max_exact_rows`` rows, approximate beyond), ``"exact"``
+            (a ConfigError above ``max_exact_rows``) or ``"approximate"``.
+        n_cells: the approximate search's KMeans cells (None: about sqrt(N), at least 16).
+        n_probe: the cells each row searches (None: 12; more cells when those hold fewer than k + 1 rows).
+        n_clusters: the feature clusters for underperforming_group without group_cols (None:
+            ``clamp(round(sqrt(N / 50)), 2, 20)``).
 
     The rules are those of Datalab's issue managers (``sparknoise.audit.issues`` states each); the
     metric is Datalab's default (cosine above 3 features, else euclidean).
 
-    Nearest neighbours: exact (every pair's distance, on the executors) up to ``max_exact_rows``; the
-    search that ran is logged at INFO on the ``sparknoise`` logger and recorded in ``result.search``
-    (``kind`` exact / none, metric, k, rows, features). The neighbour lists are materialised once
-    (``localCheckpoint``, or a Delta table under ``scratch``).
+    Nearest neighbours: exact (every pair's distance, on the executors,
+    ``sparknoise.audit.neighbors``) or approximate (an IVF search: KMeans cells, each row compared with
+    the rows of its ``n_probe`` nearest cells, same metric and output; ``sparknoise.audit.approximate``
+    states the design and bench/RESULTS.md its measured recall). Answers equal Datalab's only where the
+    search is exact. The search that ran is logged at INFO on the ``sparknoise`` logger and recorded in
+    ``result.search`` and ``result.summary().attrs["search"]`` (``kind`` exact / approximate / none,
+    metric, k, rows, features; for approximate also n_cells, n_probe, the centroid fit and the cell
+    sizes). The neighbour lists are materialised once (``localCheckpoint``, or a Delta table under
+    ``scratch``).
 
     Returns:
         a :class:`DataIssuesResult`: ``rows`` (materialised, one row per input row), ``summary()`` (per type:
@@ -128,7 +155,7 @@ def find_data_issues(
 
     Raises:
         ConfigError: an unknown issue type, a type without its inputs, ``k`` out of range, too many rows
-        for the exact search. InputError: a missing or non-numeric column, null/NaN features for a
+        for ``neighbors="exact"``, an unknown ``neighbors`` or a bad ``n_cells`` / ``n_probe`` / ``n_clusters``. InputError: a missing or non-numeric column, null/NaN features for a
         nearest-neighbour type, a null or duplicate id, a null label.
     """
     has_groups = bool(group_cols)
@@ -136,6 +163,8 @@ def find_data_issues(
                            has_label=label_col is not None, has_probs=probs_col is not None, has_groups=has_groups)
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ConfigError(f"k={k!r} must be a positive integer (Datalab's default is 10).")
+    if neighbors not in NEIGHBORS:
+        raise ConfigError(f"neighbors={neighbors!r} is not a nearest-neighbour search; use one of {list(NEIGHBORS)}.")
     if split_col is not None and split_col not in df.columns:
         raise InputError(f"split column '{split_col}' is not in the input; available columns: {sorted(df.columns)}",
                          column=split_col)
@@ -157,7 +186,7 @@ def find_data_issues(
     parts: list[issues.IssueColumns] = []
     info: dict[str, dict] = {}
     search: dict = {"kind": "none"}
-    edges = exact = comp = None
+    edges = exact = comp = knn = None
     label_result = None
     if "label" in types:
         label_result = find_label_issues(df, label_col=label_col, probs_col=probs_col, id_col=id_col,
@@ -173,15 +202,27 @@ def find_data_issues(
         if k >= inp.n_rows:
             raise ConfigError(f"k={k} must be below the number of rows ({inp.n_rows}): each row needs k other rows "
                               "as neighbours. Lower k.")
-        if inp.n_rows > max_exact_rows:
+        metric = exact_nn.decide_metric(inp.dim)
+        kind = neighbors if neighbors != "auto" else ("exact" if inp.n_rows <= max_exact_rows else "approximate")
+        if kind == "exact" and inp.n_rows > max_exact_rows:
             raise ConfigError(f"the input has {inp.n_rows:,} rows, above max_exact_rows={max_exact_rows:,} for the exact "
-                              "nearest-neighbour search (N^2 d work); raise max_exact_rows= to run it anyway, or "
-                              "audit a sample. (An approximate search for large inputs is not available yet.)")
-        metric = neighbors.decide_metric(inp.dim)
-        search = {"kind": "exact", "metric": metric, "k": k, "n_rows": inp.n_rows, "dim": inp.dim}
-        log.info("find_data_issues: exact %d-nearest-neighbour search, %s distance, %d rows x %d features",
-                 k, metric, inp.n_rows, inp.dim)
-        knn = materialised(neighbors.knn(inp.df, k=k, metric=metric, n_rows=inp.n_rows), scratch, "audit.knn")
+                              "nearest-neighbour search (N^2 d work); raise max_exact_rows= to run it anyway, or use "
+                              "neighbors='approximate' (or 'auto').")
+        search = {"kind": kind, "metric": metric, "k": k, "n_rows": inp.n_rows, "dim": inp.dim}
+        if kind == "exact":
+            log.info("find_data_issues: exact %d-nearest-neighbour search, %s distance, %d rows x %d features%s",
+                     k, metric, inp.n_rows, inp.dim,
+                     f" (auto: exact up to max_exact_rows={max_exact_rows:,})" if neighbors == "auto" else "")
+            knn = materialised(exact_nn.knn(inp.df, k=k, metric=metric, n_rows=inp.n_rows), scratch, "audit.knn")
+        else:
+            lazy, settings = approximate.knn(inp.df, k=k, metric=metric, n_rows=inp.n_rows, n_cells=n_cells,
+                                             n_probe=n_probe)
+            search.update(settings)
+            log.info("find_data_issues: approximate %d-nearest-neighbour search (IVF: %d KMeans cells, %d probed per "
+                     "row), %s distance, %d rows x %d features%s", k, settings["n_cells"], settings["n_probe"], metric,
+                     inp.n_rows, inp.dim,
+                     f" (auto: exact up to max_exact_rows={max_exact_rows:,})" if neighbors == "auto" else "")
+            knn = materialised(lazy, scratch, "audit.knn")
         lap("knn")
         stats = issues.neighbour_stats(knn, k)
         lap("knn_stats")
@@ -189,7 +230,7 @@ def find_data_issues(
             parts.append(issues.outlier_from_knn(knn, k, metric, stats))
         if "near_duplicate" in types:
             nd = issues.near_duplicate(knn, stats)
-            exact = neighbors.exact_duplicate_groups(inp.df)
+            exact = exact_nn.exact_duplicate_groups(inp.df)
             near = issues.near_duplicate_edges(knn, nd.info["radius"])
             set_edges = materialised(duplicates.all_edges(near, duplicates.exact_stars(exact)), scratch,
                                      "audit.duplicate_edges")
@@ -213,7 +254,20 @@ def find_data_issues(
     if "underperforming_group" in types:
         if label_result is None:
             issues.class_thresholds(inp, probs)  # checks the labels and probabilities
-        parts.append(issues.underperforming_group(inp, probs, label_col, list(group_cols)))
+        if group_cols:
+            parts.append(issues.underperforming_group(inp, probs, label_col, list(group_cols)))
+        else:
+            require_clean_features(inp, "underperforming_group")
+            clustered, n_groups = approximate.feature_clusters(
+                inp.df, metric=exact_nn.decide_metric(inp.dim), n_rows=inp.n_rows, n_clusters=n_clusters,
+                column=CLUSTER)
+            log.info("find_data_issues: underperforming_group over %d KMeans clusters of the features (no group_cols; "
+                     "Datalab's DBSCAN clusters differ)", n_groups)
+            part = issues.underperforming_group(dataclasses.replace(inp, df=clustered), probs, label_col, [CLUSTER])
+            part.info["groups_from"] = f"Spark ML KMeans, {n_groups} clusters of the features (seed {approximate.SEED})"
+            if part.info.get("worst_group") is not None:
+                part.info["worst_group"] = {"cluster": part.info["worst_group"][CLUSTER]}
+            parts.append(part)
         lap("underperforming_group")
 
     rows = reduce(lambda a, b: a.join(b.rows, ID, "left"), parts, inp.df.select(F.col(ID)))
@@ -231,6 +285,7 @@ def find_data_issues(
         "num_issues": [int(totals[f"n_{p.issue_type}"] or 0) for p in parts],
         "score": [float(p.score if p.score is not None else totals[f"s_{p.issue_type}"]) for p in parts],
     })
+    summary.attrs["search"] = dict(search)  # which nearest-neighbour search ran (also result.search)
     for p in parts:
         info[p.issue_type] = p.info
     splits = None
@@ -241,5 +296,5 @@ def find_data_issues(
     out_rows = rows.withColumnRenamed(ID, id_col)
     return DataIssuesResult(rows=out_rows, issue_types=tuple(p.issue_type for p in parts), summary_table=summary,
                             id_col=id_col, search=search, info=info, split_col=split_col, _edges=edges,
-                            _splits=splits, _exact=exact_ids, _sets=sets,
+                            _splits=splits, _exact=exact_ids, _sets=sets, _knn=knn,
                             timings=timings)

@@ -34,10 +34,11 @@ class DataIssuesResult:
     _splits: DataFrame | None = None  # (id, split)
     _exact: DataFrame | None = None  # (id, exact_set_id) of the rows with an identical twin
     _sets: DataFrame | None = None  # (id, near_duplicate_set_id) of the rows in a duplicate set
+    _knn: DataFrame | None = None  # (__au_id, nn_ids, nn_dists): the materialised neighbour lists
 
     def summary(self) -> pd.DataFrame:
-        """One row per issue type: ``issue_type``, ``num_issues``, ``score`` (Datalab's ``issue_summary``).
-        No Spark job runs."""
+        """One row per issue type: ``issue_type``, ``num_issues``, ``score`` (Datalab's ``issue_summary``);
+        ``.attrs["search"]`` holds ``search`` (which nearest-neighbour search ran). No Spark job runs."""
         return self.summary_table.copy()
 
     def duplicate_sets(self) -> DataFrame:

@@ -1,0 +1,382 @@
+"""Approximate k nearest neighbours for large inputs: an inverted-file (IVF) partitioned search, on the
+executors; and the feature clusters that stand in for segments in ``underperforming_group``.
+
+Why this design. Spark ML's LSH (``BucketedRandomProjectionLSH``) answers similarity *joins* with a
+distance threshold, not top-k lists, and its bucket collisions need many hash tables for a good
+recall in 32 dimensions; a self-join of 200,000 rows there shuffles pairs, not candidates. An IVF
+search keeps the same exact distance kernel as the exact path and bounds the work by the cell sizes:
+
+1. **Cells** (:func:`fit_centroids`): k-means on a deterministic sample: the rows whose
+   ``xxhash64(id)`` falls below ``SAMPLE_PER_CELL x n_cells / N`` of the hash range (at most
+   ``MAX_SAMPLE``), fitted in one executor task (a single-group ``applyInArrow``) with numpy over the
+   sample sorted by id: a k-means++ start drawn from ``numpy.random.default_rng(SEED)`` and at most
+   ``KMEANS_ITER`` Lloyd rounds (an emptied cell keeps its centre). So the centroids depend neither
+   on the row order nor on the partitioning. (Spark ML's ``KMeans`` does the same maths but runs one
+   Spark job per round: 25 s for a 640-row sample on the shared development machine against 5 s for
+   the whole fit here.) The vectors are the ones the metric compares: unit-normalised for cosine
+   (``x / |x|``, a zero vector stays zero, as the exact path), raw for euclidean. Only the
+   ``n_cells x d`` centroids reach the driver.
+2. **Assignment** (``mapInArrow``, per row): each row's *home* cell is its nearest centroid (squared
+   euclidean distance in the compared space; ties to the lower cell number). One aggregation counts
+   the rows per home cell (``n_cells`` counts to the driver). Each row, as a query, *probes* its
+   ``n_probe`` nearest cells, and more in order of distance until the probed cells hold at least
+   ``k + 1`` rows, so every query has k candidates besides itself.
+3. **Search** (one ``groupBy(cell).applyInArrow``): a cell's group holds its home rows (the
+   references) and every query probing it; numpy computes the exact distances between them in chunks
+   of ``CHUNK`` queries, with the exact path's formulas (cosine ``1 - <x/|x|, y/|y|>`` clipped to
+   [0, 2], euclidean ``sqrt(sum (x_j - y_j)^2)``) and its corrections (the query itself excluded;
+   vectors with the same ``xxhash64`` and equal compared vectors at distance 0; for cosine two scaled
+   copies of one vector compare equal after normalising, and are at cosine distance ~1e-16 anyway).
+   Each (query, cell) keeps its k best candidates, ties to the smaller id.
+4. **Merge** (native): per query, the candidates of all probed cells (a reference has one home cell,
+   so no candidate repeats) sorted by (distance, id) with ``array_sort`` and cut to k.
+
+Output: the exact path's columns, ``(id, nn_ids, nn_dists)`` with k entries nearest first, so the
+outlier and near-duplicate rules downstream are unchanged. Where the true neighbour lies in a cell that
+was not probed the list holds a farther row instead: distances are exact, lists may miss neighbours.
+Deterministic: same input, same answer, at any partitioning.
+
+Defaults (``neighbors="auto"`` beyond ``max_exact_rows``): ``n_cells = clamp(round(sqrt(N)), 16,
+MAX_CELLS)`` and ``n_probe = DEFAULT_N_PROBE``; work ~ ``N x n_probe x N / n_cells x d``
+multiply-adds (``sqrt(N) x n_probe`` distances per query instead of N), plus ``N x n_probe`` shuffled
+query copies. Measured by ``bench/bench_audit_neighbors.py`` (bench/RESULTS.md, "Audit: approximate
+nearest neighbours") at 200,000 x 32 on clustered data (cosine, k = 10, 447 cells, 12 probed): recall@10
+1.0000 over 2,000 query rows against exact brute force, 423 s on 2 cores at load average 20 (the exact
+search estimated at ~5,900 s there); every planted near duplicate (1% of rows) flagged. On weakly
+clustered data (2,000 overlapping clusters, spread 1.0) the same settings gave recall@10 0.676 only (0.880 with 40 probes):
+there raise ``n_probe`` (work grows linearly with it) or run the exact search.
+
+Clusters for ``underperforming_group`` without ``group_cols`` (:func:`feature_clusters`): Spark ML
+``KMeans`` (``seed=SEED``, ``k-means||`` start, ``KMEANS_ITER`` rounds) fitted on the deterministic
+sample (at most 1,000 rows per cluster) sorted by id in one partition, with ``n_clusters = clamp(round(sqrt(N / 50)), 2,
+MAX_FEATURE_CLUSTERS)`` unless given, on the compared vectors (unit-normalised above 3 features, as
+Datalab's metric rule), every row assigned to its nearest centre natively (``model.transform``).
+Datalab clusters with DBSCAN on its kNN graph instead, so these groups, and the flags, differ from
+Datalab's: no parity is claimed for that path.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Iterator
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from sparknoise.audit.inputs import ID, X
+from sparknoise.audit.neighbors import HASH, feature_hash
+from sparknoise.errors import ConfigError
+
+log = logging.getLogger("sparknoise")
+
+SEED = 20261203
+KMEANS_ITER = 10
+SAMPLE_PER_CELL = 40  # sample rows per centroid for the KMeans fit
+MAX_SAMPLE = 100_000
+MIN_CELLS = 16
+MAX_CELLS = 8_192
+DEFAULT_N_PROBE = 12
+MAX_FEATURE_CLUSTERS = 20
+CHUNK = 512
+ROWS = 2048  # rows per numpy block when comparing with the centroids
+EXTRA = 6  # candidates kept beyond k before the (distance, id) sort, for ties at the k-th distance
+V = "__au_v"  # the compared vector (unit-normalised for cosine)
+CELL = "__au_cell"
+ROLE = "__au_role"  # 0: a reference (home row), 1: a query probing the cell
+
+
+def default_cells(n_rows: int) -> int:
+    """``clamp(round(sqrt(N)), MIN_CELLS, MAX_CELLS)``, never more than N / 2."""
+    return max(1, min(max(MIN_CELLS, round(math.sqrt(n_rows))), MAX_CELLS, n_rows // 2))
+
+
+def _normalise_function(metric: str, keep: tuple):
+    """mapInArrow: the columns ``keep`` plus ``V``, the vector the metric compares (numpy, per row):
+    ``x / |x|`` for cosine (a zero vector stays zero, as the exact path), else ``x``."""
+
+    def run(batches: Iterator) -> Iterator:
+        import numpy as np
+        import pyarrow as pa
+
+        for batch in batches:
+            n = batch.num_rows
+            x = batch.column(X)
+            M = x.flatten().to_numpy(zero_copy_only=False).astype(np.float64, copy=False).reshape(n, -1) \
+                if n else np.zeros((0, 0))
+            if metric == "cosine" and n:
+                norms = np.sqrt(np.einsum("ij,ij->i", M, M))
+                norms[norms == 0.0] = 1.0
+                M = M / norms[:, None]
+            width = M.shape[1] if n else 0
+            v = pa.FixedSizeListArray.from_arrays(pa.array(M.ravel(), type=pa.float64()), width) if n else \
+                pa.array([], type=pa.list_(pa.float64()))
+            yield pa.RecordBatch.from_arrays([*(batch.column(c) for c in keep), v.cast(pa.list_(pa.float64()))],
+                                             names=[*keep, V])
+
+    return run
+
+
+def compared(df: DataFrame, metric: str, keep: tuple) -> DataFrame:
+    """``df``'s columns ``keep`` and ``V`` (see :func:`_normalise_function`); lazy."""
+    fields = ", ".join(f"{c} {df.schema[c].dataType.simpleString()}" for c in keep)
+    return df.select(*keep, X).mapInArrow(_normalise_function(metric, keep), f"{fields}, {V} array<double>")
+
+
+def _sample(df: DataFrame, n_rows: int, rows: int) -> DataFrame:
+    """The rows whose id hash falls in the lowest ``rows / N`` of the hash range: the same rows whatever
+    the input's order and partitioning (the fits sort them by id)."""
+    frac = min(1.0, rows / max(n_rows, 1))
+    u = (F.pmod(F.xxhash64(F.col(ID), F.lit(SEED)), F.lit(1 << 30)).cast("double") / float(1 << 30))
+    picked = df if frac >= 1.0 else df.filter(u < F.lit(frac))
+    return picked
+
+
+def _kmeans(sample: DataFrame, k: int, vec: str, distance: str = "euclidean"):
+    from pyspark.ml.clustering import KMeans
+    from pyspark.ml.functions import array_to_vector
+
+    data = sample.select(array_to_vector(F.col(vec)).alias("__au_features"))
+    km = KMeans(k=k, seed=SEED, maxIter=KMEANS_ITER, featuresCol="__au_features", predictionCol="__au_pred",
+                distanceMeasure=distance)
+    return km.fit(data)
+
+
+def _lloyd_function(n_cells: int, seed: int, iterations: int):
+    """applyInArrow over the whole sample (one group): k-means++ start (numpy generator seeded with
+    ``seed``, over the sample sorted by id) and ``iterations`` Lloyd rounds; an emptied cell keeps its
+    centre. Returns the centres as (cell, centre) rows."""
+
+    def run(table):
+        import numpy as np
+        import pyarrow as pa
+
+        n = table.num_rows
+        ids = table.column(ID).to_numpy()
+        order = np.argsort(ids, kind="stable")
+        M = table.column(V).combine_chunks().flatten().to_numpy(zero_copy_only=False).astype(
+            np.float64, copy=False).reshape(n, -1)[order]
+        m2 = np.einsum("ij,ij->i", M, M)
+        rng = np.random.default_rng(seed)
+        c = min(n_cells, n)
+        centres = np.empty((c, M.shape[1]))
+        centres[0] = M[rng.integers(n)]
+        best = np.maximum(m2 - 2 * M @ centres[0] + centres[0] @ centres[0], 0)
+        for j in range(1, c):
+            total = best.sum()
+            pick = int(rng.choice(n, p=best / total)) if total > 0 else int(rng.integers(n))
+            centres[j] = M[pick]
+            best = np.minimum(best, np.maximum(m2 - 2 * M @ centres[j] + centres[j] @ centres[j], 0))
+        for _ in range(iterations):
+            cell = np.concatenate([np.argmin((centres * centres).sum(1)[None, :] - 2 * (M[a:a + ROWS] @ centres.T),
+                                             axis=1) for a in range(0, n, ROWS)])
+            sums = np.zeros_like(centres)
+            np.add.at(sums, cell, M)
+            sizes = np.bincount(cell, minlength=c)
+            moved = sizes > 0
+            new = centres.copy()
+            new[moved] = sums[moved] / sizes[moved][:, None]
+            if np.array_equal(new, centres):
+                break
+            centres = new
+        return pa.table([pa.array(np.arange(c, dtype=np.int32)), pa.array(list(centres),
+                                                                           type=pa.list_(pa.float64()))],
+                        names=[CELL, "__au_centre"])
+
+    return run
+
+
+def fit_centroids(work: DataFrame, n_rows: int, n_cells: int):
+    """``n_cells`` centroids of the column ``V`` as a numpy array (n_cells x d, to the driver): k-means
+    in one executor task over the deterministic sample (module docstring)."""
+    import numpy as np
+
+    sample = _sample(work, n_rows, min(MAX_SAMPLE, SAMPLE_PER_CELL * n_cells)).select(F.col(ID), F.col(V))
+    centres = (sample.groupBy(F.lit(0).alias("__au_one"))
+               .applyInArrow(_lloyd_function(n_cells, SEED, KMEANS_ITER), f"{CELL} int, __au_centre array<double>")
+               .collect())  # n_cells rows: the centroids
+    centres = sorted(centres, key=lambda r: r[CELL])
+    return np.array([np.asarray(r["__au_centre"], dtype=np.float64) for r in centres])
+
+
+def _assign_function(centroids, counts, n_probe: int, k: int):
+    """mapInArrow: (id, V, hash) -> + home cell (and, with ``counts``, the probed cells)."""
+
+    def run(batches: Iterator) -> Iterator:
+        import numpy as np
+        import pyarrow as pa
+
+        C = np.asarray(centroids, dtype=np.float64)
+        c2 = np.einsum("ij,ij->i", C, C)
+        cnt = np.asarray(counts if counts is not None else [0] * len(C), dtype=np.int64)
+        for batch in batches:
+            n = batch.num_rows
+            v = batch.column(V)
+            M = (v.flatten().to_numpy(zero_copy_only=False).astype(np.float64, copy=False).reshape(n, -1)
+                 if n else np.zeros((0, C.shape[1])))
+            homes, probes = np.zeros(n, dtype=np.int32), []
+            for a in range(0, n, ROWS):
+                D = c2[None, :] - 2.0 * (M[a:a + ROWS] @ C.T)  # |c|^2 - 2<x, c>: the order of |x - c|^2
+                homes[a:a + len(D)] = np.argmin(D, axis=1)  # ties: the lower cell
+                if counts is None:
+                    continue
+                w = min(len(C), max(2 * n_probe, 32))
+                near = np.argpartition(D, w - 1, axis=1)[:, :w] if w < len(C) else np.tile(np.arange(len(C)),
+                                                                                          (len(D), 1))
+                rows = np.arange(len(D))[:, None]
+                near = np.take_along_axis(near, np.lexsort((near, D[rows, near]), axis=1), axis=1)
+                cum = np.cumsum(cnt[near], axis=1)
+                for t in range(len(D)):
+                    order, reach = near[t], cum[t]
+                    if reach[-1] < k + 1:  # the nearest w cells hold too few rows: all cells in order
+                        order = np.lexsort((np.arange(len(C)), D[t]))
+                        reach = np.cumsum(cnt[order])
+                    need = int(np.argmax(reach >= k + 1)) + 1
+                    probes.append(order[:max(need, min(n_probe, len(C)))].astype(np.int32))
+            arrays = [batch.column(ID), v, batch.column(HASH), pa.array(homes)]
+            names = [ID, V, HASH, CELL]
+            if counts is not None:
+                arrays.append(pa.array(probes, type=pa.list_(pa.int32())))
+                names.append("__au_probes")
+            yield pa.RecordBatch.from_arrays(arrays, names=names)
+
+    return run
+
+
+def _cell_function(k: int, metric: str, id_type):
+    """applyInArrow over one cell: the references' and the probing queries' exact distances, top k."""
+
+    def run(table):
+        import numpy as np
+        import pyarrow as pa
+
+        n = table.num_rows
+        role = table.column(ROLE).to_numpy()
+        ids = table.column(ID).to_numpy()
+        hashes = table.column(HASH).to_numpy()
+        M = table.column(V).combine_chunks().flatten().to_numpy(zero_copy_only=False).astype(
+            np.float64, copy=False).reshape(n, -1)
+        ref = role == 0
+        r_ids, R, r_hash = ids[ref], M[ref], hashes[ref]
+        order = np.argsort(r_ids, kind="stable")  # references in id order: ties go to the smaller id
+        r_ids, R, r_hash = r_ids[order], R[order], r_hash[order]
+        q_ids, Q, q_hash = ids[~ref], M[~ref], hashes[~ref]
+        out_ids, out_nn, out_d, lengths = [], [], [], []
+        if len(r_ids) and len(q_ids):
+            self_pos = np.searchsorted(r_ids, q_ids)
+            self_pos[self_pos >= len(r_ids)] = 0
+            is_self = r_ids[self_pos] == q_ids
+            kk = min(k, len(r_ids))
+            for s in range(0, len(q_ids), CHUNK):
+                e = min(s + CHUNK, len(q_ids))
+                if metric == "cosine":
+                    D = Q[s:e] @ R.T
+                    D *= -1
+                    D += 1
+                    np.clip(D, 0, 2, out=D)
+                else:
+                    D = np.zeros((e - s, len(r_ids)))
+                    for j in range(R.shape[1]):
+                        diff = Q[s:e, j][:, None] - R[None, :, j]
+                        D += diff * diff
+                    np.sqrt(D, out=D)
+                rows = np.arange(e - s)
+                qi, ri = np.nonzero(q_hash[s:e][:, None] == r_hash[None, :])
+                if len(qi):
+                    same = np.all(Q[s + qi] == R[ri], axis=1)
+                    D[qi[same], ri[same]] = 0.0
+                D[rows[is_self[s:e]], self_pos[s:e][is_self[s:e]]] = np.inf
+                # the kk + EXTRA smallest per query, sorted by (distance, id) in one vectorised lexsort;
+                # a query whose tie at the kk-th distance reaches past them is sorted in full
+                w = min(kk + EXTRA, len(r_ids))
+                part = np.argpartition(D, w - 1, axis=1)[:, :w] if w < len(r_ids) else np.tile(
+                    np.arange(len(r_ids)), (e - s, 1))
+                dp = D[rows[:, None], part]
+                srt = np.lexsort((part, dp), axis=1)
+                part = np.take_along_axis(part, srt, axis=1)
+                dp = np.take_along_axis(dp, srt, axis=1)
+                spill = (dp[:, kk - 1] == dp[:, w - 1]) & (w < len(r_ids))
+                for t in np.nonzero(spill)[0]:
+                    full = np.lexsort((np.arange(len(r_ids)), D[t]))[:w]
+                    part[t], dp[t] = full, D[t, full]
+                top, dtop = part[:, :kk], dp[:, :kk]
+                finite = np.isfinite(dtop)  # the query itself, where fewer than kk others are in the cell
+                out_ids.append(q_ids[s:e])
+                out_nn.append(r_ids[top][finite])
+                out_d.append(dtop[finite])
+                lengths.append(finite.sum(axis=1))
+        if out_ids:
+            offsets = np.concatenate([[0], np.cumsum(np.concatenate(lengths))]).astype(np.int32)
+            q, nn, dd = np.concatenate(out_ids), np.concatenate(out_nn), np.concatenate(out_d)
+        else:
+            offsets, q, nn, dd = np.zeros(1, dtype=np.int32), ids[:0], ids[:0], np.zeros(0)
+        return pa.table([pa.array(q, type=id_type),
+                         pa.ListArray.from_arrays(pa.array(offsets), pa.array(nn, type=id_type)),
+                         pa.ListArray.from_arrays(pa.array(offsets), pa.array(dd, type=pa.float64()))],
+                        names=[ID, "nn_ids", "nn_dists"])
+
+    return run
+
+
+def knn(df: DataFrame, *, k: int, metric: str, n_rows: int, n_cells: int | None = None,
+        n_probe: int | None = None) -> tuple[DataFrame, dict]:
+    """(id, nn_ids, nn_dists): each row's approximate k nearest neighbours (module docstring), lazy but
+    for the KMeans fit and the cell counts; and the settings that ran (``n_cells``, ``n_probe``, ...)."""
+    import pyarrow as pa
+
+    cells = default_cells(n_rows) if n_cells is None else n_cells
+    probe = DEFAULT_N_PROBE if n_probe is None else n_probe
+    for name, value in (("n_cells", cells), ("n_probe", probe)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name}={value!r} must be a positive integer (None: the default).")
+    if cells > n_rows:
+        raise ConfigError(f"n_cells={cells} is more than the {n_rows} rows; lower n_cells (None: about sqrt(N)).")
+    id_field = df.schema[ID].dataType
+    id_type = pa.int64() if id_field.simpleString() == "bigint" else pa.string()
+    work = compared(df.select(F.col(ID), F.col(X), feature_hash().alias(HASH)), metric, (ID, HASH))
+    centroids = fit_centroids(work, n_rows, cells)
+    homes = work.mapInArrow(_assign_function(centroids, None, probe, k),
+                            f"{ID} {id_field.simpleString()}, {V} array<double>, {HASH} bigint, {CELL} int")
+    got = homes.groupBy(CELL).count().collect()  # <= n_cells rows: rows per cell
+    counts = [0] * len(centroids)
+    for r in got:
+        counts[int(r[CELL])] = int(r["count"])
+    schema = (f"{ID} {id_field.simpleString()}, {V} array<double>, {HASH} bigint, {CELL} int, "
+              "__au_probes array<int>")
+    probed = work.mapInArrow(_assign_function(centroids, counts, probe, k), schema)
+    refs = probed.select(F.col(CELL), F.lit(0).alias(ROLE), F.col(ID), F.col(V), F.col(HASH))
+    queries = probed.select(F.explode("__au_probes").alias(CELL), F.lit(1).alias(ROLE), F.col(ID), F.col(V),
+                            F.col(HASH))
+    out_schema = f"{ID} {id_field.simpleString()}, nn_ids array<{id_field.simpleString()}>, nn_dists array<double>"
+    partial = refs.unionByName(queries).groupBy(CELL).applyInArrow(_cell_function(k, metric, id_type), out_schema)
+    cand = F.zip_with(F.col("nn_dists"), F.col("nn_ids"), lambda d, i: F.struct(d.alias("d"), i.alias("i")))
+    best = F.slice(F.array_sort(F.flatten(F.collect_list(cand))), 1, k)
+    merged = partial.groupBy(F.col(ID)).agg(best.alias("__au_best"))
+    result = merged.select(F.col(ID), F.transform("__au_best", lambda s: s["i"]).alias("nn_ids"),
+                           F.transform("__au_best", lambda s: s["d"]).alias("nn_dists"))
+    sizes = sorted(counts)
+    settings = {"n_cells": len(centroids), "n_probe": probe, "centroids": f"k-means++ and {KMEANS_ITER} Lloyd rounds "
+                f"(seed {SEED}) on ~{min(n_rows, SAMPLE_PER_CELL * cells, MAX_SAMPLE):,} sampled rows",
+                "largest_cell": sizes[-1], "median_cell": sizes[len(sizes) // 2]}
+    return result, settings
+
+
+def default_clusters(n_rows: int) -> int:
+    """``clamp(round(sqrt(N / 50)), 2, MAX_FEATURE_CLUSTERS)``."""
+    return max(2, min(MAX_FEATURE_CLUSTERS, round(math.sqrt(n_rows / 50))))
+
+
+def feature_clusters(df: DataFrame, *, metric: str, n_rows: int, n_clusters: int | None, column: str) -> tuple:
+    """``df`` with ``column``: each row's KMeans cluster of its features (module docstring); and the
+    number of clusters asked for. KMeans fits on the deterministic sample, every row is assigned natively."""
+    k = default_clusters(n_rows) if n_clusters is None else n_clusters
+    if isinstance(k, bool) or not isinstance(k, int) or not 2 <= k <= n_rows:
+        raise ConfigError(f"n_clusters={k!r} must be an integer from 2 to the number of rows ({n_rows}).")
+    from pyspark.ml.functions import array_to_vector
+
+    work = compared(df, metric, (ID,))
+    sample = _sample(work, n_rows, min(MAX_SAMPLE, 1000 * k))
+    model = _kmeans(sample.orderBy(F.col(ID)).coalesce(1).select(F.col(V)), k, V)
+    model.setFeaturesCol("__au_features").setPredictionCol(column)
+    clusters = model.transform(work.select(F.col(ID), array_to_vector(F.col(V)).alias("__au_features")))
+    return df.join(clusters.select(F.col(ID), F.col(column)), ID), k
