@@ -65,7 +65,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from sparknoise.audit.inputs import ID, X
-from sparknoise.audit.neighbors import HASH, feature_hash
+from sparknoise.audit.neighbors import HASH, distance_block, feature_hash
 from sparknoise.errors import ConfigError
 
 log = logging.getLogger("sparknoise")
@@ -269,22 +269,8 @@ def _cell_function(k: int, metric: str, id_type):
             kk = min(k, len(r_ids))
             for s in range(0, len(q_ids), CHUNK):
                 e = min(s + CHUNK, len(q_ids))
-                if metric == "cosine":
-                    D = Q[s:e] @ R.T
-                    D *= -1
-                    D += 1
-                    np.clip(D, 0, 2, out=D)
-                else:
-                    D = np.zeros((e - s, len(r_ids)))
-                    for j in range(R.shape[1]):
-                        diff = Q[s:e, j][:, None] - R[None, :, j]
-                        D += diff * diff
-                    np.sqrt(D, out=D)
+                D = distance_block(Q[s:e], R, metric, q_hash[s:e], r_hash)
                 rows = np.arange(e - s)
-                qi, ri = np.nonzero(q_hash[s:e][:, None] == r_hash[None, :])
-                if len(qi):
-                    same = np.all(Q[s + qi] == R[ri], axis=1)
-                    D[qi[same], ri[same]] = 0.0
                 D[rows[is_self[s:e]], self_pos[s:e][is_self[s:e]]] = np.inf
                 # the kk + EXTRA smallest per query, sorted by (distance, id) in one vectorised lexsort;
                 # a query whose tie at the kk-th distance reaches past them is sorted in full

@@ -62,6 +62,35 @@ def exact_duplicate_groups(df: DataFrame) -> DataFrame:
             .select(F.col(ID), "exact_set_id", F.col("size").alias("exact_set_size")))
 
 
+def distance_block(Q, R, metric: str, q_hash, r_hash, Q_raw=None, R_raw=None):
+    """The distances of query rows ``Q`` to reference rows ``R`` (numpy, on an executor; len(Q) x len(R)).
+
+    ``cosine``: 1 - Q.R clipped to [0, 2] (both given as unit rows); ``euclidean``: the square root of the
+    summed squared differences, one feature at a time (no len(Q) x len(R) x d temporary). A pair with the
+    same feature hash and equal vectors (``Q_raw``/``R_raw``, the features before normalising; default
+    ``Q``/``R``) gets exactly 0: Datalab's correction for exact duplicates, whose cosine can round above 0.
+    """
+    import numpy as np
+
+    if metric == "cosine":
+        D = Q @ R.T
+        D *= -1
+        D += 1
+        np.clip(D, 0, 2, out=D)
+    else:
+        D = np.zeros((len(Q), len(R)))
+        for j in range(R.shape[1]):
+            diff = Q[:, j][:, None] - R[None, :, j]
+            D += diff * diff
+        np.sqrt(D, out=D)
+    Q_raw, R_raw = (Q if Q_raw is None else Q_raw), (R if R_raw is None else R_raw)
+    qi, ri = np.nonzero(q_hash[:, None] == r_hash[None, :])
+    if len(qi):
+        same = np.all(Q_raw[qi] == R_raw[ri], axis=1)
+        D[qi[same], ri[same]] = 0.0
+    return D
+
+
 def _knn_function(k: int, metric: str):
     def run(batches: Iterator) -> Iterator:
         import numpy as np
@@ -95,22 +124,10 @@ def _knn_function(k: int, metric: str):
                 for s in range(0, len(q), CHUNK):
                     e = min(s + CHUNK, len(q))
                     if metric == "cosine":
-                        D = normalize(Q[s:e]) @ Rn.T
-                        D *= -1
-                        D += 1
-                        np.clip(D, 0, 2, out=D)
+                        D = distance_block(normalize(Q[s:e]), Rn, metric, q_hash[s:e], r_hash, Q[s:e], R)
                     else:
-                        D = np.zeros((e - s, len(r_ids)))
-                        for j in range(R.shape[1]):
-                            diff = Q[s:e, j][:, None] - R[None, :, j]
-                            D += diff * diff
-                        np.sqrt(D, out=D)
+                        D = distance_block(Q[s:e], R, metric, q_hash[s:e], r_hash)
                     rows = np.arange(e - s)
-                    # exact duplicates: same hash and equal vectors -> distance 0 (Datalab's correction)
-                    qi, ri = np.nonzero(q_hash[s:e][:, None] == r_hash[None, :])
-                    if len(qi):
-                        same = np.all(Q[s + qi] == R[ri], axis=1)
-                        D[qi[same], ri[same]] = 0.0
                     D[rows, self_pos[s:e]] = np.inf
                     part = np.argpartition(D, k - 1, axis=1)[:, :k]
                     kth = D[rows[:, None], part].max(axis=1)
