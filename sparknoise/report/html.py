@@ -311,27 +311,24 @@ def _audit_page(data: ReportData) -> tuple[str, str]:
         "<details><summary>Thresholds each rule used</summary><pre>"
         + html.escape(json.dumps(a.get("info") or {}, indent=2, sort_keys=True, default=_jsonable)) + "</pre></details>",
     ]
-    worst = a.get("worst_rows")
-    if worst is not None:
-        parts.append(f"<h2 id='worst-rows'>The worst rows of each type</h2><p class='note'>Flagged rows, lowest "
-                     f"score first (at most {a.get('top')} per type); details: the duplicate set and distance, the "
-                     "row's group or label.</p>"
-                     + (f'<div class="scroll">{_table(worst)}</div>' if len(worst) else "<p class='note'>None.</p>"))
-    sets = a.get("duplicate_sets")
-    if sets is not None:
-        parts.append(f"<h2 id='duplicate-sets'>Duplicate sets ({a.get('num_duplicate_sets') or 0:,})</h2><p "
-                     "class='note'>Each set of exact or near duplicates (connected through pairs within the near-"
-                     f"duplicate radius), largest first ({len(sets)} shown); exact: every member has identical "
-                     "features. Keep one row of each.</p>"
-                     + (f'<div class="scroll">{_table(sets)}</div>' if len(sets) else "<p class='note'>None.</p>"))
-    leakage = a.get("leakage")
-    if leakage is not None:
-        parts.append(f"<h2 id='leakage'>Train/test leakage ({a.get('num_leakage_pairs') or 0:,} pairs)</h2><p "
-                     f"class='note'>Exact or near duplicates whose {html.escape(str(a.get('split_col')))} differs, "
-                     f"closest first ({len(leakage)} shown): each inflates offline metrics. Remove the training "
-                     "copy.</p>"
-                     + (f'<div class="scroll">{_table(leakage, "{:.6g}")}</div>' if len(leakage)
-                        else "<p class='note'>None.</p>"))
+    def section(key: str, anchor: str, heading: str, note: str, fmt: str | None = None) -> None:
+        frame = a.get(key)
+        if frame is not None:
+            table = (f'<div class="scroll">{_table(frame, fmt or "{:.4f}")}</div>' if len(frame)
+                     else "<p class='note'>None.</p>")
+            parts.append(f"<h2 id='{anchor}'>{heading}</h2><p class='note'>{note}</p>{table}")
+
+    section("worst_rows", "worst-rows", "The worst rows of each type",
+            f"Flagged rows, lowest score first (at most {a.get('top')} per type); details: the duplicate set and "
+            "distance, the row's group or label.")
+    n_sets = len(a["duplicate_sets"]) if a.get("duplicate_sets") is not None else 0
+    section("duplicate_sets", "duplicate-sets", f"Duplicate sets ({a.get('num_duplicate_sets') or 0:,})",
+            "Each set of exact or near duplicates (connected through pairs within the near-duplicate radius), "
+            f"largest first ({n_sets} shown); exact: every member has identical features. Keep one row of each.")
+    n_pairs = len(a["leakage"]) if a.get("leakage") is not None else 0
+    section("leakage", "leakage", f"Train/test leakage ({a.get('num_leakage_pairs') or 0:,} pairs)",
+            f"Exact or near duplicates whose {html.escape(str(a.get('split_col')))} differs, closest first "
+            f"({n_pairs} shown): each inflates offline metrics. Remove the training copy.", "{:.6g}")
     groups = a.get("groups")
     if groups is not None:
         parts.append(f"<h2 id='weakest-groups'>Weakest groups ({html.escape(', '.join(a.get('group_cols') or []))})"
