@@ -6,7 +6,8 @@ In one run on one machine (local[2] Spark session, 8 shuffle partitions):
     the rows replaced by near copies of other rows (a copy plus N(0, 1e-4) noise): the planted near
     duplicates;
   * recall@k: ``sparknoise.audit.approximate.knn`` (the search find_data_issues runs beyond
-    max_exact_rows) for each --probes value with the default cells, materialised and timed; the lists
+    max_exact_rows) for each --probes value (default None: the probes self-tuned to --target, 0.95,
+    as find_data_issues does) with the default cells, materialised and timed (the tuning included); the lists
     of --queries random rows collected and compared with their exact k nearest neighbours by numpy
     brute force against all N rows in this process (cleanlab's metric, self excluded; the brute-force
     time for the sample is scaled to N to estimate the exact search's cost, i.e. what Datalab's
@@ -72,8 +73,10 @@ def main() -> None:
     ap.add_argument("--spread", type=float, default=0.5)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--queries", type=int, default=2000)
-    ap.add_argument("--probes", type=int, nargs="+", default=[None])
+    ap.add_argument("--probes", type=lambda v: None if v == "None" else int(v), nargs="+", default=[None],
+                    help="n_probe values; None (the default): tuned to --target")
     ap.add_argument("--cells", type=int, default=None)
+    ap.add_argument("--target", type=float, default=0.95, help="recall_target for the tuned probes (--probes None)")
     ap.add_argument("--skip-duplicates", action="store_true")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "audit_neighbors.json"))
     args = ap.parse_args()
@@ -88,7 +91,7 @@ def main() -> None:
     from sparknoise.audit.inputs import X as XCOL
 
     spark = (SparkSession.builder.master("local[2]").config("spark.sql.shuffle.partitions", "8")
-             .config("spark.driver.memory", "4g").config("spark.ui.showConsoleProgress", "false").getOrCreate())
+             .config("spark.driver.memory", "2g").config("spark.ui.showConsoleProgress", "false").getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     n, d, k = args.rows, args.dim, args.k
     X, planted, sources = make_data(n, d, args.centres, args.spread)
@@ -113,7 +116,8 @@ def main() -> None:
     qset = spark.createDataFrame(pd.DataFrame({ID: queries.astype(np.int64)}))
     for probe in args.probes:
         t0 = time.perf_counter()
-        lists, settings = approximate.knn(work, k=k, metric="cosine", n_rows=n, n_cells=args.cells, n_probe=probe)
+        lists, settings = approximate.knn(work, k=k, metric="cosine", n_rows=n, n_cells=args.cells, n_probe=probe,
+                                            recall_target=args.target)
         lists = lists.localCheckpoint(eager=True)
         elapsed = time.perf_counter() - t0
         got = lists.join(qset, ID).toPandas().set_index(ID).loc[queries]
@@ -123,8 +127,12 @@ def main() -> None:
                "queries": len(queries), "queries_with_all_k": int(np.sum(np.array(hits) == k)),
                "speedup_vs_exact_estimate": round(out["exact_full_estimate_seconds"] / elapsed, 2)}
         out["runs"].append(run)
-        print(f"approximate: n_cells={settings['n_cells']} n_probe={settings['n_probe']}: recall@{k} = {recall:.4f}, "
-              f"{elapsed:.0f} s (largest cell {settings['largest_cell']}, median {settings['median_cell']})")
+        run["meets_target"] = recall >= args.target
+        tuned = (f", tuned: estimated {settings['estimated_recall']:.4f} on {settings['recall_sample']} sampled rows, "
+                 f"cap {settings['probe_cap']}" if "estimated_recall" in settings else ", given")
+        print(f"approximate: n_cells={settings['n_cells']} n_probe={settings['n_probe']}{tuned}: recall@{k} = "
+              f"{recall:.4f} (target >= {args.target}: {'met' if recall >= args.target else 'MISSED'}), {elapsed:.0f} s "
+              f"(largest cell {settings['largest_cell']}, median {settings['median_cell']})")
         _write(out, args.out)
 
     if not args.skip_duplicates:

@@ -30,21 +30,61 @@ search keeps the same exact distance kernel as the exact path and bounds the wor
    Each (query, cell) keeps its k best candidates, ties to the smaller id.
 4. **Merge** (native): per query, the candidates of all probed cells (a reference has one home cell,
    so no candidate repeats) sorted by (distance, id) with ``array_sort`` and cut to k.
+5. **Self-tuning** (:func:`tune_probes`, ``n_probe=None``, the default), after the cells are fitted
+   and counted and before the search: the exact k nearest neighbours of a deterministic sample of
+   about ``TUNE_QUERIES`` (1,000) rows, those whose ``xxhash64(id, SEED + 1)`` falls in the lowest ``1,000 / N`` of the hash
+   range, against all N rows: the rows in ``ceil(N / TUNE_BLOCK_ROWS)`` blocks by ``xxhash64(id)``
+   (one ``applyInArrow`` group each, ``TUNE_BLOCK_ROWS`` = 50,000 references), the sampled rows copied
+   into every block, the same distance kernel and tie rule as step 3, the per-block lists merged as in
+   step 4. For each (sampled query, true neighbour) pair the block function also records the *rank* of
+   the neighbour's home cell in the query's probe order (the number of cells before it by squared
+   distance to the query's vector, then cell number: step 2's order). A neighbour is found at
+   ``n_probe = p`` exactly when that rank is below p (the extra cells step 2 adds for small cells only
+   add to it), so the sample's recall@k at every p follows from a histogram of the ranks, the only
+   thing that reaches the driver (<= n_cells rows: pair counts, and sums of ``2j - 1`` over each query's
+   sorted ranks, which give each query's squared hit count, so the variance over queries too).
+   :func:`choose_probes` picks the smallest p whose one-sided 95% lower bound (mean - 1.645 standard
+   errors over the sampled queries) reaches ``recall_target`` (default ``RECALL_TARGET`` = 0.95), capped
+   at ``max(DEFAULT_N_PROBE, ceil(MAX_PROBE_FRACTION x n_cells))`` (a quarter of the cells). When the cap
+   binds, a WARNING says how many probes the target needs, what recall the cap gives, and that the
+   search is then close to exact (``neighbors="exact"`` or an explicit ``n_probe=``). The estimate is
+   unbiased for the recall over all rows (a uniform sample of queries); with 1,000 queries its
+   standard error is below 0.005 near 0.95. ``n_probe=`` given: no estimate, the probes as given.
+   ``result.search`` holds ``n_probe``, ``n_probe_from``, ``recall_target``, ``estimated_recall``,
+   ``recall_sample``, ``probe_cap`` (and ``probes_needed`` when the cap bound); the INFO log the same.
 
 Output: the exact path's columns, ``(id, nn_ids, nn_dists)`` with k entries nearest first, so the
 outlier and near-duplicate rules downstream are unchanged. Where the true neighbour lies in a cell that
 was not probed the list holds a farther row instead: distances are exact, lists may miss neighbours.
-Deterministic: same input, same answer, at any partitioning.
+Deterministic: same input, same answer, at any partitioning (the samples are hash-picked, every
+numpy step sorts its input by id or cell, and the tuned p is a function of the histogram).
 
-Defaults (``neighbors="auto"`` beyond ``max_exact_rows``): ``n_cells = clamp(round(sqrt(N)), 16,
-MAX_CELLS)`` and ``n_probe = DEFAULT_N_PROBE``; work ~ ``N x n_probe x N / n_cells x d``
-multiply-adds (``sqrt(N) x n_probe`` distances per query instead of N), plus ``N x n_probe`` shuffled
-query copies. Measured by ``bench/bench_audit_neighbors.py`` (bench/RESULTS.md, "Audit: approximate
-nearest neighbours") at 200,000 x 32 on clustered data (cosine, k = 10, 447 cells, 12 probed): recall@10
-1.0000 over 2,000 query rows against exact brute force, 423 s on 2 cores at load average 20 (the exact
-search estimated at ~5,900 s there); every planted near duplicate (1% of rows) flagged. On weakly
-clustered data (2,000 overlapping clusters, spread 1.0) the same settings gave recall@10 0.676 only (0.880 with 40 probes):
-there raise ``n_probe`` (work grows linearly with it) or run the exact search.
+Cost (``neighbors="auto"`` beyond ``max_exact_rows``; ``n_cells = clamp(round(sqrt(N)), 16,
+MAX_CELLS)``): the centroid fit (one task, <= 100,000 sampled rows); two passes that assign every row
+to its cell (counts; the tuning's references); the tuning: the N rows shuffled once into
+``N / 50,000`` blocks plus ``1,000 x N / 50,000`` query copies, ``1,000 x N x d`` multiply-adds and
+``1,000 x k x n_cells x N / 50,000`` comparisons for the ranks; the search: ``N x n_probe`` shuffled
+query copies (each ~ d doubles + id + hash) and ``N x n_probe x N / n_cells x d`` multiply-adds, i.e.
+``n_probe / n_cells`` of the exact search's work, plus the merge of ``N x n_probe`` lists of k. At 10M
+x 32 (3,162 cells of ~3,162 rows): the tuning shuffles the 10M rows once into 200 blocks with 200,000
+query copies and does 3.2e11 multiply-adds (about 1/n_probe of the search's shuffle); the search
+shuffles ``n_probe x 10M`` query copies (40M at 4 probes, 120M at 12: the dominant cost, ~ 300 bytes
+each) and does ``n_probe x 1.0e12`` multiply-adds. So the search's cost is linear in the probes the
+data needs: a few on well-clustered features, a sixth of the cells on weakly clustered ones (measured
+below), where the cap (a quarter of the cells, 790 at 10M) is in practice an exact search's work and the
+warning says so.
+
+Measured by ``bench/bench_audit_neighbors.py`` (bench/RESULTS.md, "Audit: approximate nearest
+neighbours") at 200,000 x 32 (cosine, k = 10, 447 cells), against exact brute force over 2,000 query
+rows. Fixed 12 probes (before the tuning): recall@10 1.0000 on clustered data (200 clusters, spread
+0.5; 423 s on 2 cores at load average 20, the exact search estimated at ~5,900 s there; every planted
+near duplicate flagged), but 0.676 on weakly clustered data (2,000 overlapping clusters, spread 1.0),
+0.880 at 40 probes. Self-tuned (the default now): on the test's small case (2,000 x 8, 200
+overlapping clusters, 64 cells) 4 fixed probes gave recall@10 0.834 against numpy brute force, the
+tuned 8 probes 0.956 (estimated 0.957 on 988 sampled rows); at 3,000 x 16 with 150 cells, 12 probes
+0.850, the tuned 25 probes 0.956 (estimated 0.958). At 200,000 x 32 (447 cells, bench/RESULTS.md):
+weakly clustered, tuned 74 probes, estimated 0.955, measured recall@10 0.951, 582 s (load 17 -> 4);
+clustered, tuned 3 probes, estimated 0.990, measured 0.990, 41 s (load 3.9).
 
 Clusters for ``underperforming_group`` without ``group_cols`` (:func:`feature_clusters`): Spark ML
 ``KMeans`` (``seed=SEED``, ``k-means||`` start, ``KMEANS_ITER`` rounds) fitted on the deterministic
@@ -84,6 +124,13 @@ EXTRA = 6  # candidates kept beyond k before the (distance, id) sort, for ties a
 V = "__au_v"  # the compared vector (unit-normalised for cosine)
 CELL = "__au_cell"
 ROLE = "__au_role"  # 0: a reference (home row), 1: a query probing the cell
+HOME = "__au_home"  # a reference's home cell, carried through the recall estimate
+BLOCK = "__au_block"
+RECALL_TARGET = 0.95  # the default recall@k the probes are tuned to
+TUNE_QUERIES = 1_000  # sampled query rows for the recall estimate
+TUNE_BLOCK_ROWS = 50_000  # reference rows per block (one task) of the recall estimate
+TUNE_CHUNK = 64  # queries per numpy block there (64 x 50,000 doubles of scratch)
+MAX_PROBE_FRACTION = 0.25  # the tuned n_probe is capped at this share of the cells (at least DEFAULT_N_PROBE)
 
 
 def default_cells(n_rows: int) -> int:
@@ -123,11 +170,11 @@ def compared(df: DataFrame, metric: str, keep: tuple) -> DataFrame:
     return df.select(*keep, X).mapInArrow(_normalise_function(metric, keep), f"{fields}, {V} array<double>")
 
 
-def _sample(df: DataFrame, n_rows: int, rows: int) -> DataFrame:
-    """The rows whose id hash falls in the lowest ``rows / N`` of the hash range: the same rows whatever
-    the input's order and partitioning (the fits sort them by id)."""
+def _sample(df: DataFrame, n_rows: int, rows: int, seed: int = SEED) -> DataFrame:
+    """The rows whose id hash (``xxhash64(id, seed)``) falls in the lowest ``rows / N`` of the hash range:
+    the same rows whatever the input's order and partitioning (the fits sort them by id)."""
     frac = min(1.0, rows / max(n_rows, 1))
-    u = (F.pmod(F.xxhash64(F.col(ID), F.lit(SEED)), F.lit(1 << 30)).cast("double") / float(1 << 30))
+    u = (F.pmod(F.xxhash64(F.col(ID), F.lit(seed)), F.lit(1 << 30)).cast("double") / float(1 << 30))
     picked = df if frac >= 1.0 else df.filter(u < F.lit(frac))
     return picked
 
@@ -243,8 +290,12 @@ def _assign_function(centroids, counts, n_probe: int, k: int):
     return run
 
 
-def _cell_function(k: int, metric: str, id_type):
-    """applyInArrow over one cell: the references' and the probing queries' exact distances, top k."""
+def _cell_function(k: int, metric: str, id_type, centroids=None, chunk: int = CHUNK):
+    """applyInArrow over one group (a cell of the search, or a block of the recall estimate): the
+    references' (``ROLE`` 0) and the queries' (``ROLE`` 1) exact distances, each query's top k. With
+    ``centroids`` (the recall estimate), each neighbour's rank too, ``nn_carry``: the position of its home
+    cell (column ``HOME``) in the query's probe order, i.e. the number of cells before it by (squared
+    distance to the query, cell number), as :func:`_assign_function` orders them."""
 
     def run(table):
         import numpy as np
@@ -260,15 +311,21 @@ def _cell_function(k: int, metric: str, id_type):
         r_ids, R, r_hash = ids[ref], M[ref], hashes[ref]
         order = np.argsort(r_ids, kind="stable")  # references in id order: ties go to the smaller id
         r_ids, R, r_hash = r_ids[order], R[order], r_hash[order]
+        carry = centroids is not None
+        if carry:
+            r_home = table.column(HOME).to_numpy()[ref][order]
+            C = np.asarray(centroids, dtype=np.float64)
+            c2 = np.einsum("ij,ij->i", C, C)
+            cell_no = np.arange(len(C))
         q_ids, Q, q_hash = ids[~ref], M[~ref], hashes[~ref]
-        out_ids, out_nn, out_d, lengths = [], [], [], []
+        out_ids, out_nn, out_d, out_c, lengths = [], [], [], [], []
         if len(r_ids) and len(q_ids):
             self_pos = np.searchsorted(r_ids, q_ids)
             self_pos[self_pos >= len(r_ids)] = 0
             is_self = r_ids[self_pos] == q_ids
             kk = min(k, len(r_ids))
-            for s in range(0, len(q_ids), CHUNK):
-                e = min(s + CHUNK, len(q_ids))
+            for s in range(0, len(q_ids), chunk):
+                e = min(s + chunk, len(q_ids))
                 D = distance_block(Q[s:e], R, metric, q_hash[s:e], r_hash)
                 rows = np.arange(e - s)
                 D[rows[is_self[s:e]], self_pos[s:e][is_self[s:e]]] = np.inf
@@ -290,43 +347,135 @@ def _cell_function(k: int, metric: str, id_type):
                 out_ids.append(q_ids[s:e])
                 out_nn.append(r_ids[top][finite])
                 out_d.append(dtop[finite])
+                if carry:
+                    Dc = c2[None, :] - 2.0 * (Q[s:e] @ C.T)  # the order of |q - c|^2, as the probes
+                    H = r_home[top]
+                    dH = Dc[rows[:, None], H]
+                    before = (Dc[:, None, :] < dH[:, :, None]) | (
+                        (Dc[:, None, :] == dH[:, :, None]) & (cell_no[None, None, :] < H[:, :, None]))
+                    out_c.append(before.sum(axis=2).astype(np.int32)[finite])
                 lengths.append(finite.sum(axis=1))
         if out_ids:
             offsets = np.concatenate([[0], np.cumsum(np.concatenate(lengths))]).astype(np.int32)
             q, nn, dd = np.concatenate(out_ids), np.concatenate(out_nn), np.concatenate(out_d)
+            cc = np.concatenate(out_c) if carry else None
         else:
             offsets, q, nn, dd = np.zeros(1, dtype=np.int32), ids[:0], ids[:0], np.zeros(0)
-        return pa.table([pa.array(q, type=id_type),
-                         pa.ListArray.from_arrays(pa.array(offsets), pa.array(nn, type=id_type)),
-                         pa.ListArray.from_arrays(pa.array(offsets), pa.array(dd, type=pa.float64()))],
-                        names=[ID, "nn_ids", "nn_dists"])
+            cc = np.zeros(0, dtype=np.int32)
+        arrays = [pa.array(q, type=id_type),
+                  pa.ListArray.from_arrays(pa.array(offsets), pa.array(nn, type=id_type)),
+                  pa.ListArray.from_arrays(pa.array(offsets), pa.array(dd, type=pa.float64()))]
+        names = [ID, "nn_ids", "nn_dists"]
+        if carry:
+            arrays.append(pa.ListArray.from_arrays(pa.array(offsets), pa.array(cc, type=pa.int32())))
+            names.append("nn_carry")
+        return pa.table(arrays, names=names)
 
     return run
 
 
+def choose_probes(hist: dict[int, tuple[int, int]], n_cells: int, k: int, target: float, cap: int) -> dict:
+    """The smallest ``n_probe`` whose estimated recall@k reaches ``target`` (driver, n_cells-sized).
+
+    ``hist[r] = (pairs, weight)``: over the sampled queries, the (query, true neighbour) pairs whose
+    neighbour's home cell is the query's r-th nearest cell, and the sum of ``2j - 1`` over them where j
+    is the pair's position in its query's sorted ranks. A query's recall at p is ``c_q(p) / k`` with
+    ``c_q(p)`` its pairs of rank < p, and ``c_q(p)^2`` is the weight of those pairs, so the mean and the
+    variance over queries follow from cumulative sums. The chosen p is the smallest whose one-sided
+    95% lower bound ``mean - 1.645 se`` reaches ``target``, at most ``cap``."""
+    pairs = [0] * n_cells
+    weight = [0] * n_cells
+    for r, (a, b) in hist.items():
+        pairs[r], weight[r] = a, b
+    queries = sum(pairs) / k
+    need, a, b, at = n_cells, 0, 0, {}
+    for p in range(1, n_cells + 1):
+        a, b = a + pairs[p - 1], b + weight[p - 1]
+        mean = a / (queries * k) if queries else 1.0
+        var = max(b / (queries * k * k) - mean * mean, 0.0) if queries else 0.0
+        at[p] = mean
+        if mean - 1.645 * math.sqrt(var / max(queries, 1)) >= target:
+            need = p
+            break
+    chosen = min(need, cap)
+    return {"n_probe": chosen, "needed": need, "estimated_recall": round(at[chosen], 4),
+            "recall_sample": int(round(queries))}
+
+
+def tune_probes(homes: DataFrame, centroids, *, k: int, metric: str, n_rows: int, target: float,
+                id_field: str) -> dict:
+    """The probes for ``target`` recall@k (module docstring, "Self-tuning"): the exact kNN of a
+    deterministic sample of about ``TUNE_QUERIES`` rows against all rows, on the executors, in blocks of
+    ``TUNE_BLOCK_ROWS`` references; the rank of each true neighbour's home cell in its query's probe
+    order; only a histogram of those ranks (<= n_cells rows) reaches the driver."""
+    import pyarrow as pa
+
+    n_cells = len(centroids)
+    id_type = pa.int64() if id_field == "bigint" else pa.string()
+    blocks = max(1, -(-n_rows // TUNE_BLOCK_ROWS))
+    sample = _sample(homes, n_rows, TUNE_QUERIES, seed=SEED + 1)
+    refs = homes.select(F.pmod(F.xxhash64(F.col(ID)), F.lit(blocks)).cast("int").alias(BLOCK),
+                        F.lit(0).alias(ROLE), F.col(ID), F.col(V), F.col(HASH), F.col(CELL).alias(HOME))
+    queries = sample.select(F.explode(F.sequence(F.lit(0), F.lit(blocks - 1))).alias(BLOCK), F.lit(1).alias(ROLE),
+                            F.col(ID), F.col(V), F.col(HASH), F.lit(-1).alias(HOME))
+    schema = f"{ID} {id_field}, nn_ids array<{id_field}>, nn_dists array<double>, nn_carry array<int>"
+    partial = refs.unionByName(queries).groupBy(BLOCK).applyInArrow(
+        _cell_function(k, metric, id_type, centroids=centroids, chunk=TUNE_CHUNK), schema)
+    best = F.slice(F.array_sort(F.flatten(F.collect_list(F.arrays_zip("nn_dists", "nn_ids", "nn_carry")))), 1, k)
+    ranks = partial.groupBy(F.col(ID)).agg(F.array_sort(F.transform(best, lambda s: s["nn_carry"])).alias("__au_ranks"))
+    got = (ranks.select(F.posexplode("__au_ranks").alias("j", "r")).groupBy("r")
+           .agg(F.count(F.lit(1)).alias("pairs"), F.sum(2 * F.col("j") + 1).alias("weight"))
+           .collect())  # <= n_cells rows: a histogram of the true neighbours' cell ranks
+    hist = {int(r["r"]): (int(r["pairs"]), int(r["weight"])) for r in got}
+    cap = min(n_cells, max(DEFAULT_N_PROBE, math.ceil(MAX_PROBE_FRACTION * n_cells)))
+    return {**choose_probes(hist, n_cells, k, target, cap), "probe_cap": cap}
+
+
 def knn(df: DataFrame, *, k: int, metric: str, n_rows: int, n_cells: int | None = None,
-        n_probe: int | None = None) -> tuple[DataFrame, dict]:
+        n_probe: int | None = None, recall_target: float = RECALL_TARGET) -> tuple[DataFrame, dict]:
     """(id, nn_ids, nn_dists): each row's approximate k nearest neighbours (module docstring), lazy but
-    for the KMeans fit and the cell counts; and the settings that ran (``n_cells``, ``n_probe``, ...)."""
+    for the centroid fit, the cell counts and (``n_probe=None``) the recall estimate that picks the
+    probes; and the settings that ran (``n_cells``, ``n_probe``, the estimated recall, ...)."""
     import pyarrow as pa
 
     cells = default_cells(n_rows) if n_cells is None else n_cells
-    probe = DEFAULT_N_PROBE if n_probe is None else n_probe
-    for name, value in (("n_cells", cells), ("n_probe", probe)):
+    for name, value in (("n_cells", cells), ("n_probe", 1 if n_probe is None else n_probe)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name}={value!r} must be a positive integer (None: the default).")
+    if isinstance(recall_target, bool) or not isinstance(recall_target, (int, float)) or not 0 < recall_target <= 1:
+        raise ConfigError(f"recall_target={recall_target!r} must be a number in (0, 1] (default {RECALL_TARGET}).")
     if cells > n_rows:
         raise ConfigError(f"n_cells={cells} is more than the {n_rows} rows; lower n_cells (None: about sqrt(N)).")
     id_field = df.schema[ID].dataType
     id_type = pa.int64() if id_field.simpleString() == "bigint" else pa.string()
     work = compared(df.select(F.col(ID), F.col(X), feature_hash().alias(HASH)), metric, (ID, HASH))
     centroids = fit_centroids(work, n_rows, cells)
-    homes = work.mapInArrow(_assign_function(centroids, None, probe, k),
+    homes = work.mapInArrow(_assign_function(centroids, None, 1, k),
                             f"{ID} {id_field.simpleString()}, {V} array<double>, {HASH} bigint, {CELL} int")
     got = homes.groupBy(CELL).count().collect()  # <= n_cells rows: rows per cell
     counts = [0] * len(centroids)
     for r in got:
         counts[int(r[CELL])] = int(r["count"])
+    tuning: dict = {"n_probe_from": "given"}
+    if n_probe is None:
+        tuned = tune_probes(homes, centroids, k=k, metric=metric, n_rows=n_rows, target=float(recall_target),
+                            id_field=id_field.simpleString())
+        probe = tuned["n_probe"]
+        tuning = {"n_probe_from": f"tuned to recall@{k} >= {recall_target} on a sample", "recall_target": recall_target,
+                  "estimated_recall": tuned["estimated_recall"], "recall_sample": tuned["recall_sample"],
+                  "probe_cap": tuned["probe_cap"]}
+        log.info("approximate kNN: %d of %d cells probed per row, estimated recall@%d %.4f (target %s; exact kNN of "
+                 "%d sampled rows against all %d)", probe, len(centroids), k, tuned["estimated_recall"],
+                 recall_target, tuned["recall_sample"], n_rows)
+        if tuned["needed"] > probe:
+            tuning["probes_needed"] = tuned["needed"]
+            log.warning("approximate kNN: on this data recall@%d %s needs %d probes of %d cells, above the cap of %d "
+                        "(%.0f%% of the cells): the search runs %d probes, estimated recall %.4f. That is close to an "
+                        "exact search: consider neighbors='exact' (with max_exact_rows raised) or an explicit n_probe=.",
+                        k, recall_target, tuned["needed"], len(centroids), probe, 100 * MAX_PROBE_FRACTION, probe,
+                        tuned["estimated_recall"])
+    else:
+        probe = n_probe
     schema = (f"{ID} {id_field.simpleString()}, {V} array<double>, {HASH} bigint, {CELL} int, "
               "__au_probes array<int>")
     probed = work.mapInArrow(_assign_function(centroids, counts, probe, k), schema)
@@ -341,7 +490,8 @@ def knn(df: DataFrame, *, k: int, metric: str, n_rows: int, n_cells: int | None 
     result = merged.select(F.col(ID), F.transform("__au_best", lambda s: s["i"]).alias("nn_ids"),
                            F.transform("__au_best", lambda s: s["d"]).alias("nn_dists"))
     sizes = sorted(counts)
-    settings = {"n_cells": len(centroids), "n_probe": probe, "centroids": f"k-means++ and {KMEANS_ITER} Lloyd rounds "
+    settings = {"n_cells": len(centroids), "n_probe": probe, **tuning,
+                "centroids": f"k-means++ and {KMEANS_ITER} Lloyd rounds "
                 f"(seed {SEED}) on ~{min(n_rows, SAMPLE_PER_CELL * cells, MAX_SAMPLE):,} sampled rows",
                 "largest_cell": sizes[-1], "median_cell": sizes[len(sizes) // 2]}
     return result, settings

@@ -106,6 +106,7 @@ def find_data_issues(
     n_cells: int | None = None,
     n_probe: int | None = None,
     n_clusters: int | None = None,
+    recall_target: float = approximate.RECALL_TARGET,
 ) -> DataIssuesResult:
     """Find Datalab's data issues (cleanlab 2.9.0) in ``df``: exact nearest neighbours up to
     ``max_exact_rows``, an approximate partitioned search beyond.
@@ -131,9 +132,13 @@ def find_data_issues(
         neighbors: ``"auto"`` (exact up to ``max_exact_rows`` rows, approximate beyond), ``"exact"``
             (a ConfigError above ``max_exact_rows``) or ``"approximate"``.
         n_cells: the approximate search's KMeans cells (None: about sqrt(N), at least 16).
-        n_probe: the cells each row searches (None: 12; more cells when those hold fewer than k + 1 rows).
+        n_probe: the cells each row searches (None: tuned to ``recall_target``; more cells when those
+            hold fewer than k + 1 rows).
         n_clusters: the feature clusters for underperforming_group without group_cols (None:
             ``clamp(round(sqrt(N / 50)), 2, 20)``).
+        recall_target: with ``n_probe=None``, the approximate search probes the fewest cells whose
+            recall@k, estimated on a deterministic sample of about 1,000 rows against their exact kNN,
+            reaches this (default 0.95), up to a quarter of the cells (a warning says when that cap binds).
 
     The rules are those of Datalab's issue managers (``sparknoise.audit.issues`` states each); the
     metric is Datalab's default (cosine above 3 features, else euclidean).
@@ -145,7 +150,7 @@ def find_data_issues(
     search is exact. The search that ran is logged at INFO on the ``sparknoise`` logger and recorded in
     ``result.search`` and ``result.summary().attrs["search"]`` (``kind`` exact / approximate / none,
     metric, k, rows, features; for approximate also n_cells, n_probe, the centroid fit and the cell
-    sizes). The neighbour lists are materialised once (``localCheckpoint``, or a Delta table under
+    sizes, and with tuned probes the recall target, the estimated recall and its sample size). The neighbour lists are materialised once (``localCheckpoint``, or a Delta table under
     ``scratch``).
 
     Returns:
@@ -155,7 +160,7 @@ def find_data_issues(
 
     Raises:
         ConfigError: an unknown issue type, a type without its inputs, ``k`` out of range, too many rows
-        for ``neighbors="exact"``, an unknown ``neighbors`` or a bad ``n_cells`` / ``n_probe`` / ``n_clusters``. InputError: a missing or non-numeric column, null/NaN features for a
+        for ``neighbors="exact"``, an unknown ``neighbors`` or a bad ``n_cells`` / ``n_probe`` / ``n_clusters`` / ``recall_target``. InputError: a missing or non-numeric column, null/NaN features for a
         nearest-neighbour type, a null or duplicate id, a null label.
     """
     has_groups = bool(group_cols)
@@ -216,7 +221,7 @@ def find_data_issues(
             knn = materialised(exact_nn.knn(inp.df, k=k, metric=metric, n_rows=inp.n_rows), scratch, "audit.knn")
         else:
             lazy, settings = approximate.knn(inp.df, k=k, metric=metric, n_rows=inp.n_rows, n_cells=n_cells,
-                                             n_probe=n_probe)
+                                             n_probe=n_probe, recall_target=recall_target)
             search.update(settings)
             log.info("find_data_issues: approximate %d-nearest-neighbour search (IVF: %d KMeans cells, %d probed per "
                      "row), %s distance, %d rows x %d features%s", k, settings["n_cells"], settings["n_probe"], metric,
