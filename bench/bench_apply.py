@@ -11,9 +11,11 @@ Prints the times and the ratio apply / baseline (target: at most 1.5) and writes
 (bench/results/apply.json by default), with the load average before and after (other work on the
 machine slows every figure; the ratios are taken within one run).
 
-``--compare REF`` also runs the same apply job with ``sparknoise/cleaning/apply.py`` as of the git
-commit REF (loaded from ``git show``; by default 2f8d402, the three-read version), before the current
-one, on the same tables and verdicts: before and after in one run.
+``--compare REF`` also runs the same apply job with ``sparknoise/cleaning/apply.py`` and
+``sparknoise/jobs/apply.py`` as of the git commit or branch REF (loaded from ``git show``; by default
+2f8d402, the three-read version), before the current one, on the same tables and verdicts: before and
+after in one run. ``--repeats R`` times each apply R times, alternating before / after, on the same
+detect run (the setup is paid once); every apply replaces the previous one's rows.
 
     .venv/bin/python bench/bench_apply.py --rows 10000000 --classes 10 --verdicts 100000 --compare
 """
@@ -44,6 +46,8 @@ def main() -> None:
     parser.add_argument("--out", default=os.path.join(HERE, "results", "apply.json"))
     parser.add_argument("--compare", nargs="?", const="2f8d402", default=None, metavar="REF",
                         help="also time apply with sparknoise/cleaning/apply.py as of git commit REF (default 2f8d402)")
+    parser.add_argument("--repeats", type=int, default=1, help="time each apply this many times (alternating)")
+    parser.add_argument("--driver-memory", default="2g")
     args = parser.parse_args()
     load_start = list(os.getloadavg())
 
@@ -60,7 +64,8 @@ def main() -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)
-    spark = local_spark("sparknoise-bench-apply", driver_memory="4g", shuffle_partitions=8)
+    spark = local_spark("sparknoise-bench-apply", master="local[2]", driver_memory=args.driver_memory,
+                        shuffle_partitions=8)
     os.makedirs(args.data, exist_ok=True)
     n, k = args.rows, args.classes
     path = os.path.join(args.data, f"probs_n{n}_k{k}_float_sep2" + ("" if args.noise == 0.2 else f"_noise{args.noise:g}"))
@@ -79,6 +84,7 @@ def main() -> None:
         t = time.perf_counter()
         scored.write.format("delta").save(os.path.join(tmp, "scored_copy"))
         t_baseline = time.perf_counter() - t
+        print(f"detect {t_detect:.1f}s; scored written again {t_baseline:.1f}s; load {os.getloadavg()}", flush=True)
         # the verdicts: the first --verdicts flagged rows by id (benchmark-side collect)
         ids = [r[0] for r in spark.read.format("delta").load(out["issues"]).select("id").orderBy("id")
                .limit(args.verdicts).collect()]
@@ -93,32 +99,41 @@ def main() -> None:
         t = time.perf_counter()
         imported = import_verdicts(spark, loop_cfg, "bench", verdicts)
         t_import = time.perf_counter() - t
-        before = None
-        if args.compare:
-            import sparknoise.jobs.apply as job
-
-            current = job.apply_cleaning
-            job.apply_cleaning = _apply_cleaning_at(args.compare)
-            try:
+        old_apply = _run_apply_at(args.compare) if args.compare else None
+        befores, afters = [], []
+        for _ in range(args.repeats):
+            if old_apply is not None:
                 t = time.perf_counter()
-                old_record = run_apply(spark, loop_cfg, "bench")
-                before = {"ref": args.compare, "apply_s": round(time.perf_counter() - t, 2),
-                          "apply_timings": json.loads(old_record["timings"]),
-                          "counts": json.loads(old_record["metrics"])["counts"]}
-            finally:
-                job.apply_cleaning = current
+                old_record = old_apply(spark, loop_cfg, "bench")
+                befores.append({"apply_s": round(time.perf_counter() - t, 2),
+                                "apply_timings": json.loads(old_record["timings"]),
+                                "counts": json.loads(old_record["metrics"])["counts"],
+                                "loadavg": list(os.getloadavg())})
+                print(f"before run {len(befores)}: apply {befores[-1]['apply_s']:.1f}s = "
+                      f"{befores[-1]['apply_s'] / t_baseline:.2f}x; {befores[-1]}", flush=True)
+            t = time.perf_counter()
+            record = run_apply(spark, loop_cfg, "bench")
+            afters.append({"apply_s": round(time.perf_counter() - t, 2), "apply_timings": json.loads(record["timings"]),
+                           "counts": json.loads(record["metrics"])["counts"], "loadavg": list(os.getloadavg())})
+            print(f"after run {len(afters)}: apply {afters[-1]['apply_s']:.1f}s = "
+                  f"{afters[-1]['apply_s'] / t_baseline:.2f}x; {afters[-1]}", flush=True)
+        t_apply = min(a["apply_s"] for a in afters)
+        before = None
+        if befores:
+            before = {"ref": args.compare, "apply_s": min(b["apply_s"] for b in befores), "runs": befores,
+                      "apply_timings": min(befores, key=lambda b: b["apply_s"])["apply_timings"],
+                      "counts": befores[0]["counts"]}
             before["apply_over_baseline"] = round(before["apply_s"] / t_baseline, 2)
-        t = time.perf_counter()
-        record = run_apply(spark, loop_cfg, "bench")
-        t_apply = time.perf_counter() - t
-    counts = json.loads(record["metrics"])["counts"]
-    if before is not None:
-        assert before["counts"] == counts, (before["counts"], counts)  # the same decisions either way
+    counts = afters[0]["counts"]
+    for run in [*befores, *afters]:
+        assert run["counts"] == counts, (run["counts"], counts)  # the same decisions every time, before and after
     result = {
         "rows": n, "classes": k, "noise_rate": args.noise, "verdicts": imported, "num_flagged": detect["num_flagged"],
         "detect_s": round(t_detect, 2), "baseline_scored_write_s": round(t_baseline, 2),
         "review_import_s": round(t_import, 2), "apply_s": round(t_apply, 2),
-        "apply_over_baseline": round(t_apply / t_baseline, 2), "apply_timings": json.loads(record["timings"]),
+        "apply_over_baseline": round(t_apply / t_baseline, 2),
+        "apply_timings": min(afters, key=lambda a: a["apply_s"])["apply_timings"], "runs": afters,
+        "repeats": args.repeats,
         "counts": counts, "before": before, "loadavg_start": load_start, "loadavg_end": list(os.getloadavg()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -138,16 +153,25 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
-def _apply_cleaning_at(ref: str):
-    """``apply_cleaning`` as of git commit ``ref`` (its module source from ``git show``, executed apart)."""
+def _module_at(ref: str, path: str):
+    """The module at ``path`` as of git commit ``ref`` (its source from ``git show``, executed apart)."""
     import types
 
-    source = subprocess.run(["git", "show", f"{ref}:sparknoise/cleaning/apply.py"], capture_output=True, text=True,
+    source = subprocess.run(["git", "show", f"{ref}:{path}"], capture_output=True, text=True,
                             cwd=HERE, check=True).stdout
-    module = types.ModuleType(f"sparknoise_cleaning_apply_{ref}")
+    module = types.ModuleType(f"sparknoise_{path.replace('/', '_').removesuffix('.py')}_{ref.replace('-', '_')}")
     sys.modules[module.__name__] = module  # (dataclasses look their module up)
-    exec(compile(source, f"{ref}:sparknoise/cleaning/apply.py", "exec"), module.__dict__)  # noqa: S102
-    return module.apply_cleaning
+    exec(compile(source, f"{ref}:{path}", "exec"), module.__dict__)  # noqa: S102
+    return module
+
+
+def _run_apply_at(ref: str):
+    """``run_apply`` as of git commit ``ref``: its job module with that commit's ``apply_cleaning`` (the
+    helpers they import, tables and run log, are the current ones)."""
+    cleaning = _module_at(ref, "sparknoise/cleaning/apply.py")
+    job = _module_at(ref, "sparknoise/jobs/apply.py")
+    job.apply_cleaning = cleaning.apply_cleaning
+    return job.run_apply
 
 
 if __name__ == "__main__":

@@ -377,7 +377,13 @@ def test_apply_cleaning_names_bad_verdicts_before_anything_is_computed_from_them
         with pytest.raises(InputError) as e:
             sn.apply_cleaning(scored, spark.createDataFrame(rows, schema), protect="split = 'test'")
         assert str(e.value).startswith(message), str(e.value)
-    res = sn.apply_cleaning(scored, spark.createDataFrame([(2, "relabel", "c", None), (3, "remove", None, None)], schema))
+    res = sn.apply_cleaning(scored, spark.createDataFrame([(2, "relabel", "c", None), (3, "remove", None, None)], schema),
+                            split_col="split")
     got = {r["id"]: (r["action"], r["clean_label"]) for r in res.cleaned.collect()}
     assert got == {1: ("kept", "a"), 2: ("relabeled", "c"), 5: ("kept", "a")}
     assert res.summary()["by_source"] == {"review": {"relabeled": 1, "removed": 1}, "policy": {"removed": 2}, "none": {"kept": 2}}
+    # what a job records, counted with the checks (the written tables are not read back)
+    assert res.reviewed == 2 and set(res.split_counts) == {("test", "kept", 1), ("train", "kept", 1),
+                                                           ("train", "relabeled", 1), ("train", "removed", 3)}
+    assert {(r["action"], r["source"]) for r in res.audit.collect()} == {("relabeled", "review"), ("removed", "review"),
+                                                                         ("removed", "policy")}

@@ -27,15 +27,19 @@ One read of ``scored``: the rows joined with the verdicts (broadcast: they are f
 action are computed once and materialised (``localCheckpoint`` in the executors' block stores, or
 written once to ``scratch``; :func:`sparknoise.storage.materialised`); the checks, ``cleaned``,
 ``audit`` and ``summary()`` all read that frame, so writing ``cleaned`` and ``audit`` costs one scan
-of the scored table, not three.
+of the scored table, not three. The frame is kept narrow: the scored columns, the protect flag, the
+action and source as byte codes (named again only in the outputs), the reviewer and note, and the
+reviewer's new label only on the rows a verdict relabels.
 
 Checks run eagerly, before :func:`apply_cleaning` returns, so nothing is written on bad input: a
 verdict for an id not in ``scored``, for a protected row (``protect_mode="all"`` only), with an
 unknown decision, a ``relabel`` without ``new_label``, or two different decisions at the same time
 for one id is an :class:`InputError` naming the id. They run in two small aggregations: one over the
 verdicts alone (count, a checksum of their ids, and the problems that need no scored row), and one
-over the materialised rows (the rows that matched a verdict, their checksum, the protected ones,
-and the counts per action, source and protected flag that ``summary()`` returns). When the two
+over the materialised rows, grouped by action, source, protected flag (and with ``split_col`` the
+split): the rows that matched a verdict, their checksum, the protected ones, and the counts that
+``summary()`` returns and a job records (``CleaningResult.counts``, ``reviewed``, ``split_counts``:
+computed here, never by reading the written tables back). When the two
 disagree (a verdict's id is missing from ``scored``) or a problem is counted, the original join of
 the verdicts with every scored id runs once more to name up to 3 ids per problem (the error path
 only). The materialisation is an action of its own, not a write: a check that fails leaves every
@@ -82,6 +86,8 @@ class CleaningResult:
     audit: DataFrame
     decided: DataFrame  # every scored row's id, action, source and protected flag (removed rows included)
     counts: tuple[tuple[str, str, bool, int], ...] | None = None  # (action, source, protected, rows), computed once
+    reviewed: int | None = None  # the ids with a verdict (counted with the checks)
+    split_counts: tuple[tuple[str, str, int], ...] | None = None  # (split as a string, action, rows) with split_col
 
     def summary(self) -> dict[str, Any]:
         """Counts per action, per (source, action) and of protected rows per action (counted with the checks)."""
@@ -157,21 +163,41 @@ def _verdict_summary(v: DataFrame, id_col: str) -> Row:
     ).first()  # one row
 
 
-def _decided_summary(decided: DataFrame, id_col: str) -> tuple[Row, tuple[tuple[str, str, bool, int], ...]]:
-    """One aggregation over the materialised rows: the rows that matched a verdict, their id checksum,
-    the protected ones among them, and the rows per (action, source, protected): <= 24 counts."""
-    reviewed = F.col(_V + "decision").isNotNull()
-    keys = [(a, src, p) for a in ACTIONS for src in ("review", "policy", "none") for p in (False, True)]
-    cells = [F.sum(F.when((F.col(_ACTION) == a) & (F.col(_SOURCE) == src) & (F.col(_PROTECTED) == F.lit(p)), 1)
-                   .otherwise(0)).alias(f"c{i}") for i, (a, src, p) in enumerate(keys)]
-    row = decided.agg(
+# the decided rows hold codes, not strings: the action (index into ACTIONS) and the source (index into
+# _SOURCES; 3 is a frozen row with a verdict, "none" in every output, told apart only for the checks)
+_SOURCES = ("review", "policy", "none", "none")
+
+
+def _named(code: Column, names: tuple[str, ...]) -> Column:
+    """The name of a code (an index into ``names``)."""
+    return F.element_at(F.array(*[F.lit(n) for n in names]), code.cast("int") + 1)
+
+
+def _decided_summary(decided: DataFrame, id_col: str, split_col: str | None
+                     ) -> tuple[dict[str, int], tuple[tuple[str, str, bool, int], ...], tuple[tuple[str, str, int], ...] | None]:
+    """One aggregation over the materialised rows, grouped by (action, source, protected[, split]): the rows,
+    and among them the ones that matched a verdict, their id checksum and the protected ones. Returns the
+    check totals, the rows per (action, source, protected) (<= 24 counts) and, with ``split_col``, per
+    (split, action) (splits x 4 counts)."""
+    reviewed = F.col(_SOURCE).isin(0, 3)
+    split = [F.col(split_col).cast("string").alias("__sn_split")] if split_col else []
+    rows = decided.groupBy(F.col(_ACTION), F.col(_SOURCE), F.col(_PROTECTED), *split).agg(
+        F.count(F.lit(1)).alias("n"),
         F.sum(F.when(reviewed, 1).otherwise(0)).alias("matched"),
         F.coalesce(F.sum(F.when(reviewed, _id_sum(id_col))), F.lit(0)).alias("id_sum"),
         F.sum(F.when(reviewed & F.col(_PROTECTED), 1).otherwise(0)).alias("protected"),
-        *cells,
-    ).first()  # one row
-    counts = tuple((a, src, p, int(row[f"c{i}"] or 0)) for i, (a, src, p) in enumerate(keys) if row[f"c{i}"])
-    return row, counts
+    ).collect()  # <= 4 actions x 4 sources x 2 x splits rows
+    found = {k: sum(int(r[k] or 0) for r in rows) for k in ("matched", "id_sum", "protected")}
+    counts: dict[tuple[str, str, bool], int] = {}
+    by_split: dict[tuple[str, str], int] = {}
+    for r in rows:
+        key = (ACTIONS[r[_ACTION]], _SOURCES[r[_SOURCE]], bool(r[_PROTECTED]))
+        counts[key] = counts.get(key, 0) + int(r["n"])
+        if split_col:
+            skey = (str(r["__sn_split"]), ACTIONS[r[_ACTION]])
+            by_split[skey] = by_split.get(skey, 0) + int(r["n"])
+    return (found, tuple((*k, n) for k, n in sorted(counts.items())),
+            tuple((*k, n) for k, n in sorted(by_split.items())) if split_col else None)
 
 
 def apply_cleaning(
@@ -295,51 +321,56 @@ def apply_cleaning(
 
     same_label = F.coalesce(same(F.col(_NEW), F.col(label_col)), F.lit(False))
     policy_relabel = confidence == "high" if relabel_only_high else F.lit(True)
+    kept, relabeled, downweighted, removed = (F.lit(ACTIONS.index(a)).cast("byte") for a in ACTIONS)
     policy_action = {
-        "remove": F.lit("removed"), "downweight": F.lit("downweighted"), "keep": F.lit("kept"),
-        "relabel": F.when(policy_relabel & ~same(suggested, F.col(label_col)), F.lit("relabeled"))
-        .when(policy_relabel, F.lit("kept")).otherwise(F.lit("removed")),
+        "remove": removed, "downweight": downweighted, "keep": kept,
+        "relabel": F.when(policy_relabel & ~same(suggested, F.col(label_col)), relabeled)
+        .when(policy_relabel, kept).otherwise(removed),
     }[unreviewed]
     # protected rows the policy may not touch: all of them, or (protect_mode policy) the unreviewed ones
     frozen = F.col(_PROTECTED) if protect_mode == "all" else F.col(_PROTECTED) & ~reviewed
     action = (
-        F.when(frozen, F.lit("kept"))
-        .when(reviewed & (decision == "keep"), F.lit("kept"))
-        .when(reviewed & (decision == "relabel") & same_label, F.lit("kept"))
-        .when(reviewed & (decision == "relabel"), F.lit("relabeled"))
-        .when(reviewed & (decision == "remove"), F.lit("removed"))
+        F.when(frozen, kept)
+        .when(reviewed & (decision == "keep"), kept)
+        .when(reviewed & (decision == "relabel") & same_label, kept)
+        .when(reviewed & (decision == "relabel"), relabeled)
+        .when(reviewed & (decision == "remove"), removed)
         .when(flagged, policy_action)
-        .otherwise(F.lit("kept"))
+        .otherwise(kept)
     )
-    source = (F.when(frozen, F.lit("none")).when(reviewed, F.lit("review"))
-              .when(flagged, F.lit("policy")).otherwise(F.lit("none")))
+    source = (F.when(frozen & reviewed, F.lit(3)).when(frozen, F.lit(2)).when(reviewed, F.lit(0))
+              .when(flagged, F.lit(1)).otherwise(F.lit(2))).cast("byte")
+    # the one read of scored: every row joined and decided, computed once (the checks and both outputs read
+    # it). Narrow: the action and source as byte codes, the decision folded into them, the new label only
+    # where a verdict relabels (the suggested label is a column of scored already)
+    decided = (df.withColumn(_ACTION, action).withColumn(_SOURCE, source)
+               .withColumn(_NEW, F.when(decision == "relabel", F.col(_NEW)))
+               .drop(_V + "decision", *[c for c in ("sample_weight",) if c in df.columns]))
+    decided = materialised(decided, scratch, "apply_decided")
+    found, counts, split_counts = _decided_summary(decided, id_col, split_col)
+    if reviews is not None and (found["matched"] != verdicts["n"] or found["id_sum"] != verdicts["id_sum"] or
+                                (protect_mode == "all" and found["protected"])):
+        _check_verdicts(everything, id_col, protect_mode)  # raises, naming the ids (unless scored repeats an id)
+    reviewed = F.col(_SOURCE).isin(0, 3)
     new_label = F.when(reviewed, F.col(_NEW)).otherwise(suggested)
-    # the one read of scored: every row joined and decided, computed once (the checks and both outputs read it)
-    decided = df.withColumn(_ACTION, action).withColumn(_SOURCE, source)
-    decided = materialised(decided.drop(*[c for c in ("sample_weight",) if c in decided.columns]), scratch,
-                           "apply_decided")
-    counts = None
-    if reviews is not None:
-        found, counts = _decided_summary(decided, id_col)
-        if (found["matched"] or 0) != verdicts["n"] or found["id_sum"] != verdicts["id_sum"] or \
-                (protect_mode == "all" and found["protected"]):
-            _check_verdicts(everything, id_col, protect_mode)  # raises, naming the ids (unless scored repeats an id)
-    a = F.col(_ACTION)
-    clean_label = F.when(a == "relabeled", new_label).otherwise(F.col(label_col)).cast(label_type)
-    weight = F.when(a == "downweighted", F.lit(float(downweight))).otherwise(F.lit(1.0))
+    a = _named(F.col(_ACTION), ACTIONS)
+    source_name = _named(F.col(_SOURCE), _SOURCES)
+    code = F.col(_ACTION)
+    clean_label = F.when(code == ACTIONS.index("relabeled"), new_label).otherwise(F.col(label_col)).cast(label_type)
+    weight = F.when(code == ACTIONS.index("downweighted"), F.lit(float(downweight))).otherwise(F.lit(1.0))
     keep_cols = [c for c in scored.columns if not c.startswith("__sn_") and c != "sample_weight"]
-    cleaned = decided.filter(a != "removed").select(
+    cleaned = decided.filter(code != ACTIONS.index("removed")).select(
         *keep_cols, clean_label.alias("clean_label"), weight.alias("sample_weight"), a.alias("action"))
-    audit = decided.filter(a != "kept").select(
+    audit = decided.filter(code != ACTIONS.index("kept")).select(
         *([F.col("run_id")] if "run_id" in df.columns else []),
         F.col(id_col),
         a.alias("action"),
         F.col(label_col).alias("old_label"),
-        F.when(a == "relabeled", new_label).cast(label_type).alias("new_label"),
-        F.col(_SOURCE).alias("source"),
+        F.when(code == ACTIONS.index("relabeled"), new_label).cast(label_type).alias("new_label"),
+        source_name.alias("source"),
         F.col(_PROTECTED).alias("protected"),
         *([F.col(split_col)] if split_col and split_col != id_col else []),
-        _reason(a, F.col(_SOURCE), label_col, new_label, confidence, unreviewed, downweight, filter_by,
+        _reason(a, source_name, label_col, new_label, confidence, unreviewed, downweight, filter_by,
                 suggested)
         .alias("reason"),
         F.col(_V + "reviewer").alias("reviewer"),
@@ -348,8 +379,9 @@ def apply_cleaning(
         F.col("label_quality"),
         F.lit(applied_at).cast("timestamp").alias("applied_at"),
     )
-    return CleaningResult(cleaned=cleaned, audit=audit, decided=decided.select(id_col, _ACTION, _SOURCE, _PROTECTED),
-                          counts=counts)
+    return CleaningResult(cleaned=cleaned, audit=audit,
+                          decided=decided.select(id_col, a.alias(_ACTION), source_name.alias(_SOURCE), _PROTECTED),
+                          counts=counts, reviewed=0 if reviews is None else verdicts["n"], split_counts=split_counts)
 
 
 def _reason(action: Column, source: Column, label_col: str, new_label: Column, confidence: Column,

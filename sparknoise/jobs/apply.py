@@ -7,15 +7,17 @@ replacing that run id's rows (a rerun gives the same tables). The apply run is r
 ``output.runs`` (``job = apply``) with the detect run it applied, the reviews version, the Delta
 versions of ``cleaned`` and ``audit`` it wrote, and the counts per action and source, of protected
 rows (``apply.protect_where``) per action, and with ``apply.split_col`` per split and action
-(all from small aggregations of the two tables just written). Bad verdicts or settings stop it
-before anything is written.
+(counted by :func:`sparknoise.apply_cleaning` with its checks, before the writes: the written tables
+are not read back; the two versions come from one query of their histories). Bad verdicts or settings
+stop it before anything is written.
 
 Given the run id of an ``audit`` run instead, it reads that run's input table at the Delta version
 the audit read, its ``duplicate_sets`` and ``leakage`` rows, and removes one copy per duplicate set
 and split (``apply.drop_duplicates: keep_first``) and the train-side copy of each leakage pair
 (``apply.drop_leakage: train``, the split value ``apply.train_split``) with
 :func:`sparknoise.apply_data_issues`: ``cleaned`` is the table without them, ``audit`` one row per
-removed row with its reasons; the runs row and counts are as above.
+removed row with its reasons; the runs row and counts are as above (counted from the two tables just
+written: small aggregations).
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ from sparknoise.cleaning.data_issues import apply_data_issues
 from sparknoise.errors import ConfigError, InputError
 from sparknoise.jobs.run_log import detect_run, run_row, start_record, write_run_record
 from sparknoise.jobs.tables import (
+    _delta_ref,
     check_output_location,
-    commit_version,
     is_path,
     job_input,
     latest_version,
@@ -61,7 +63,8 @@ def _reviews(spark: SparkSession, location: str, run_id: str):
 
 
 def _counts(spark: SparkSession, cfg: dict, run_id: str, versions: dict[str, int | None]) -> dict:
-    """Counts per action, per (source, action), of protected rows per action and, with ``apply.split_col``,
+    """(An audit run's apply, whose result carries no counts.) Counts per action, per (source, action), of
+    protected rows per action and, with ``apply.split_col``,
     per (split, action), from the two tables at the versions just written (small aggregations: <= 4 x 3 x 2
     rows, and splits x 4 rows)."""
     out, split_col = cfg["output"], cfg["apply"]["split_col"]
@@ -87,6 +90,43 @@ def _counts(spark: SparkSession, cfg: dict, run_id: str, versions: dict[str, int
             by_split.setdefault(str(r[0]), {a: 0 for a in ACTIONS})[r[1]] += r[2]
         result["by_split"] = dict(sorted(by_split.items()))
     return result
+
+
+def _decided_counts(result, split_col: str | None) -> dict:
+    """The same counts as :func:`_counts`, from what :func:`apply_cleaning` counted with its checks (one
+    aggregation of the decided rows, before the writes): nothing is read again. ``by_source`` and
+    ``protected`` count the changed rows (the audit table's), ``by_split`` every row."""
+    counts = {a: 0 for a in ACTIONS}
+    by_source: dict[str, dict[str, int]] = {"review": {}, "policy": {}}
+    protected: dict[str, int] = {}
+    for action, source, is_protected, n in result.counts:
+        counts[action] += n
+        if action != "kept":  # the audit table's rows
+            by_source[source][action] = by_source[source].get(action, 0) + n
+            if is_protected:
+                protected[action] = protected.get(action, 0) + n
+    out = {**counts, "rows": sum(counts.values()), "by_source": by_source, "protected": protected}
+    if split_col:
+        by_split: dict[str, dict[str, int]] = {}
+        for split, action, n in result.split_counts:
+            by_split.setdefault(split, {a: 0 for a in ACTIONS})[action] += n
+        out["by_split"] = dict(sorted(by_split.items()))
+    return out
+
+
+def _commit_versions(spark: SparkSession, locations: dict[str, str], run_id: str) -> dict[str, int | None]:
+    """:func:`sparknoise.jobs.tables.commit_version` of several tables in one query (their histories unioned:
+    one row per commit, never their data)."""
+    hists = [spark.sql(f"DESCRIBE HISTORY {_delta_ref(loc)}").select(F.lit(name).alias("name"), "version",
+                                                                      "userMetadata")
+             for name, loc in locations.items()]
+    union = hists[0]
+    for h in hists[1:]:
+        union = union.unionByName(h)
+    rows = (union.filter(F.get_json_object("userMetadata", "$.run_id") == run_id)
+            .groupBy("name").agg(F.max("version")).collect())  # one row per table
+    found = {r[0]: int(r[1]) for r in rows if r[1] is not None}
+    return {name: found.get(name) for name in locations}
 
 
 def run_apply(spark: SparkSession, cfg: dict, run_id: str) -> dict:
@@ -136,8 +176,8 @@ def run_apply(spark: SparkSession, cfg: dict, run_id: str) -> dict:
         raise
     timings["checks"] = round(time.perf_counter() - clock, 3)
 
-    def reviewed() -> int:
-        return 0 if reviews is None else reviews.select(id_col).distinct().count()
+    def reviewed() -> int:  # the ids with a verdict: counted with the checks
+        return result.reviewed
 
     return _write_and_record(
         spark, cfg, run_id, result, record, {**meta, "applied_run_id": run_id}, timings, clock, detect, reviewed,
@@ -197,9 +237,14 @@ def _write_and_record(spark: SparkSession, cfg: dict, run_id: str, result, recor
         t = time.perf_counter()
         write_run_rows(result.audit, out["audit"], run_id=run_id, metadata=meta, merge_schema=True)
         timings["write_audit"] = round(time.perf_counter() - t, 3)
-        versions = {name: commit_version(spark, out[name], record["run_id"]) for name in ("cleaned", "audit")}
-        counts = _counts(spark, cfg, run_id, versions)
+        t = time.perf_counter()
+        versions = _commit_versions(spark, {name: out[name] for name in ("cleaned", "audit")}, record["run_id"])
+        if result.counts is not None and (result.split_counts is not None or not cfg["apply"]["split_col"]):
+            counts = _decided_counts(result, cfg["apply"]["split_col"])  # counted before the writes: no re-read
+        else:
+            counts = _counts(spark, cfg, run_id, versions)
         counts["reviewed"] = reviewed()
+        timings["counts"] = round(time.perf_counter() - t, 3)
         record.update(status="succeeded", n_rows=counts["rows"], num_flagged=applied.get("num_flagged"),
                       classes=applied.get("classes"), n_classes=applied.get("n_classes"),
                       metrics=json.dumps({"applied_run_id": run_id, **settings, "cleaned_version": versions["cleaned"],
@@ -212,7 +257,9 @@ def _write_and_record(spark: SparkSession, cfg: dict, run_id: str, result, recor
         write_run_record(spark, out["runs"], record, timings, clock, meta)
         track(spark, cfg, "apply", record, timings)
         raise
+    t = time.perf_counter()
     write_run_record(spark, out["runs"], record, timings, clock, meta)
+    timings["runs_record"] = round(time.perf_counter() - t, 3)
     track(spark, cfg, "apply", record, timings, metrics={f"rows.{k}": v for k, v in counts.items()})
     record["timings"] = json.dumps(timings, sort_keys=True)
     log.info("apply run %s of run %s: %s in %.1fs", record["run_id"], run_id, counts, time.perf_counter() - clock)
