@@ -157,6 +157,7 @@ def main() -> None:
         sn.find_label_issues(spark.read.format("delta").load(warm)).rows.write.format("noop").mode("overwrite").save()
     validation.NATIVE_MIN_ROWS = min_rows
     results = []
+    load_start = list(os.getloadavg())  # other engineers share the machine: 1/5/15-minute load averages
     for n in [int(s) for s in args.sizes.split(",")]:
         k = args.classes
         path = os.path.join(args.data, f"probs_n{n}_k{k}")
@@ -236,6 +237,8 @@ def main() -> None:
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
+        "loadavg_start": load_start,
+        "loadavg_end": list(os.getloadavg()),
         "results": results,
     }
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
@@ -252,6 +255,7 @@ def main() -> None:
             f"{r['sparknoise_with_delta_write_s']:>8} {jobs:>11} {r.get('cleanlab_s', '-'):>11} {ratios:>16} "
             f"{r.get('flags_symmetric_difference', '-'):>10}"
         )
+    print(f"load average {load_start} -> {doc['loadavg_end']}")
     print(f"wrote {args.out}")
     spark.stop()
 

@@ -71,7 +71,7 @@ def test_confident_learning_matches_cleanlab_at_k1000_on_the_native_route(k1000,
 @pytest.mark.parametrize("filter_by", ["prune_by_noise_rate", "both"])
 def test_array_form_of_the_native_route_matches_cleanlab_with_a_histogram(frames, monkeypatch, filter_by):
     """The array forms forced at K = 10, where the cells are few enough for pass 2's selection histogram
-    (its entries as one ``transform`` over the slots) and the boundary prefilter (K = 1000 uses top-q)."""
+    (per-task bincounts) and the boundary prefilter (K = 1000 uses top-q)."""
     from sparknoise.core import row_expressions, validation
 
     monkeypatch.setattr(validation, "NATIVE_MIN_ROWS", 0)

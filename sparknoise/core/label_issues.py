@@ -5,11 +5,13 @@ validate + pass 1 (class counts, thresholds) -> pass 2 (confident joint) -> driv
 
 With at least ``validation.NATIVE_MIN_ROWS`` (500,000) rows read from files and K at most
 ``validation.NATIVE_ROUTE_MAX_CLASSES`` (64; the array forms below serve any K but measured slower
-than the Arrow passes at K = 1000) every pass is JVM-native:
-pass 1 one aggregation, pass 2 one aggregation that also counts the selection histogram (when its
-cells fit), the flags one expression per class; Python (Arrow) runs only for the selection's scans
-(the boundary scan over the rows a native bound lets through, or the per-task top-q above ~32,768
-cells). Up to ``row_expressions.NATIVE_MAX_CLASSES`` (64) the per-class expressions are unrolled for
+than the Arrow passes at K = 1000) the passes are JVM-native except where numpy does what native
+functions cannot: pass 1 one aggregation; pass 2 one aggregation, or, when the filter selects
+through a histogram whose cells fit, one ``mapInArrow`` over the label and probabilities only that
+counts the confident joint and the selection histogram as per-task dense bincounts (no row per
+candidate; confident_joint.py); the flags one expression per class; the selection's scans (the
+boundary scan over the rows a native bound lets through, or the per-task top-q above ~32,768
+cells) are Arrow. Up to ``row_expressions.NATIVE_MAX_CLASSES`` (64) the per-class expressions are unrolled for
 whole-stage code generation; above, they are array functions over K-entry arrays and the cutoffs a
 K-row table joined by broadcast (native_selection.py), so no expression grows with K.
 Otherwise passes 1 and 2 and the flags are Arrow batch functions (pass 1 also counts the
@@ -57,6 +59,13 @@ from sparknoise.errors import ConfigError, InputError
 log = logging.getLogger("sparknoise")
 
 
+def _one_task(df: DataFrame, local: bool) -> DataFrame:
+    """A local input's rows (one partition, see inputs.local_rows) kept in one task above a Python UDF,
+    whose output Spark does not know to be one partition: the aggregation or window above then needs
+    no shuffle (one Spark job instead of two). Other inputs are returned as they are."""
+    return df.coalesce(1) if local else df
+
+
 def _check_options(
     filter_by: str,
     rank_by: str,
@@ -97,8 +106,10 @@ def _given_joint(confident_joint: Any, K: int, filter_by: str) -> np.ndarray | N
 def _histogram_plan(filter_by: str, K: int, native: bool) -> selection.HistogramPlan | None:
     """Histogram every cell the filter could select from during an earlier pass, when it fits.
 
-    Native: pass 2 counts the keys in the JVM (up to TOP_Q_FACTOR x HISTOGRAM_BUDGET entries);
-    Arrow: pass 1 does, when the cells are few enough for a useful resolution per task.
+    Native: pass 2 (one ``mapInArrow`` over the label and probabilities) counts the keys into per-task
+    dense bincounts (up to TOP_Q_FACTOR x HISTOGRAM_BUDGET entries); Arrow: pass 1 does, when the
+    cells are few enough for a useful resolution per task. Both at ``selection.buckets_for`` buckets
+    per cell (5,242 for K = 10's 100 cells).
     """
     if K < 2 or filter_by not in (*PRUNE_FILTERS, *LOW_SCORE_FILTERS):
         return None
@@ -109,8 +120,7 @@ def _histogram_plan(filter_by: str, K: int, native: bool) -> selection.Histogram
             return None
     elif not selection.fusable(universe):
         return None
-    buckets = selection.native_buckets_for(n_cells) if native else selection.buckets_for(n_cells)
-    return selection.HistogramPlan(problems=tuple(universe), n_buckets=buckets)
+    return selection.HistogramPlan(problems=tuple(universe), n_buckets=selection.buckets_for(n_cells))
 
 
 def _universe(filter_by: str, K: int) -> list[selection.SelectionProblem]:
@@ -313,7 +323,7 @@ def find_label_issues(
             rank_bucket(F.col("label_quality")).alias("b"), F.col(LABEL_INDEX).alias("y")
         ).agg(F.count(F.when(F.col("is_label_issue"), F.lit(1))).alias("count"))
     else:
-        counting = annotated.flagged.groupBy(
+        counting = _one_task(annotated.flagged, prepared.local).groupBy(
             rank_bucket(F.col("label_quality")).alias("b"), F.col(LABEL_INDEX).alias("y")
         ).count()
     bucket_counts = counting.collect()  # <= RANK_BUCKETS x K summary rows
@@ -326,9 +336,10 @@ def find_label_issues(
     if annotated.cleared is not None:  # split by the constant-size tests (row_map.Annotated)
         rank, parts = with_issue_rank_split, (annotated.cleared, annotated.candidates)
     else:
-        rank, parts = with_issue_rank, (annotated.rows, annotated.flagged)
+        rank, parts = with_issue_rank, (annotated.rows, _one_task(annotated.flagged, prepared.local))
     rows = rank(*parts, flag_col="is_label_issue", score_col="label_quality", id_col=id_col,
                 offsets=bucket_offsets(per_bucket, RANK_BUCKETS))
+    rows = _one_task(rows, prepared.local)
     result = LabelIssuesResult(
         rows=drop_working_columns(rows),
         classes=profile.classes,

@@ -7,8 +7,8 @@ functions over its K slots (selection.NativeSlots: ``transform``, ``exists``), w
 have a constant size whatever K. Each runs on the executors, per row:
 
 * ``histogram_entries``: the flat histogram index (cell x buckets + bucket) of every candidate of
-  a row, as an array that pass 2 explodes and counts together with the confident joint, so the
-  histogram costs no scan of its own;
+  a row, as an array (an ``explode`` of it counts the histogram natively; pass 2 no longer does, it
+  bins the keys with numpy in per-task arrays, confident_joint.py);
 * ``boundary_prefilter``: a constant-size test that drops the rows which cannot hold a key in
   their cell's boundary bucket, before the Arrow boundary scan;
 * ``selected``: whether a row is selected in any of its cells, ``key > key*`` or

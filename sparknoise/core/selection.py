@@ -12,8 +12,8 @@ How the cutoffs are found, with no N-sized shuffle and nothing N-sized on the dr
 1. histogram: per cell, counts of candidate keys in ``B`` equal-width buckets over the key range
    (dense per task, emitted sparse, merged by a small aggregation; at most a few times
    HISTOGRAM_BUDGET entries reach the driver). An earlier pass computes it while it reads the
-   table anyway (``HistogramPlan``): native pass 2 with K <= 64 (a hash count, at most
-   NATIVE_HISTOGRAM_GROUPS cells x buckets), else the Arrow pass 1 when the cells are few; otherwise
+   table anyway (``HistogramPlan``, ``buckets_for`` buckets per cell): on the native route pass 2 (per-task
+   bincounts in its ``mapInArrow``), else the Arrow pass 1 when the cells are few; otherwise
    one ``mapInArrow`` scan over the active cells does. The driver finds, per cell, the bucket holding
    the q-th key and how many keys lie above it;
 2. boundary scan (Arrow, after an optional native prefilter that drops rows which cannot reach
@@ -55,6 +55,10 @@ MIN_BUCKETS = 64
 # histogram. Below, the histogram at MIN_BUCKETS may exceed the budget up to that factor: at K = 100
 # (9,900 cells) it measured 4x faster than top-q.
 TOP_Q_FACTOR = 4
+
+# Up to this K, prune_by_noise_rate's candidates of a batch are computed on the whole (rows, K) matrix at
+# once (n x K float64 per batch); above, class by class over the rows of that class.
+DENSE_CANDIDATES_MAX_CLASSES = 64
 
 # A candidate function maps a batch (label indices, P) to three aligned arrays:
 # row positions in the batch, cell ids, keys.
@@ -241,9 +245,10 @@ def buckets_for(n_cells: int) -> int:
     return int(np.clip(HISTOGRAM_BUDGET // max(n_cells, 1), MIN_BUCKETS, MAX_BUCKETS))
 
 
-# The native histogram is a hash count over every (row, candidate): its cost grows with the number
-# of distinct groups (10M x 10: 1.1 s per 1M rows at 22k groups, 3.4 s at 470k), so it uses
-# coarser buckets and leaves more rows to the boundary window, which sorts only those.
+# A native histogram (native_selection.histogram_entries, exploded into a hash count) costs one row per
+# (row, candidate) and grows with the number of distinct groups (10M x 10: 1.1 s per 1M rows at 22k
+# groups, 3.4 s at 470k), so it would use these coarser buckets. The library no longer counts it that way:
+# pass 2 bins the keys with numpy at buckets_for's resolution (confident_joint.py).
 NATIVE_HISTOGRAM_GROUPS = 1 << 15
 
 
@@ -411,8 +416,14 @@ def noise_rate_problem(pcm: np.ndarray, label_counts: np.ndarray, eligible: np.n
     available = np.repeat(np.asarray(label_counts, dtype=np.int64), K)
     pairs = [(k, np.flatnonzero(quotas[k * K : (k + 1) * K])) for k in range(K)]
     pairs = [(k, js) for k, js in pairs if js.size]
+    allowed = quotas.reshape(K, K) > 0  # allowed[k, j]: rows of class k are candidates of cell k*K + j
 
     def candidates(labels: np.ndarray, P: np.ndarray):
+        if K <= DENSE_CANDIDATES_MAX_CLASSES:  # one pass over the (rows, K) matrix, no loop over classes
+            sc = P[np.arange(len(labels)), labels]
+            mask = allowed[labels]
+            rows, js = np.nonzero(mask)
+            return rows, labels[rows].astype(np.int64) * K + js, (P - sc[:, None])[mask]
         rows, cells, keys = [], [], []
         for k, js in pairs:
             r = np.flatnonzero(labels == k)

@@ -96,13 +96,15 @@ def _fail(message: str, column: str) -> None:
 
 
 def num_classes_of(prepared: PreparedInput) -> int:
-    """K: len(classes), else the length of the first non-null probability row (reads one row)."""
+    """K: len(classes), else the length of the first non-null probability row (reads one row; from a
+    local input's driver-held rows, which Spark reads on the driver without a job)."""
     if prepared.classes is not None:
         return len(prepared.classes)
-    first = prepared.df.filter(F.col(PROBS).isNotNull()).select(F.size(PROBS).alias("k")).limit(1).collect()
+    frame = prepared.local_df if prepared.local_df is not None else prepared.df
+    first = frame.filter(F.col(PROBS).isNotNull()).select(F.size(PROBS).alias("k")).limit(1).collect()
     if first:
         return int(first[0]["k"])
-    if not prepared.df.limit(1).collect():
+    if not frame.limit(1).collect():
         _fail(f"the input is empty: no rows to check (label column '{prepared.label_col}'). Check input filters.",
               prepared.label_col)
     _fail(f"probability column '{prepared.probs_col}' is null in every row; compute the probabilities first.",

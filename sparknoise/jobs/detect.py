@@ -124,9 +124,10 @@ def run_detect(spark: SparkSession, cfg: dict) -> dict:
     _check_columns(cfg, df)
     excluded = audit_exclusions(spark, cfg, df)
     if excluded is not None:  # rows an audit flagged (duplicate copies, outliers, null rows) left out
-        n_before = df.count()
+        # the rows left out, counted once from the input's id column alone (the rows the anti-join drops are
+        # the ones a semi-join keeps): no count of the whole input before and after
+        excluded[1]["excluded_rows"] = df.select(inp["id_col"]).join(excluded[0], inp["id_col"], "left_semi").count()
         df = df.join(excluded[0], inp["id_col"], "left_anti")
-        excluded[1]["excluded_rows"] = n_before - df.count()
         log.info("run %s: %d rows left out by audit run %s (%s)", run_id, excluded[1]["excluded_rows"],
                  inp["exclude_run"], ", ".join(inp["exclude_types"]))
     for name in ("scored", "issues", "runs"):
