@@ -23,10 +23,12 @@ and errors only; the known-harmless ``dev.ludovic.netlib`` "no native BLAS" warn
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import sys
-from typing import Mapping
+from typing import Iterator, Mapping
 
 from pyspark.sql import SparkSession
 
@@ -112,21 +114,49 @@ def record_delta_jars(spark: SparkSession) -> None:
 
 
 def _delta_builder(app_name: str, *, local: bool) -> SparkSession.Builder:
-    """A builder with the Delta extension and catalog, the Delta jars (see :func:`delta_jars_conf`),
-    UTC, quiet console settings and, for a local JVM, the small-table Delta settings."""
+    """A builder with the Delta extension and catalog, UTC, quiet console settings and, for a local
+    JVM, the small-table Delta settings (the jars are added by :func:`_launched`)."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers use this interpreter
     builder = SparkSession.builder.appName(app_name).config("spark.sql.session.timeZone", "UTC")
-    conf = {**delta_jars_conf(), **QUIET_CONF, **DELTA_CONF, **(LOCAL_DELTA_CONF if local else {})}
+    conf = {**QUIET_CONF, **DELTA_CONF, **(LOCAL_DELTA_CONF if local else {})}
     for key, value in conf.items():
         builder = builder.config(key, value)
     return builder
 
 
+@contextlib.contextmanager
+def _resolution_lock() -> Iterator[None]:
+    """An exclusive lock on the Ivy cache while a JVM launch may resolve the Delta jars.
+
+    Two processes resolving into one Ivy cache at once corrupt each other's resolution files (seen
+    on a clean machine: two pytest workers starting together both failed with "io problem while
+    parsing ivy file ... ivy-4.4.0.xml.original (No such file or directory)" and the JVM exited).
+    Launches that find the manifest never take it; the first launch resolves while later ones wait,
+    then read the manifest it wrote.
+    """
+    os.makedirs(IVY_CACHE, exist_ok=True)
+    with open(os.path.join(IVY_CACHE, ".resolve.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _launched(builder: SparkSession.Builder) -> SparkSession:
-    """``getOrCreate()``; when this call launched the JVM (not spark-submit, not Connect), remember the jars."""
+    """``getOrCreate()`` with the Delta jars (:func:`delta_jars_conf`); when this call launches the JVM
+    (not spark-submit, not Connect) and must resolve them through Ivy, one process at a time does so
+    (:func:`_resolution_lock`) and the jars it got are remembered."""
     launches = not any(k in os.environ for k in ("PYSPARK_GATEWAY_PORT", "SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED"))
-    session = builder.getOrCreate()
-    if launches:
+    conf = delta_jars_conf()
+    if not launches or "spark.jars" in conf:
+        for key, value in conf.items():
+            builder = builder.config(key, value)
+        return builder.getOrCreate()
+    with _resolution_lock():
+        for key, value in delta_jars_conf().items():  # again: the launch we waited for may have recorded them
+            builder = builder.config(key, value)
+        session = builder.getOrCreate()
         record_delta_jars(session)
     return session
 
