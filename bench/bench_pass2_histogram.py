@@ -75,7 +75,7 @@ def main() -> None:
         return decode_pass2_codes(((int(r["code"]), int(r["count"])) for r in merged), K, plan.n_buckets)
 
     def bincount_pass(plan):
-        c = count_confident_joint(prepared, thresholds, K, histogram=plan, native=True)
+        c = count_confident_joint(prepared, thresholds, K, histogram=plan)
         return c.confident_joint, c.num_label_issues, c.histogram_entries
 
     runs, results = [], {}

@@ -52,12 +52,12 @@ def test_every_filter_matches_cleanlab_at_k1000(k1000, filter_by):
     assert_parity(sn.find_label_issues(df, filter_by=filter_by), d, filter_by, thresholds_rtol=1e-14)
 
 
-# every filter runs pass 1's row sum and pass 2's guess; the K-slot cutoff test and the histogram's array
+# every filter runs pass 1's row sum (pass 2 is numpy above 64 classes on both routes); the K-slot cutoff test and the histogram's array
 # form are covered at K = 10 below (prune_by_noise_rate at K = 1000 natively measured 167 s at load ~20).
 # The seven filters at K = 1000 are above, on the default (Arrow) route.
 def test_confident_learning_matches_cleanlab_at_k1000_on_the_native_route(k1000, monkeypatch):
     """The native route forced above 64 classes (not the default there: slower than the Arrow passes at
-    K = 1000): pass 1's row sum, pass 2's guess and the flag count as array functions over K-entry arrays
+    K = 1000): pass 1's row sum and the flags' guess and count as array functions over K-entry arrays
     (no K-deep expression: confident_learning's count used to overflow the code generator's stack)."""
     from sparknoise.core import validation
 

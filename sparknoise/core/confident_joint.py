@@ -1,8 +1,9 @@
 """The confident joint: pass 2 (a KxK count of rows by given label and confident guess) and its calibration.
 
-Pass 2 is a native hash aggregation over JVM expressions on the native route and whenever the
-classes are few (K <= 64, where the guess is unrolled; above, it is array functions), else a batch
-map (``mapInArrow``) with per-task KxK partial counts. On the native route, when the selection
+Pass 2 is a native hash aggregation over JVM expressions whenever the classes are few (K <= 64,
+where the guess is unrolled and compiled by whole-stage code generation), else a batch map
+(``mapInArrow``) with per-task KxK partial counts, on either route: above 64 classes the guess as
+array functions (which Spark interprets) measured 162.8 s at 200,000 x 1000 against 34.9 s in numpy. On the native route, when the selection
 needs a histogram (selection.HistogramPlan), pass 2 is instead one ``mapInArrow`` over the label and
 probabilities that counts the confident joint and the histogram into per-task dense arrays
 (``np.bincount``, cells x buckets + 2K² longs per task, run on the executors), summed by a small
@@ -75,20 +76,18 @@ def confident_joint_fn(thresholds: np.ndarray, num_classes: int):
 
 def count_confident_joint(
     prepared: PreparedInput, thresholds: np.ndarray, num_classes: int, histogram: HistogramPlan | None = None,
-    *, native: bool = False,
 ) -> ConfidentJointCounts:
     """Pass 2 over the table: at most K² merged counts reach the driver.
 
     ``histogram`` (the native route) also counts the selection keys in the same scan, one
     ``mapInArrow`` (:func:`confident_joint_histogram_fn`; at most 2K² + the histogram's cells x
     buckets rows per task and to the driver).
-    ``native``: the native aggregation at any K (the native route); else only up to NATIVE_MAX_CLASSES.
     """
     started = time.perf_counter()
     K = num_classes
     if histogram is not None:
         return _with_histogram(prepared, thresholds, K, histogram, started)
-    if native or num_classes <= row_expressions.NATIVE_MAX_CLASSES:  # native expressions + hash aggregation
+    if num_classes <= row_expressions.NATIVE_MAX_CLASSES:  # native expressions + hash aggregation
         probs, label = F.col(PROBS), F.col(LABEL_INDEX)
         guess = row_expressions.guessed_true_label(probs, np.asarray(thresholds, dtype=np.float64) - CONFIDENT_SLACK)
         off = (guess != label) & ~row_expressions.keep_out(probs, label, num_classes)

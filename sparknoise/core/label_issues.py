@@ -274,7 +274,7 @@ def find_label_issues(
     thresholds = confident_thresholds(profile.label_counts, profile.self_confidence_sums)
 
     if given_joint is None:
-        counts = count_confident_joint(prepared, thresholds, K, histogram=histogram if native else None, native=native)
+        counts = count_confident_joint(prepared, thresholds, K, histogram=histogram if native else None)
         lap("confident_joint")
         calibrated = calibrate_confident_joint(clip_diagonal(counts.confident_joint), profile.label_counts)
     else:  # cleanlab uses a given joint as it is; pass 2 is not needed
