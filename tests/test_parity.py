@@ -294,3 +294,14 @@ def test_given_confident_joint_matches_cleanlab(spark, monkeypatch, filter_by, o
     np.testing.assert_allclose(res.noise_matrix, nm, rtol=0, atol=1e-15)
     np.testing.assert_allclose(res.prior, py, rtol=0, atol=1e-15)
     assert res.num_label_issues == cc.num_label_issues(y, P, confident_joint=cj, estimation_method="off_diagonal_custom")
+
+
+# A frame built from local data (pandas: what a notebook holds) takes its own forms: one partition, the
+# histogram at 256 buckets per cell, pass 2 and the row map as Arrow batch functions, the selection's window
+# in one task. Each filter once on it, with a non-default score for the Arrow row map's other branches.
+@pytest.mark.parametrize("filter_by, rank_by", [(f, r) for f, r in zip(FILTERS, RANKS * 3)])
+def test_every_filter_matches_cleanlab_on_a_frame_from_pandas(spark, filter_by, rank_by):
+    d = dataset("k5_imbalanced")
+    df = spark.createDataFrame(d.to_pandas())
+    assert df.isLocal()
+    assert_parity(sn.find_label_issues(df, filter_by=filter_by, rank_by=rank_by), d, filter_by, rank_by)

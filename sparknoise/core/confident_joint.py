@@ -76,8 +76,13 @@ def confident_joint_fn(thresholds: np.ndarray, num_classes: int):
 
 def count_confident_joint(
     prepared: PreparedInput, thresholds: np.ndarray, num_classes: int, histogram: HistogramPlan | None = None,
+    *, arrow: bool = False,
 ) -> ConfidentJointCounts:
     """Pass 2 over the table: at most K² merged counts reach the driver.
+
+    ``arrow``: the ``mapInArrow`` form at any K (for frames built from local data: building the K-term
+    guess expression costs the driver ~0.1 s of Python-to-JVM calls, more than numpy takes on a few
+    thousand rows).
 
     ``histogram`` (the native route) also counts the selection keys in the same scan, one
     ``mapInArrow`` (:func:`confident_joint_histogram_fn`; at most 2K² + the histogram's cells x
@@ -87,7 +92,7 @@ def count_confident_joint(
     K = num_classes
     if histogram is not None:
         return _with_histogram(prepared, thresholds, K, histogram, started)
-    if num_classes <= row_expressions.NATIVE_MAX_CLASSES:  # native expressions + hash aggregation
+    if num_classes <= row_expressions.NATIVE_MAX_CLASSES and not arrow:  # native expressions + hash aggregation
         probs, label = F.col(PROBS), F.col(LABEL_INDEX)
         guess = row_expressions.guessed_true_label(probs, np.asarray(thresholds, dtype=np.float64) - CONFIDENT_SLACK)
         off = (guess != label) & ~row_expressions.keep_out(probs, label, num_classes)

@@ -55,6 +55,9 @@ MIN_BUCKETS = 64
 # histogram. Below, the histogram at MIN_BUCKETS may exceed the budget up to that factor: at K = 100
 # (9,900 cells) it measured 4x faster than top-q.
 TOP_Q_FACTOR = 4
+# Up to this many active cells the selection's per-cell quotas go to the executors as one map literal;
+# above (K in the hundreds), as a broadcast table.
+NEED_LITERAL_MAX_CELLS = 4096
 
 # Up to this K, prune_by_noise_rate's candidates of a batch are computed on the whole (rows, K) matrix at
 # once (n x K float64 per batch); above, class by class over the rows of that class.
@@ -340,12 +343,15 @@ def find_cutoffs(
     id_type: T.DataType,
     histogram: np.ndarray | None = None,
     boundary_prefilter: Callable[[np.ndarray, int], Column] | None = None,
+    one_task: bool = False,
 ) -> Cutoffs:
     """Exact cutoffs for every cell of ``problem``; ``source`` has columns (label index, probs, id).
 
     ``histogram`` (n_cells, n_buckets), when an earlier pass already counted the keys, saves one
     scan. ``boundary_prefilter(boundary, n_buckets)``, when given, is a native condition that every
     row with a key in its cell's boundary bucket meets: the boundary scan reads only those rows.
+    ``one_task``: ``source`` is one partition (a frame built from local data): the candidates stay in
+    that task, so the window needs no shuffle (one Spark job instead of two).
     """
     started = time.perf_counter()
     quotas = np.asarray(problem.quotas, dtype=np.int64)
@@ -381,14 +387,18 @@ def find_cutoffs(
         scanned = source if boundary_prefilter is None else source.filter(boundary_prefilter(boundary, n_buckets))
         rows = scanned.mapInArrow(_boundary_fn(problem, num_classes, n_buckets, boundary), schema)
         method = f"{n_buckets} buckets each, {method_rows:,} boundary keys"
-    need_df = spark.createDataFrame([(c, n) for c, n in need.items()], "cell int, need long")  # K(K-1)-sized
-    picked = (
-        rows.withColumn("rn", F.row_number().over(order))
-        .join(F.broadcast(need_df), "cell")
-        .filter(F.col("rn") == F.col("need"))
-        .select("cell", "key", "id")
-        .collect()
-    )  # one row per active cell
+    if one_task:
+        rows = rows.coalesce(1)
+    ranked = rows.withColumn("rn", F.row_number().over(order))
+    if len(need) <= NEED_LITERAL_MAX_CELLS:
+        # the quotas as one map literal (parsed by the JVM in one call): a table of them built on the
+        # driver is an RDD scan in classic Spark, whose broadcast costs a Spark job of its own
+        need_map = F.expr("map(" + ", ".join(f"{int(c)}, {int(n)}L" for c, n in need.items()) + ")")
+        ranked = ranked.filter(F.col("rn") == F.element_at(need_map, F.col("cell")))
+    else:
+        need_df = spark.createDataFrame([(c, n) for c, n in need.items()], "cell int, need long")  # K(K-1)-sized
+        ranked = ranked.join(F.broadcast(need_df), "cell").filter(F.col("rn") == F.col("need"))
+    picked = ranked.select("cell", "key", "id").collect()  # one row per active cell
     for r in picked:
         key_star[r["cell"]] = r["key"]
         id_star[r["cell"]] = r["id"]
