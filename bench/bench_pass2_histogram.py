@@ -72,7 +72,8 @@ def main() -> None:
         merged = (prepared.df.select(label, probs, guess.alias("guess"), off.alias("off"))
                   .select(F.explode(codes).alias("code")).filter(F.col("code").isNotNull())
                   .groupBy("code").count().collect())  # benchmark-only, as the library's bound
-        return decode_pass2_codes(((int(r["code"]), int(r["count"])) for r in merged), K, plan.n_buckets)
+        return decode_pass2_codes([int(r["code"]) for r in merged], [int(r["count"]) for r in merged], K,
+                                  plan.n_buckets)
 
     def bincount_pass(plan):
         c = count_confident_joint(prepared, thresholds, K, histogram=plan)

@@ -242,7 +242,7 @@ def _driver_collects(name: str, text: str):
             continue
         for node in ast.walk(func):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-                if node.func.attr in ("collect", "first", "toPandas", "toLocalIterator"):
+                if node.func.attr in ("collect", "first", "toArrow", "toPandas", "toLocalIterator"):
                     yield f"{name}:{func.name}", node.func.attr, node.lineno
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -41,7 +42,7 @@ class ConfidentJointCounts:
 
     confident_joint: np.ndarray  # (K, K) int64, given label on rows, no clip, no calibration
     num_label_issues: int  # cleanlab's num_label_issues(estimation_method='off_diagonal')
-    histogram_entries: list = field(default_factory=list)  # (flat cell, bucket, count) when asked for
+    histogram_entries: Any = field(default_factory=list)  # (flat cell, bucket, count) rows when asked for
 
 
 def confident_joint_fn(thresholds: np.ndarray, num_classes: int):
@@ -152,36 +153,39 @@ def confident_joint_histogram_fn(thresholds: np.ndarray, num_classes: int, plan:
     return counts
 
 
-def decode_pass2_codes(counted, K: int, n_buckets: int) -> tuple:
+def decode_pass2_codes(codes, counts, K: int, n_buckets: int) -> tuple:
     """Driver, summary-sized: split pass 2's merged ``(code, count)`` pairs into the K x K confident joint,
-    the off-diagonal issue count and the histogram entries ``(cell, bucket, count)``. A code ``>= 0`` is a
-    histogram slot ``cell x n_buckets + bucket``; a negative code is ``-1 - ((given x K + guess) x 2 + off)``."""
-    cj = np.zeros((K, K), dtype=np.int64)
-    issues = 0
-    entries: list = []
-    for code, n in counted:
-        if code >= 0:
-            entries.append((code // n_buckets, code % n_buckets, n))
-        else:
-            cell, is_off = divmod(-1 - code, 2)
-            cj[cell // K, cell % K] += n
-            issues += n * is_off
-    return cj, issues, entries
+    the off-diagonal issue count and the histogram entries (an (m, 3) int64 array of cell, bucket, count).
+    A code ``>= 0`` is a histogram slot ``cell x n_buckets + bucket``; a negative code is
+    ``-1 - ((given x K + guess) x 2 + off)``. Vectorised: a 1M x 10 pass sends ~470,000 pairs."""
+    codes = np.asarray(codes, dtype=np.int64)
+    counts = np.asarray(counts, dtype=np.int64)
+    own = codes < 0
+    cell_off = -1 - codes[own]
+    cell, is_off = cell_off // 2, cell_off % 2
+    cj = np.zeros(K * K, dtype=np.int64)
+    np.add.at(cj, cell, counts[own])
+    issues = int((counts[own] * is_off).sum())
+    hist = codes[~own]
+    entries = np.stack([hist // n_buckets, hist % n_buckets, counts[~own]], axis=1)
+    return cj.reshape(K, K), issues, entries
 
 
 def _with_histogram(prepared: PreparedInput, thresholds: np.ndarray, K: int, plan: HistogramPlan,
                     started: float) -> ConfidentJointCounts:
     """Pass 2 and the selection histogram in one ``mapInArrow`` over the label and probabilities only:
     per-task dense bincounts (no row per candidate), summed by a hash aggregation of at most
-    2K² + cells x buckets codes per task."""
+    2K² + cells x buckets codes per task, brought to the driver as Arrow (not as Row objects: at
+    1M x 10 that is ~470,000 pairs)."""
     merged = (
         prepared.df.select(LABEL_INDEX, PROBS)
         .mapInArrow(confident_joint_histogram_fn(thresholds, K, plan), "code long, n long")
         .groupBy("code")
         .agg(F.sum("n").alias("n"))
-        .collect()
+        .toArrow()
     )  # <= 2K² + the histogram's cells x buckets rows
-    cj, issues, entries = decode_pass2_codes(((int(r["code"]), int(r["n"])) for r in merged), K, plan.n_buckets)
+    cj, issues, entries = decode_pass2_codes(merged.column("code").to_numpy(), merged.column("n").to_numpy(), K,
+                                             plan.n_buckets)
     log.info("confident joint and selection histogram (%d buckets per cell) counted in %.1fs", plan.n_buckets,
              time.perf_counter() - started)
     return ConfidentJointCounts(confident_joint=cj, num_label_issues=issues, histogram_entries=entries)

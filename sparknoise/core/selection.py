@@ -287,11 +287,12 @@ class HistogramPlan:
             parts.append((cells + offset) * self.n_buckets + _buckets(keys, self.n_buckets))
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
-    def split(self, entries: list[tuple[int, int, int]]) -> list[np.ndarray]:
-        """Dense (n_cells, n_buckets) histograms per problem from (flat cell, bucket, count) rows."""
+    def split(self, entries) -> list[np.ndarray]:
+        """Dense (n_cells, n_buckets) histograms per problem from (flat cell, bucket, count) rows (a list of
+        triples or an (m, 3) integer array)."""
         dense = np.zeros((self.n_cells, self.n_buckets), dtype=np.int64)
-        for cell, bucket, n in entries:
-            dense[cell, bucket] += n
+        rows = np.asarray(entries, dtype=np.int64).reshape(-1, 3)
+        np.add.at(dense, (rows[:, 0], rows[:, 1]), rows[:, 2])
         return [dense[o : o + p.n_cells] for o, p in zip(self.offsets, self.problems)]
 
 
