@@ -220,10 +220,13 @@ def run_datalab(path: str, out: str, *, cap_gb: float, budget_min: float, types:
     rd = threading.Thread(target=reader, daemon=True)
     rd.start()
     peak = 0
+    cpu = 0.0  # the child's user + system CPU seconds (a contended run's wall time overstates its work)
     child = psutil.Process(proc.pid)
     while proc.poll() is None:
         try:
             peak = max(peak, sum(p.memory_info().rss for p in [child, *child.children(recursive=True)]))
+            t = child.cpu_times()
+            cpu = max(cpu, t.user + t.system)
         except psutil.Error:
             pass
         if time.perf_counter() - t0 > budget_min * 60:
@@ -235,6 +238,7 @@ def run_datalab(path: str, out: str, *, cap_gb: float, budget_min: float, types:
     rd.join(timeout=5)
     res["wall_s"] = round(time.perf_counter() - t0, 1)
     res["peak_rss_sampled_mb"] = round(peak / 2**20)
+    res["cpu_s_sampled"] = round(cpu, 1)
     res["load_after"] = load()
     if "error" not in res and proc.returncode != 0:
         tail = [x for x in res["log"] if x.strip()][-3:]
@@ -472,6 +476,47 @@ def spark_table(spark, n: int, *, partitions: int, seed: int = 11):
     return df.select("id", *feats, split.alias("split"))
 
 
+def measured_recall(spark, res, path: str, cols: list, sample: int) -> dict:
+    """recall@k of the search that ran, against exact brute force (numpy, in this process) for ``sample``
+    query rows (ids spread evenly over the table, planted copies included as they fall): the whole
+    feature matrix is read from the Parquet folder with pyarrow (N x 32 doubles), the queries' exact k
+    nearest neighbours by the same metric (self excluded), and the neighbour lists the search returned
+    for those ids (``res._knn``, benchmark only). Distances tie rarely in continuous features; a tie at
+    the k-th distance counts as a miss here."""
+    import glob
+
+    import pyarrow.parquet as pq
+    from pyspark.sql import functions as F
+
+    k, metric = res.search["k"], res.search["metric"]
+    table = pq.read_table(sorted(glob.glob(os.path.join(path, "*.parquet"))), columns=["id", *cols])
+    ids = table.column("id").to_numpy()
+    X = np.column_stack([table.column(c).to_numpy() for c in cols]).astype(np.float64)
+    del table
+    if metric == "cosine":
+        norms = np.linalg.norm(X, axis=1)
+        norms[norms == 0] = 1.0
+        X /= norms[:, None]
+    picks = np.linspace(0, len(ids) - 1, sample).astype(np.int64)
+    truth = {}
+    for s in range(0, len(picks), 64):
+        rows = picks[s:s + 64]
+        if metric == "cosine":
+            D = 1.0 - X[rows] @ X.T
+        else:
+            D = np.sqrt(((X[rows][:, None, :] - X[None, :, :]) ** 2).sum(-1))
+        D[np.arange(len(rows)), rows] = np.inf
+        part = np.argpartition(D, k, axis=1)[:, :k]
+        for t, r in enumerate(rows):
+            truth[int(ids[r])] = set(ids[part[t]].tolist())
+    del X
+    got = {int(r[0]): set(r[1]) for r in res._knn.filter(F.col("__au_id").isin(list(truth)))
+           .select("__au_id", "nn_ids").collect()}
+    hits = [len(truth[i] & got.get(i, set())) / k for i in truth]
+    return {"queries": len(truth), "k": k, "recall_at_k": round(float(np.mean(hits)), 4),
+            "queries_with_all_k": int(sum(h == 1.0 for h in hits))}
+
+
 def planted_scale(n: int) -> dict:
     blocks = np.arange(0, n - 2, 200, dtype=np.int64)
     leak = (blocks // 200) % 2 == 0
@@ -510,6 +555,11 @@ def scale(args) -> None:
         t = time.perf_counter()
         doc["planted_found"] = planted_found(spark, res, planted)
         doc["planted_check_s"] = round(time.perf_counter() - t, 1)
+    if args.recall_sample:
+        t = time.perf_counter()
+        doc["measured_recall"] = measured_recall(spark, res, path, cols, args.recall_sample)
+        doc["measured_recall"]["seconds"] = round(time.perf_counter() - t, 1)
+        print("measured recall:", doc["measured_recall"], flush=True)
     doc["sparknoise"]["peak_rss_mb"] = round(rss.peak / 2**20)
     doc["sparknoise"]["heap_peak_mb"] = round(heap.peak / 2**20)
     doc["load_after"] = load()
@@ -543,6 +593,8 @@ def main() -> None:
     ap.add_argument("--datalab-types", default=None,
                     help="comma list: run Datalab on these types only (its result file is named after them)")
     ap.add_argument("--n-probe", type=int, default=None, help="scale mode: the search's n_probe (None: default)")
+    ap.add_argument("--recall-sample", type=int, default=0,
+                    help="scale mode: measure recall@k against numpy brute force for this many query rows")
     args = ap.parse_args()
     if args.rows is None:
         args.rows = 1_000_000 if args.mode == "compare" else 10_000_000
