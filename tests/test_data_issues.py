@@ -245,3 +245,31 @@ def test_apply_drops_duplicates_within_a_split_and_train_side_leakage(spark, res
     assert set(plain["id"]) == {m for r in sets.collect() for m in r["members"][1:]}
     with pytest.raises(ConfigError, match="drop_leakage 'test' is unknown"):
         sn.apply_data_issues(frame, leakage=result.leakage(), drop_leakage="test")
+
+
+def test_exact_quantiles_equal_numpy_with_ties_and_a_missed_bracket(spark, monkeypatch):
+    """The bounded-memory quantiles give numpy's bits: ties (many zeros, as exact duplicates' distances),
+    odd and even counts, and a first bracket that misses its rank (widened and retried)."""
+    from pyspark.sql import functions as F
+
+    from sparknoise.audit import quantiles
+
+    rng = np.random.default_rng(3)
+    values = np.concatenate([np.zeros(400), rng.gamma(2.0, 0.3, 1601), np.full(50, 0.25)])
+    values = rng.permutation(values)
+    qs = [0.25, 0.75, "median", 0.0, 1.0, 0.1]
+    for v in (values, values[1:]):  # odd, then even count
+        frame = spark.createDataFrame(pd.DataFrame({"v": v})).repartition(3)
+        got = quantiles.numpy_quantiles(frame, F.col("v"), qs, len(v))
+        expected = [float(np.median(v)) if q == "median" else float(np.percentile(v, 100 * q)) for q in qs]
+        assert got == expected
+    real = quantiles._brackets
+    calls = []
+
+    def narrow_first(df, ranks, n, eps):  # a bracket that cannot hold the rank, the first time only
+        calls.append(eps)
+        return [(5.0, 6.0)] * len(ranks) if len(calls) == 1 else real(df, ranks, n, eps)
+
+    monkeypatch.setattr(quantiles, "_brackets", narrow_first)
+    assert quantiles.numpy_quantiles(frame, F.col("v"), [0.75], len(v)) == [float(np.percentile(v, 75))]
+    assert calls == [1 / quantiles.ACCURACY, quantiles.WIDEN / quantiles.ACCURACY]

@@ -229,7 +229,7 @@ def find_data_issues(
                      f" (auto: exact up to max_exact_rows={max_exact_rows:,})" if neighbors == "auto" else "")
             knn = materialised(lazy, scratch, "audit.knn")
         lap("knn")
-        stats = issues.neighbour_stats(knn, k)
+        stats = issues.neighbour_stats(knn, k, inp.n_rows)
         lap("knn_stats")
         if "outlier" in types:
             parts.append(issues.outlier_from_knn(knn, k, metric, stats))
@@ -248,7 +248,7 @@ def find_data_issues(
     elif "outlier" in types:
         thresholds = (label_result.thresholds if label_result is not None
                       else issues.class_thresholds(inp, probs))
-        parts.append(issues.outlier_from_probs(inp.df, probs, thresholds))
+        parts.append(issues.outlier_from_probs(inp.df, probs, thresholds, inp.n_rows))
     if "outlier" in types and not knn_types:
         lap("outlier")
     if "class_imbalance" in types:

@@ -45,6 +45,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparknoise.audit.inputs import ID, LABEL, AuditInput, X
+from sparknoise.audit.quantiles import numpy_quantiles
 from sparknoise.core.estimates import confident_thresholds
 from sparknoise.core.label_issues import adjusted_probs
 from sparknoise.errors import ConfigError, InputError
@@ -75,19 +76,12 @@ def _mean(values: Column, k: int) -> Column:
     return F.aggregate(values, F.lit(0.0), lambda acc, v: acc + v) / F.lit(float(k))
 
 
-def _quantiles(df: DataFrame, column: Column, qs: Sequence[float]) -> list[float]:
-    row = df.agg(F.percentile(column, F.array(*[F.lit(q) for q in qs])).alias("q")).collect()[0]  # one row
-    return [float(v) for v in row["q"]]
-
-
-def neighbour_stats(knn: DataFrame, k: int) -> dict[str, float]:
-    """Quartiles of the average kNN distance and the median nearest distance (one aggregation)."""
-    row = knn.agg(
-        F.percentile(_mean(F.col("nn_dists"), k), F.array(F.lit(0.25), F.lit(0.5), F.lit(0.75))).alias("avg"),
-        F.percentile(F.col("nn_dists")[0], F.lit(0.5)).alias("nn"),
-    ).collect()[0]  # one aggregate row
-    q1, q2, q3 = (float(v) for v in row["avg"])
-    return {"q1": q1, "median_avg": q2, "q3": q3, "median_nn": float(row["nn"])}
+def neighbour_stats(knn: DataFrame, k: int, n_rows: int) -> dict[str, float]:
+    """Quartiles and median of the average kNN distance (``np.percentile`` 25 / 75, ``np.median``) and the
+    median nearest distance, exactly as numpy gives them (``sparknoise.audit.quantiles``: bounded memory)."""
+    q1, q3, median_avg = numpy_quantiles(knn, _mean(F.col("nn_dists"), k), [0.25, 0.75, "median"], n_rows)
+    (median_nn,) = numpy_quantiles(knn, F.col("nn_dists")[0], ["median"], n_rows)
+    return {"q1": q1, "median_avg": median_avg, "q3": q3, "median_nn": median_nn}
 
 
 def outlier_from_knn(knn: DataFrame, k: int, metric: str, stats: dict[str, float]) -> IssueColumns:
@@ -142,9 +136,9 @@ def class_thresholds(inp: AuditInput, probs: Column) -> np.ndarray:
     return confident_thresholds(counts, sums)
 
 
-def outlier_from_probs(df: DataFrame, probs: Column, thresholds: np.ndarray) -> IssueColumns:
+def outlier_from_probs(df: DataFrame, probs: Column, thresholds: np.ndarray, n_rows: int) -> IssueColumns:
     scored = df.select(F.col(ID), ood_scores(probs, thresholds).alias("outlier_score"))
-    (median,) = _quantiles(scored, F.col("outlier_score"), [0.5])
+    (median,) = numpy_quantiles(scored, F.col("outlier_score"), ["median"], n_rows)
     issue_threshold = OUTLIER_PROBS_THRESHOLD * median
     rows = scored.select(F.col(ID), (F.col("outlier_score") < F.lit(issue_threshold)).alias("is_outlier_issue"),
                          "outlier_score")
