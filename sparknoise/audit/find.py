@@ -150,8 +150,10 @@ def find_data_issues(
     search is exact. The search that ran is logged at INFO on the ``sparknoise`` logger and recorded in
     ``result.search`` and ``result.summary().attrs["search"]`` (``kind`` exact / approximate / none,
     metric, k, rows, features; for approximate also n_cells, n_probe, the centroid fit and the cell
-    sizes, and with tuned probes the recall target, the estimated recall and its sample size). The neighbour lists are materialised once (``localCheckpoint``, or a Delta table under
-    ``scratch``).
+    sizes, and with tuned probes the recall target, the estimated recall and its sample size). The neighbour lists,
+    the exact-duplicate groups, the duplicate-set edges and ``rows`` are materialised once each
+    (``localCheckpoint``, or Delta tables under ``scratch``), so ``duplicate_sets()`` and ``leakage()`` read them
+    rather than hash or search the input again.
 
     Returns:
         a :class:`DataIssuesResult`: ``rows`` (materialised, one row per input row), ``summary()`` (per type:
@@ -235,7 +237,8 @@ def find_data_issues(
             parts.append(issues.outlier_from_knn(knn, k, metric, stats))
         if "near_duplicate" in types:
             nd = issues.near_duplicate(knn, stats)
-            exact = exact_nn.exact_duplicate_groups(inp.df)
+            # the rows with an identical twin, computed once: the sets, leakage() and duplicate_sets() read them
+            exact = materialised(exact_nn.exact_duplicate_groups(inp.df), scratch, "audit.exact_groups")
             near = issues.near_duplicate_edges(knn, nd.info["radius"])
             set_edges = materialised(duplicates.all_edges(near, duplicates.exact_stars(exact)), scratch,
                                      "audit.duplicate_edges")
