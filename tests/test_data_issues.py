@@ -240,6 +240,11 @@ def test_apply_drops_duplicates_within_a_split_and_train_side_leakage(spark, res
     assert (audit["action"] == "removed").all() and (audit["source"] == "policy").all()
     assert applied.cleaned.count() == len(data["pdf"]) - len(audit)
     assert applied.summary()["removed"] == len(audit)
+    # the same through apply_cleaning given the audit result (split column and sets taken from it)
+    via = sn.apply_cleaning(frame, data_issues=result).audit.toPandas()
+    assert set(via["id"]) == set(audit.index) and set(via["issue_type"]) == set(audit["issue_type"])
+    with pytest.raises(ConfigError, match="two calls"):
+        sn.apply_cleaning(frame, frame, data_issues=result)
     # without a split: the first member of each set is kept, leakage left alone
     plain = sn.apply_data_issues(frame, duplicate_sets=sets, drop_leakage="none").audit.toPandas()
     assert set(plain["id"]) == {m for r in sets.collect() for m in r["members"][1:]}

@@ -39,7 +39,7 @@ ALLOWED_COLLECTS = {
     "ml/cross_validation.py:cross_val_predict_proba": "limit(1): one unknown label for the message",
     "jobs/demo.py:run_demo": "one aggregate row",
     "cleaning/apply.py:_check_verdicts": "one aggregate row (<= 3 example ids per problem)",
-    "cleaning/apply.py:summary": "<= 4 actions x 3 sources counts",
+    "cleaning/result.py:summary": "<= 4 actions x 3 sources counts",
     "cleaning/apply.py:_verdict_summary": "one aggregate row (counts and an id checksum)",
     "cleaning/apply.py:_decided_summary": "<= 4 actions x 4 sources x 2 x splits count rows (and id checksums)",
     "jobs/apply.py:_counts": "<= 3 + 12 counts, splits x 4 counts",

@@ -54,13 +54,14 @@ re-reads ``scored``, as before. Spark Connect safe; nothing row-level reaches th
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, Row, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from sparknoise.cleaning.data_issues import apply_data_issues
+from sparknoise.cleaning.result import _ACTION, _PROTECTED, _SOURCE, ACTIONS, CleaningResult
 from sparknoise.core.inputs import unfolded
 from sparknoise.errors import ConfigError, InputError
 from sparknoise.storage import materialised
@@ -68,42 +69,10 @@ from sparknoise.storage import materialised
 DECISIONS = ("keep", "relabel", "remove")
 UNREVIEWED_POLICIES = ("remove", "downweight", "relabel", "keep")
 PROTECT_MODES = ("all", "policy")
-ACTIONS = ("kept", "relabeled", "downweighted", "removed")
 VERDICT_COLUMNS = ("decision", "new_label", "reviewer", "note", "reviewed_at", "imported_at")
 
 _V = "__sn_v_"  # prefix of the verdict columns after the join
-_ACTION = "__sn_action"
-_SOURCE = "__sn_source"
-_PROTECTED = "__sn_protected"
 _NEW = "__sn_new_label"
-
-
-@dataclass(frozen=True)
-class CleaningResult:
-    """What :func:`apply_cleaning` decided. Both frames read the materialised decided rows (one read of ``scored``)."""
-
-    cleaned: DataFrame
-    audit: DataFrame
-    decided: DataFrame  # every scored row's id, action, source and protected flag (removed rows included)
-    counts: tuple[tuple[str, str, bool, int], ...] | None = None  # (action, source, protected, rows), computed once
-    reviewed: int | None = None  # the ids with a verdict (counted with the checks)
-    split_counts: tuple[tuple[str, str, int], ...] | None = None  # (split as a string, action, rows) with split_col
-
-    def summary(self) -> dict[str, Any]:
-        """Counts per action, per (source, action) and of protected rows per action (counted with the checks)."""
-        counts = {a: 0 for a in ACTIONS}
-        by_source: dict[str, dict[str, int]] = {"review": {}, "policy": {}, "none": {}}
-        protected: dict[str, int] = {}
-        rows = self.counts
-        if rows is None:  # <= 4 x 3 x 2 rows
-            rows = tuple(tuple(r) for r in self.decided.groupBy(_ACTION, _SOURCE, _PROTECTED).count().collect())
-        for action, source, is_protected, n in rows:
-            counts[action] += n
-            by_source[source][action] = by_source[source].get(action, 0) + n
-            if is_protected:
-                protected[action] = protected.get(action, 0) + n
-        return {**counts, "rows": sum(counts.values()),
-                "reviewed": sum(by_source["review"].values()), "by_source": by_source, "protected": protected}
 
 
 def latest_verdicts(reviews: DataFrame, id_col: str) -> DataFrame:
@@ -200,6 +169,24 @@ def _decided_summary(decided: DataFrame, id_col: str, split_col: str | None
             tuple((*k, n) for k, n in sorted(by_split.items())) if split_col else None)
 
 
+def _apply_audit(table: DataFrame, result: Any, *, id_col: str, reviews, issues, split_col, drop_duplicates: str,
+                 drop_leakage: str, train_split: str, applied_at) -> CleaningResult:
+    """``apply_cleaning(table, data_issues=result)``: the audit's sets and pairs through apply_data_issues."""
+    if reviews is not None or issues is not None:
+        raise ConfigError("apply_cleaning got data_issues= and label verdicts (reviews= / issues=); apply the audit "
+                          "and the label verdicts in two calls.")
+    types = tuple(getattr(result, "issue_types", ()))
+    if not hasattr(result, "duplicate_sets") or not hasattr(result, "leakage"):
+        raise ConfigError(f"data_issues= takes the result of find_data_issues, not {type(result).__name__}.")
+    split = split_col if split_col is not None else getattr(result, "split_col", None)
+    has_sets = "near_duplicate" in types
+    return apply_data_issues(
+        table, id_col=id_col, duplicate_sets=result.duplicate_sets() if has_sets else None,
+        leakage=result.leakage() if has_sets and getattr(result, "split_col", None) is not None else None,
+        drop_duplicates=drop_duplicates, drop_leakage=drop_leakage, split_col=split, train_split=train_split,
+        applied_at=applied_at)
+
+
 def apply_cleaning(
     scored: DataFrame,
     reviews: DataFrame | None = None,
@@ -217,8 +204,20 @@ def apply_cleaning(
     filter_by: str | None = None,
     applied_at: dt.datetime | None = None,
     scratch: str | None = None,
+    data_issues: Any = None,
+    drop_duplicates: str = "keep_first",
+    drop_leakage: str = "train",
+    train_split: str = "train",
 ) -> CleaningResult:
     """Apply verdicts (``reviews``) and the ``unreviewed`` policy to scored rows; see the module docstring.
+
+    Given ``data_issues`` (the result of :func:`sparknoise.find_data_issues`) instead of verdicts, the
+    audit is acted on: ``scored`` is then the audited table itself and the call is
+    :func:`sparknoise.apply_data_issues` with that result's ``duplicate_sets()`` (when near_duplicate ran)
+    and ``leakage()`` (when it ran with a ``split_col``), ``split_col`` (default: the audit's),
+    ``drop_duplicates`` (keep_first | none), ``drop_leakage`` (train | none) and ``train_split``.
+    Label verdicts and an audit are applied in two calls: ``reviews``/``issues`` with ``data_issues``
+    is a :class:`ConfigError`.
 
     Args:
         scored: every row with ``is_label_issue``, ``predicted_label`` (the suggested label),
@@ -249,6 +248,10 @@ def apply_cleaning(
     Returns:
         a :class:`CleaningResult` with ``cleaned``, ``audit`` and ``summary()``.
     """
+    if data_issues is not None:
+        return _apply_audit(scored, data_issues, id_col=id_col, reviews=reviews, issues=issues, split_col=split_col,
+                            drop_duplicates=drop_duplicates, drop_leakage=drop_leakage, train_split=train_split,
+                            applied_at=applied_at)
     if unreviewed not in UNREVIEWED_POLICIES:
         raise ConfigError(f"unreviewed {unreviewed!r} is unknown; use one of {list(UNREVIEWED_POLICIES)}")
     if not isinstance(downweight, (int, float)) or not 0 < downweight <= 1:

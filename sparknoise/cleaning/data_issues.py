@@ -34,7 +34,7 @@ import datetime as dt
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from sparknoise.cleaning.apply import _ACTION, _PROTECTED, _SOURCE, CleaningResult
+from sparknoise.cleaning.result import _ACTION, _PROTECTED, _SOURCE, CleaningResult
 from sparknoise.errors import ConfigError, InputError
 
 DROP_DUPLICATES = ("keep_first", "none")
