@@ -85,6 +85,28 @@ def test_approximate_search_recall_and_planted_duplicates(spark, planted, caplog
     assert all(np.all(np.diff(v) >= 0) for v in approx["nn_dists"])
 
 
+def test_exact_duplicates_on_the_approximate_path(spark):
+    """Identical rows under neighbors="approximate": a group of 13 (more than k + 1: beyond any one kNN list)
+    is one exact set, every member flagged at distance 0; its cross-split pairs are all in leakage()."""
+    feats, _, _ = _clustered(600, 6, seed=3)
+    group = np.arange(100, 113)
+    feats[group] = feats[99]
+    cols = [f"f{j}" for j in range(feats.shape[1])]
+    split = np.where(np.arange(600) % 3 == 0, "test", "train")
+    pdf = pd.DataFrame(feats, columns=cols).assign(id=np.arange(600), split=split)
+    res = sn.find_data_issues(spark.createDataFrame(pdf).repartition(2), features=cols, split_col="split",
+                              issue_types=["near_duplicate"], neighbors="approximate", n_cells=16, n_probe=2)
+    assert res.search["kind"] == "approximate" and res.search["n_probe"] == 2
+    members = [99, *group]
+    sets = {r["near_duplicate_set_id"]: r for r in res.duplicate_sets().collect()}
+    assert sets[99]["members"] == members and sets[99]["exact"] and sets[99]["num_members"] == 14
+    got = res.rows.toPandas().set_index("id").loc[members]
+    assert got["is_near_duplicate_issue"].all() and (got["distance_to_nearest_neighbor"] == 0).all()
+    assert (got["near_duplicate_set_id"] == 99).all()
+    leak = {(r["id"], r["other_id"]) for r in res.leakage().filter("distance = 0").collect()}
+    assert leak == {(a, b) for a in members for b in members if a < b and split[a] != split[b]}
+
+
 def test_underperforming_group_from_feature_clusters(spark):
     rng = np.random.default_rng(4)
     blobs = np.array([[0, 0], [20, 0], [0, 20], [20, 20], [40, 40]], dtype=float)

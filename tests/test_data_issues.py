@@ -53,6 +53,16 @@ def rows(result, data):
     return result.rows.toPandas().set_index("id").loc[data["ids"]]
 
 
+def test_one_partition_gives_the_same_answers_for_every_type(spark, data, result, rows):
+    """Issue 30 item 1: the six types on 1 partition equal the 3-partition run the Datalab parity checks."""
+    one = sn.find_data_issues(spark.createDataFrame(data["pdf"]).coalesce(1), features=data["cols"],
+                              label_col="label", probs_col="pred_probs", split_col="split", group_cols=["segment"])
+    pd.testing.assert_frame_equal(one.rows.toPandas().set_index("id").loc[data["ids"]], rows, check_exact=True)
+    pd.testing.assert_frame_equal(one.summary(), result.summary(), check_exact=True)
+    assert sorted(map(tuple, one.leakage().toPandas().to_numpy().tolist())) == sorted(
+        map(tuple, result.leakage().toPandas().to_numpy().tolist()))
+
+
 @pytest.mark.parametrize("issue_type", TYPES)
 def test_flags_and_scores_match_datalab(rows, lab, issue_type):
     expected = lab.get_issues(issue_type)
@@ -245,6 +255,10 @@ def test_apply_drops_duplicates_within_a_split_and_train_side_leakage(spark, res
     assert set(via["id"]) == set(audit.index) and set(via["issue_type"]) == set(audit["issue_type"])
     with pytest.raises(ConfigError, match="two calls"):
         sn.apply_cleaning(frame, frame, data_issues=result)
+    # duplicates left alone: only the train-side leakage copies go
+    only_leak = sn.apply_data_issues(frame, duplicate_sets=sets, leakage=result.leakage(), split_col="split",
+                                     drop_duplicates="none").audit.toPandas()
+    assert set(only_leak["id"]) == _train_side(leak) and set(only_leak["issue_type"]) == {"leakage"}
     # without a split: the first member of each set is kept, leakage left alone
     plain = sn.apply_data_issues(frame, duplicate_sets=sets, drop_leakage="none").audit.toPandas()
     assert set(plain["id"]) == {m for r in sets.collect() for m in r["members"][1:]}

@@ -215,6 +215,7 @@ AUDIT_CASES = {
     "no-features-for-near-duplicates": (["--set", "audit.issue_types=[near_duplicate]"],
                                         "issue type 'near_duplicate' needs feature columns"),
     "null-feature": (["--set", "audit.features=[x0, x_null]"], "feature column 'x_null' has 1 row(s) with a null"),
+    "non-numeric-feature": (["--set", "audit.features=[x0, x_text]"], "feature column 'x_text' has type string"),
     "k-not-below-rows": (["--set", "audit.features=[x0, x1]", "--set", "audit.issue_types=[outlier]",
                          "--set", f"audit.k={N}"], "'audit.k': k=240"),
 }

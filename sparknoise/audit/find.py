@@ -4,6 +4,11 @@ Runs on the executors: the validating aggregation, the exact-duplicate grouping,
 (``mapInArrow``, materialised once), the per-type row maps (joined by id and materialised once)
 and one final aggregation for the summary (counts and mean scores). Reaches the driver: one-row aggregates, a few quantiles, the
 label counts (K rows) and the group statistics (one row per group).
+
+The ``label`` type is the Confident Learning engine (:func:`sparknoise.find_label_issues`) as Datalab runs
+it: ``CleanLearning.find_label_issues`` on the given probabilities, i.e. prune_by_noise_rate with
+``min_examples_per_class=10`` (each class keeps at least 10 rows unflagged; the filter's own default is 1),
+scores the self-confidence ``p[label]``, the dataset score the overall label health score.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from fractions import Fraction
 from functools import reduce
 from typing import Sequence
 
@@ -48,6 +54,14 @@ def _probs_array(df: DataFrame, probs_col: str) -> Column:
         return F.transform(F.col(probs_col), lambda v: v.cast("double"))
     raise InputError(f"probabilities column '{probs_col}' has type {dt.simpleString()}; it must be an array of "
                      "numbers or an ML vector.", column=probs_col)
+
+
+DATALAB_MIN_EXAMPLES_PER_CLASS = 10  # CleanLearning's default, which Datalab's label type runs with
+
+
+def _mean(total, count: int) -> float:
+    """An exact decimal sum over its count, rounded once to the nearest double (NaN for no rows)."""
+    return float(Fraction(total) / count) if count else float("nan")
 
 
 def _resolve_types(issue_types, *, has_features, has_label, has_probs, has_groups) -> tuple:
@@ -187,6 +201,9 @@ def find_data_issues(
     knn_types = [t for t in types if t in _KNN_TYPES and inp.has_features]
     for t in knn_types:
         require_clean_features(inp, t)
+    if knn_types and k >= inp.n_rows:  # before any pass (the label engine's included) runs
+        raise ConfigError(f"k={k} must be below the number of rows ({inp.n_rows}): each row needs k other rows "
+                          "as neighbours. Lower k.")
     probs = _probs_array(inp.df, probs_col) if probs_col is not None else None
     lap("validate")
 
@@ -196,7 +213,11 @@ def find_data_issues(
     edges = exact = comp = knn = None
     label_result = None
     if "label" in types:
+        # Datalab's label type is CleanLearning.find_label_issues on the given probabilities, whose default
+        # differs from filter.find_label_issues' in one setting: min_examples_per_class=10 (a class keeps at
+        # least 10 rows unflagged), where the filter's own default is 1
         label_result = find_label_issues(df, label_col=label_col, probs_col=probs_col, id_col=id_col,
+                                         min_examples_per_class=DATALAB_MIN_EXAMPLES_PER_CLASS,
                                          check_unique_ids=False)  # checked above
     if "label" in types:
         ident = F.col(id_col).cast("long") if inp.df.schema[ID].dataType == T.LongType() else F.col(id_col)
@@ -206,9 +227,6 @@ def find_data_issues(
             health_summary(label_result).overall_label_health_score)))
         lap("label")
     if knn_types:
-        if k >= inp.n_rows:
-            raise ConfigError(f"k={k} must be below the number of rows ({inp.n_rows}): each row needs k other rows "
-                              "as neighbours. Lower k.")
         metric = exact_nn.decide_metric(inp.dim)
         kind = neighbors if neighbors != "auto" else ("exact" if inp.n_rows <= max_exact_rows else "approximate")
         if kind == "exact" and inp.n_rows > max_exact_rows:
@@ -284,14 +302,18 @@ def find_data_issues(
     rows = materialised(rows.select(*order), scratch, "audit.rows")
     aggs = []
     for p in parts:
+        # the mean score from an exact decimal sum (scores are in [0, 1]; each rounded below 1e-18): the same
+        # value on every partitioning, where a double average changes in its last bits with the row order
+        score = F.col(f"{p.issue_type}_score")
         aggs += [F.sum(F.col(f"is_{p.issue_type}_issue").cast("long")).alias(f"n_{p.issue_type}"),
-                 F.avg(F.col(f"{p.issue_type}_score")).alias(f"s_{p.issue_type}")]
+                 F.sum(score.cast("decimal(38,18)")).alias(f"s_{p.issue_type}"), F.count(score).alias(f"c_{p.issue_type}")]
     totals = rows.agg(*aggs).collect()[0]  # one aggregate row
     lap("summary")
     summary = pd.DataFrame({
         "issue_type": [p.issue_type for p in parts],
         "num_issues": [int(totals[f"n_{p.issue_type}"] or 0) for p in parts],
-        "score": [float(p.score if p.score is not None else totals[f"s_{p.issue_type}"]) for p in parts],
+        "score": [float(p.score) if p.score is not None else _mean(totals[f"s_{p.issue_type}"], totals[f"c_{p.issue_type}"])
+                  for p in parts],
     })
     summary.attrs["search"] = dict(search)  # which nearest-neighbour search ran (also result.search)
     for p in parts:

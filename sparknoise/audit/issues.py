@@ -207,8 +207,10 @@ def underperforming_group(inp: AuditInput, probs: Column, label_col: str, group_
             raise InputError(f"group column '{g}' is not in the input; available columns: {sorted(inp.df.columns)}",
                              column=g)
     keys = [F.col(g) for g in group_cols]
-    stats = (inp.df.groupBy(*keys).agg(F.count(F.lit(1)).alias("n"),
-                                       F.sum(self_confidence(probs, F.col(label_col))).alias("s"))
+    # the self-confidences (in [0, 1]) summed as decimal(38, 18): each term rounded below 1e-18, the sum
+    # exact, so a group's mean does not depend on partitioning or row order (a double sum does, in its last bits)
+    conf = self_confidence(probs, F.col(label_col)).cast("decimal(38,18)")
+    stats = (inp.df.groupBy(*keys).agg(F.count(F.lit(1)).alias("n"), F.sum(conf).alias("s"))
              .limit(MAX_GROUPS + 1).collect())  # <= MAX_GROUPS + 1 groups
     if len(stats) > MAX_GROUPS:
         raise ConfigError(f"group_cols={list(group_cols)} make more than {MAX_GROUPS} groups; pass coarser segments.")

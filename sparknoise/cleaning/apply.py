@@ -179,6 +179,8 @@ def _apply_audit(table: DataFrame, result: Any, *, id_col: str, reviews, issues,
     if not hasattr(result, "duplicate_sets") or not hasattr(result, "leakage"):
         raise ConfigError(f"data_issues= takes the result of find_data_issues, not {type(result).__name__}.")
     split = split_col if split_col is not None else getattr(result, "split_col", None)
+    if id_col == "id":  # the default: the audit's own id column
+        id_col = getattr(result, "id_col", None) or id_col
     has_sets = "near_duplicate" in types
     return apply_data_issues(
         table, id_col=id_col, duplicate_sets=result.duplicate_sets() if has_sets else None,
@@ -214,7 +216,7 @@ def apply_cleaning(
     Given ``data_issues`` (the result of :func:`sparknoise.find_data_issues`) instead of verdicts, the
     audit is acted on: ``scored`` is then the audited table itself and the call is
     :func:`sparknoise.apply_data_issues` with that result's ``duplicate_sets()`` (when near_duplicate ran)
-    and ``leakage()`` (when it ran with a ``split_col``), ``split_col`` (default: the audit's),
+    and ``leakage()`` (when it ran with a ``split_col``), ``id_col`` and ``split_col`` (default: the audit's),
     ``drop_duplicates`` (keep_first | none), ``drop_leakage`` (train | none) and ``train_split``.
     Label verdicts and an audit are applied in two calls: ``reviews``/``issues`` with ``data_issues``
     is a :class:`ConfigError`.
