@@ -32,6 +32,7 @@ from sparknoise.audit.inputs import ID, prepare, profile, require_clean_features
 from sparknoise.audit.result import DataIssuesResult
 from sparknoise.core.health import health_summary
 from sparknoise.core.label_issues import find_label_issues
+from sparknoise.core.row_expressions import exact_sum
 from sparknoise.errors import ConfigError, InputError
 from sparknoise.storage import materialised
 
@@ -302,11 +303,11 @@ def find_data_issues(
     rows = materialised(rows.select(*order), scratch, "audit.rows")
     aggs = []
     for p in parts:
-        # the mean score from an exact decimal sum (scores are in [0, 1]; each rounded below 1e-18): the same
-        # value on every partitioning, where a double average changes in its last bits with the row order
+        # the mean score from an exact sum: the same value on every partitioning, where a double average
+        # changes in its last bits with the row order
         score = F.col(f"{p.issue_type}_score")
         aggs += [F.sum(F.col(f"is_{p.issue_type}_issue").cast("long")).alias(f"n_{p.issue_type}"),
-                 F.sum(score.cast("decimal(38,18)")).alias(f"s_{p.issue_type}"), F.count(score).alias(f"c_{p.issue_type}")]
+                 exact_sum(score).alias(f"s_{p.issue_type}"), F.count(score).alias(f"c_{p.issue_type}")]
     totals = rows.agg(*aggs).collect()[0]  # one aggregate row
     lap("summary")
     summary = pd.DataFrame({

@@ -48,6 +48,7 @@ from sparknoise.audit.inputs import ID, LABEL, AuditInput, X
 from sparknoise.audit.quantiles import numpy_quantiles
 from sparknoise.core.estimates import confident_thresholds
 from sparknoise.core.label_issues import adjusted_probs
+from sparknoise.core.row_expressions import exact_sum
 from sparknoise.errors import ConfigError, InputError
 
 EPSILON = 1e-6  # cleanlab.internal.constants.EPSILON
@@ -207,10 +208,10 @@ def underperforming_group(inp: AuditInput, probs: Column, label_col: str, group_
             raise InputError(f"group column '{g}' is not in the input; available columns: {sorted(inp.df.columns)}",
                              column=g)
     keys = [F.col(g) for g in group_cols]
-    # the self-confidences (in [0, 1]) summed as decimal(38, 18): each term rounded below 1e-18, the sum
-    # exact, so a group's mean does not depend on partitioning or row order (a double sum does, in its last bits)
-    conf = self_confidence(probs, F.col(label_col)).cast("decimal(38,18)")
-    stats = (inp.df.groupBy(*keys).agg(F.count(F.lit(1)).alias("n"), F.sum(conf).alias("s"))
+    # an exact sum, so a group's mean does not depend on partitioning or row order (a double sum does, in its
+    # last bits)
+    conf = self_confidence(probs, F.col(label_col))
+    stats = (inp.df.groupBy(*keys).agg(F.count(F.lit(1)).alias("n"), exact_sum(conf).alias("s"))
              .limit(MAX_GROUPS + 1).collect())  # <= MAX_GROUPS + 1 groups
     if len(stats) > MAX_GROUPS:
         raise ConfigError(f"group_cols={list(group_cols)} make more than {MAX_GROUPS} groups; pass coarser segments.")

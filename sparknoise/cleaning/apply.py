@@ -175,17 +175,15 @@ def _apply_audit(table: DataFrame, result: Any, *, id_col: str, reviews, issues,
     if reviews is not None or issues is not None:
         raise ConfigError("apply_cleaning got data_issues= and label verdicts (reviews= / issues=); apply the audit "
                           "and the label verdicts in two calls.")
-    types = tuple(getattr(result, "issue_types", ()))
-    if not hasattr(result, "duplicate_sets") or not hasattr(result, "leakage"):
+    if not all(hasattr(result, a) for a in ("issue_types", "split_col", "id_col", "duplicate_sets", "leakage")):
         raise ConfigError(f"data_issues= takes the result of find_data_issues, not {type(result).__name__}.")
-    split = split_col if split_col is not None else getattr(result, "split_col", None)
-    if id_col == "id":  # the default: the audit's own id column
-        id_col = getattr(result, "id_col", None) or id_col
-    has_sets = "near_duplicate" in types
+    has_sets = "near_duplicate" in result.issue_types
     return apply_data_issues(
-        table, id_col=id_col, duplicate_sets=result.duplicate_sets() if has_sets else None,
-        leakage=result.leakage() if has_sets and getattr(result, "split_col", None) is not None else None,
-        drop_duplicates=drop_duplicates, drop_leakage=drop_leakage, split_col=split, train_split=train_split,
+        table, id_col=result.id_col if id_col == "id" else id_col,  # the default "id": the audit's id column
+        duplicate_sets=result.duplicate_sets() if has_sets else None,
+        leakage=result.leakage() if has_sets and result.split_col is not None else None,
+        drop_duplicates=drop_duplicates, drop_leakage=drop_leakage,
+        split_col=split_col if split_col is not None else result.split_col, train_split=train_split,
         applied_at=applied_at)
 
 

@@ -149,3 +149,14 @@ def guessed_true_label(probs: Column, thresholds_minus_slack: np.ndarray) -> Col
         .otherwise(F.lit(-1))
         .cast("int")
     )
+
+
+# Deterministic, partition-independent float sums: every term is rounded to 18 decimals (an error
+# below 1e-18 per term) and the decimals are added exactly, so the sum never depends on row order.
+# For terms of moderate size (probabilities, scores in [0, 1]): decimal(38, 18) holds sums below 1e20.
+EXACT = "decimal(38,18)"
+
+
+def exact_sum(value: Column) -> Column:
+    """An order-independent sum of a double column, as a decimal aggregate (see EXACT)."""
+    return F.sum(value.cast(EXACT))
